@@ -1,0 +1,55 @@
+#!/bin/sh
+# The one test command: sets up what the suite needs on a fresh machine, then runs everything.
+#   sh tests/run.sh            whole suite (unit, interop, conformance, browser) + unit tests on Python 3.9
+#   sh tests/run.sh -k NAME    extra arguments go to pytest
+set -eu
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+venv="$repo/tests/.venv"
+venv39="$repo/tests/.venv39"
+python=${PYTHON:-python3}
+
+# kosoku (the Autobahn runner) needs Python 3.10+; the package itself is checked on 3.9 below.
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+    echo "tests/run.sh: $python is older than 3.10; set PYTHON to a newer interpreter" >&2; exit 1; }
+
+stamp() { cat pyproject.toml tests/run.sh | cksum | cut -d' ' -f1; }
+
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$(stamp)" ]; then
+    echo "== creating $venv and installing .[test]"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    # Build from a scratch copy so the checkout gets no build/ or *.egg-info litter.
+    build=$(mktemp -d)
+    cp -r pyproject.toml README.md madace_status "$build/"
+    "$venv/bin/python" -m pip install -q "$build[test]"
+    rm -rf "$build"
+    stamp > "$venv/.stamp"
+fi
+
+# Python 3.9 is the oldest supported version: the package's unit tests run on it too.
+py39=""
+for candidate in python3.9 /root/.pyenv/versions/3.9*/bin/python3.9; do
+    if command -v "$candidate" >/dev/null 2>&1; then py39=$(command -v "$candidate"); break; fi
+done
+if [ -z "$py39" ]; then
+    echo "tests/run.sh: no Python 3.9 found (looked for python3.9 and pyenv's 3.9); it is needed to prove 3.9 support" >&2
+    exit 1
+fi
+if [ ! -x "$venv39/bin/python" ] || [ "$(cat "$venv39/.stamp" 2>/dev/null)" != "$(stamp)" ]; then
+    echo "== creating $venv39 (Python 3.9) for the unit tests"
+    rm -rf "$venv39"
+    "$py39" -m venv "$venv39"
+    "$venv39/bin/python" -m pip install -q pytest hypothesis
+    stamp > "$venv39/.stamp"
+fi
+
+status=0
+echo "== unit tests on $("$venv39/bin/python" --version 2>&1) (package on sys.path, not installed)"
+"$venv39/bin/python" -m pytest -q -p no:cacheprovider tests/unit || status=1
+
+echo "== whole suite on $("$venv/bin/python" --version 2>&1)"
+"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests || status=1
+
+exit $status
