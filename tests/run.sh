@@ -31,7 +31,10 @@ fi
 # Python 3.9 is the oldest supported version: the package's unit tests run on it too.
 py39=""
 for candidate in python3.9 /root/.pyenv/versions/3.9*/bin/python3.9; do
-    if command -v "$candidate" >/dev/null 2>&1; then py39=$(command -v "$candidate"); break; fi
+    # pyenv's shims exist even when they cannot run: ask the interpreter itself.
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 9))' >/dev/null 2>&1; then
+        py39=$candidate; break
+    fi
 done
 if [ -z "$py39" ]; then
     echo "tests/run.sh: no Python 3.9 found (looked for python3.9 and pyenv's 3.9); it is needed to prove 3.9 support" >&2

@@ -1,0 +1,524 @@
+"""asyncio transport for the sans-I/O core: a WebSocket server (`serve`) and client (`connect`).
+
+Built on `asyncio.Protocol` rather than streams or a task per connection: an idle connection is one small
+object, and messages can be handled by a plain callback (`on_message`) in arrival order. A coroutine
+`handler(websocket)` reading with `await websocket.recv()` / `async for message in websocket` works too.
+
+Every frame is written with one `transport.write`. The server closes TCP first once the close handshake is
+done; the client waits for it (up to CLOSE_TIMEOUT_S). A protocol error closes with the error's code.
+"""
+
+import asyncio
+import logging
+import os
+
+from madace_status.websocket import frames
+from madace_status.websocket.connection import (
+    CLIENT, CLOSED, OPEN, SERVER, BinaryMessage, CloseReceived, Connection, Pong, TextMessage)
+from madace_status.websocket.errors import ConnectionClosed, HandshakeError
+from madace_status.websocket.handshake import (
+    ClientHandshake, RequestReader, accept_response, check_upgrade_request, refusal_response)
+
+logger = logging.getLogger("madace_status.websocket")
+
+HANDSHAKE_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 5.0
+SERVER_MAX_MESSAGE_BYTES = 64 * 1024
+CLIENT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_CONNECTIONS = 10000
+MAX_QUEUED_MESSAGES = 64  # per connection in recv() mode; reading pauses beyond it (backpressure)
+
+
+class WebSocket(asyncio.Protocol):
+    """One WebSocket connection over an asyncio transport (either role)."""
+
+    def __init__(self, role, max_message_bytes, on_message=None, on_close=None):
+        self.role = role
+        self._max_message_bytes = max_message_bytes
+        self._on_message = on_message
+        self._on_close = on_close
+        self._loop = asyncio.get_running_loop()
+        self.transport = None
+        self.connection = None  # the sans-I/O Connection, once the handshake is done
+        self.remote_address = None
+        self.last_received = self._loop.time()  # loop time of the last bytes from the peer (for heartbeats)
+        self._closed = self._loop.create_future()
+        self._messages = None  # deque of received messages, created by the first recv()
+        self._message_waiter = None
+        self._held_failure = b""  # a failing close held back until the reader took the messages before it
+        self._ping_waiters = {}
+        self._timer = None
+        self._write_paused = False
+        self._drain_waiters = []
+        self._reading_paused = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.remote_address = transport.get_extra_info("peername")
+
+    def data_received(self, data):
+        self.last_received = self._loop.time()
+        self._receive(data)
+
+    def eof_received(self):
+        if self.connection is not None:
+            self.connection.receive_data(b"")
+        return False  # let asyncio close the transport
+
+    def connection_lost(self, exc):
+        self._cancel_timer()
+        if self.connection is not None and self.connection.state != CLOSED:
+            self.connection.receive_data(b"")
+        if not self._closed.done():
+            self._closed.set_result(None)
+        for waiter in list(self._ping_waiters.values()):
+            if not waiter.done():
+                waiter.set_exception(ConnectionClosed(self.close_code, self.close_reason))
+        self._ping_waiters.clear()
+        self._wake_reader()
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        if self._on_close is not None and self.connection is not None:
+            self._on_close(self)
+
+    def pause_writing(self):
+        self._write_paused = True
+
+    def resume_writing(self):
+        self._write_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # -- receiving ----------------------------------------------------------------------------------------
+
+    def _open(self, leftover):
+        self.connection = Connection(self.role, self._max_message_bytes)
+        self._cancel_timer()
+        self._opened()
+        if leftover:
+            self._receive(leftover)
+
+    def _opened(self):
+        """Hook for the role: the handshake is done."""
+
+    def _receive(self, data):
+        connection = self.connection
+        if connection is None:
+            self._handshake_data(data)
+            return
+        connection.receive_data(data)
+        write = self.transport.write
+        for event in connection.events():
+            kind = type(event)
+            if kind is TextMessage or kind is BinaryMessage:
+                self._deliver(event.data)
+            elif kind is Pong:
+                waiter = self._ping_waiters.pop(bytes(event.payload), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(self._loop.time())
+            elif kind is CloseReceived:
+                logger.debug("close received from %s: %d %s", self.remote_address, event.code, event.reason)
+            reply = connection.data_to_send()
+            if reply:
+                write(reply)
+        reply = connection.data_to_send()  # the failing close, if parsing stopped on an error
+        if reply:
+            if self._messages:
+                self._held_failure = reply  # let the reader take (and answer) the messages before it first
+            else:
+                write(reply)
+        self._after_receive()
+
+    def _after_receive(self):
+        connection = self.connection
+        if self._held_failure:
+            if self._timer is None:  # a reader that never comes back must not hold the close forever
+                self._timer = self._loop.call_later(CLOSE_TIMEOUT_S, self._release_failure)
+            return
+        if connection.state == CLOSED:
+            self._close_handshake_done()
+        elif connection.state != OPEN and self._timer is None:
+            self._timer = self._loop.call_later(CLOSE_TIMEOUT_S, self._abort)
+
+    def _release_failure(self):
+        self._cancel_timer()
+        self.transport.write(self._held_failure)
+        self._held_failure = b""
+        self._after_receive()
+
+    def _deliver(self, message):
+        if self._on_message is not None:
+            self._on_message(self, message)
+            return
+        if self._messages is None:
+            from collections import deque
+            self._messages = deque()
+        self._messages.append(message)
+        if len(self._messages) >= MAX_QUEUED_MESSAGES and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def _wake_reader(self):
+        waiter = self._message_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def recv(self):
+        """The next message (str or bytes); raises ConnectionClosed once the connection is closing."""
+        if self._on_message is not None:
+            raise RuntimeError("messages go to on_message on this connection")
+        while True:
+            if self._messages:
+                message = self._messages.popleft()
+                if self._reading_paused and len(self._messages) < MAX_QUEUED_MESSAGES // 2:
+                    self._reading_paused = False
+                    self.transport.resume_reading()
+                return message
+            if self._held_failure:
+                self._release_failure()
+            if self.connection is not None and self.connection.state != OPEN or self._closed.done():
+                raise ConnectionClosed(self.close_code, self.close_reason)
+            if self._messages is None:
+                from collections import deque
+                self._messages = deque()
+            self._message_waiter = self._loop.create_future()
+            try:
+                await self._message_waiter
+            finally:
+                self._message_waiter = None
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self.recv()
+        except ConnectionClosed:
+            raise StopAsyncIteration
+
+    # -- sending ------------------------------------------------------------------------------------------
+
+    def send(self, message):
+        """Send a text (str) or binary (bytes) message. Never blocks; see `drain()` and `buffered_amount`."""
+        if self.connection is None:
+            raise ConnectionClosed(frames.CLOSE_ABNORMAL, "not connected")
+        if isinstance(message, str):
+            frame = self.connection.send_text(message)
+        else:
+            frame = self.connection.send_binary(message)
+        self.transport.write(frame)
+
+    def send_frame(self, frame):
+        """Write an already-serialised frame (a broadcast builds one server frame for every recipient)."""
+        if self.connection is None or self.connection.state != OPEN:
+            raise ConnectionClosed(self.close_code, self.close_reason)
+        self.transport.write(frame)
+
+    def send_fragments(self, fragments, binary=False):
+        """Send one message as several frames, one per item of `fragments`."""
+        opcode = frames.OP_BINARY if binary else frames.OP_TEXT
+        fragments = list(fragments)
+        for index, fragment in enumerate(fragments):
+            if isinstance(fragment, str):
+                fragment = fragment.encode("utf-8")
+            last = index == len(fragments) - 1
+            self.transport.write(self.connection.send_fragment(opcode, fragment, last))
+            opcode = frames.OP_CONTINUATION
+
+    @property
+    def buffered_amount(self):
+        """Bytes written but not yet handed to the kernel."""
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
+    async def drain(self):
+        """Wait until the transport's write buffer is below its high-water mark."""
+        if self._write_paused and not self._closed.done():
+            waiter = self._loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    async def ping(self, payload=None):
+        """Send a ping and wait for its pong; returns the round-trip time in seconds."""
+        payload = os.urandom(4) if payload is None else bytes(payload)
+        waiter = self._loop.create_future()
+        self._ping_waiters[payload] = waiter
+        sent_at = self._loop.time()
+        self.transport.write(self.connection.send_ping(payload))
+        answered_at = await waiter
+        return answered_at - sent_at
+
+    def send_ping(self, payload=b""):
+        """Send a ping without waiting for the pong (heartbeats)."""
+        self.transport.write(self.connection.send_ping(payload))
+
+    async def close(self, code=frames.CLOSE_NORMAL, reason="", timeout=CLOSE_TIMEOUT_S):
+        """Start (or finish) the closing handshake and wait until the TCP connection is gone."""
+        self.start_close(code, reason, timeout)
+        await self.wait_closed()
+
+    def start_close(self, code=frames.CLOSE_NORMAL, reason="", timeout=CLOSE_TIMEOUT_S):
+        """Send a close frame without waiting; the connection is aborted if the peer does not answer in time."""
+        if self.transport is None or self._closed.done():
+            return
+        if self.connection is None:
+            self.transport.abort()
+            return
+        if self.connection.state == OPEN:
+            self.transport.write(self.connection.send_close(code, reason))
+            self._cancel_timer()
+            self._timer = self._loop.call_later(timeout, self._abort)
+
+    async def wait_closed(self):
+        await asyncio.shield(self._closed)
+
+    @property
+    def closed(self):
+        return self._closed.done()
+
+    @property
+    def open(self):
+        return self.connection is not None and self.connection.state == OPEN and not self._closed.done()
+
+    @property
+    def close_code(self):
+        """The code the peer closed with: 1005 no code, 1006 dropped without a close frame, None still open."""
+        if self.connection is None:
+            return frames.CLOSE_ABNORMAL if self._closed.done() else None
+        return self.connection.close_code
+
+    @property
+    def close_reason(self):
+        return self.connection.close_reason if self.connection is not None else ""
+
+    # -- closing ------------------------------------------------------------------------------------------
+
+    def _close_handshake_done(self):
+        self._cancel_timer()
+        if self.role == SERVER:
+            self.transport.close()  # the server closes TCP first (RFC 6455 §7.1.1)
+        else:
+            self._timer = self._loop.call_later(CLOSE_TIMEOUT_S, self._abort)
+
+    def _abort(self):
+        self._timer = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _cancel_timer(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _handshake_data(self, data):
+        raise NotImplementedError
+
+
+class ServerWebSocket(WebSocket):
+    """The server side of one connection: reads the upgrade request, then runs the protocol."""
+
+    def __init__(self, server):
+        super().__init__(SERVER, server.max_message_bytes, server.on_message, server.on_close)
+        self.server = server
+        self.request = None
+        self._reader = RequestReader()
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        server = self.server
+        if len(server.connections) >= server.max_connections:
+            self._refuse(HandshakeError("too many connections (limit %d)" % server.max_connections, status=503))
+            return
+        server.connections.add(self)
+        self._timer = self._loop.call_later(server.handshake_timeout, self._handshake_timed_out)
+
+    def connection_lost(self, exc):
+        self.server.connections.discard(self)
+        super().connection_lost(exc)
+
+    def _handshake_timed_out(self):
+        self._timer = None
+        logger.info("handshake from %s did not complete in %.0f s", self.remote_address, self.server.handshake_timeout)
+        self.transport.abort()
+
+    def _handshake_data(self, data):
+        if self._reader is None:
+            return  # refused: the response is on its way and the connection is closing
+        try:
+            request = self._reader.feed(data)
+            if request is None:
+                return
+            key = check_upgrade_request(request)
+            self.request = request
+            extra_headers = ()
+            if self.server.process_request is not None:
+                extra_headers = self.server.process_request(self) or ()
+        except HandshakeError as error:
+            self._refuse(error)
+            return
+        self.transport.write(accept_response(key, extra_headers))
+        self._open(self._reader.leftover)
+
+    def _refuse(self, error):
+        logger.info("refused WebSocket handshake from %s: %d %s", self.remote_address, error.status, error.reason)
+        self._cancel_timer()
+        self._reader = None
+        self.transport.write(refusal_response(error.status, error.reason, error.headers))
+        self.transport.close()
+
+    def _opened(self):
+        server = self.server
+        if server.on_connect is not None:
+            server.on_connect(self)
+        if server.handler is not None:
+            self._handler_task = self._loop.create_task(self._run_handler())
+
+    async def _run_handler(self):
+        try:
+            await self.server.handler(self)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("WebSocket handler failed for %s", self.remote_address)
+            self.start_close(frames.CLOSE_INTERNAL_ERROR, "internal error")
+            return
+        self.start_close()
+
+
+class Server:
+    """A listening WebSocket server. Use `await serve(...)` to make one."""
+
+    def __init__(self, handler, on_connect, on_message, on_close, process_request, max_message_bytes,
+                 max_connections, handshake_timeout):
+        self.handler = handler
+        self.on_connect = on_connect
+        self.on_message = on_message
+        self.on_close = on_close
+        self.process_request = process_request
+        self.max_message_bytes = max_message_bytes
+        self.max_connections = max_connections
+        self.handshake_timeout = handshake_timeout
+        self.connections = set()  # every connection, from TCP accept to TCP close
+        self._server = None
+
+    @property
+    def sockets(self):
+        return self._server.sockets if self._server is not None else ()
+
+    @property
+    def port(self):
+        return self.sockets[0].getsockname()[1]
+
+    async def close(self, code=frames.CLOSE_GOING_AWAY, reason="server shutting down", timeout=2.0):
+        """Stop accepting, close every connection with `code`, and return within `timeout` seconds."""
+        self._server.close()
+        pending = list(self.connections)
+        for websocket in pending:
+            websocket.start_close(code, reason, timeout=timeout)
+        if pending:
+            await asyncio.wait([asyncio.ensure_future(ws.wait_closed()) for ws in pending], timeout=timeout)
+        for websocket in list(self.connections):
+            websocket.transport.abort()
+        await self._server.wait_closed()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info):
+        await self.close()
+
+
+async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_message=None, on_close=None,
+                process_request=None, max_message_bytes=SERVER_MAX_MESSAGE_BYTES, max_connections=MAX_CONNECTIONS,
+                handshake_timeout=HANDSHAKE_TIMEOUT_S, backlog=1024, sock=None):
+    """Listen for WebSocket connections.
+
+    handler(websocket): a coroutine run for each connection (read with `recv()` / `async for`); the
+    connection is closed when it returns. Or, without a task per connection: on_connect(websocket),
+    on_message(websocket, message) called in arrival order, on_close(websocket).
+    process_request(websocket): called with `websocket.request` (path, query, headers, origin) set; raise
+    HandshakeError(reason, status) to refuse, or return extra response headers.
+    """
+    server = Server(handler, on_connect, on_message, on_close, process_request, max_message_bytes,
+                    max_connections, handshake_timeout)
+    loop = asyncio.get_running_loop()
+    if sock is not None:
+        server._server = await loop.create_server(lambda: ServerWebSocket(server), sock=sock, backlog=backlog)
+    else:
+        server._server = await loop.create_server(lambda: ServerWebSocket(server), host, port, backlog=backlog)
+    return server
+
+
+class ClientWebSocket(WebSocket):
+    """The client side of one connection."""
+
+    def __init__(self, handshake, max_message_bytes, on_message, on_close):
+        super().__init__(CLIENT, max_message_bytes, on_message, on_close)
+        self.handshake = handshake
+        self.opened = self._loop.create_future()
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        transport.write(self.handshake.request())
+
+    def _handshake_data(self, data):
+        try:
+            if not self.handshake.feed(data):
+                return
+        except HandshakeError as error:
+            self.transport.abort()
+            if not self.opened.done():
+                self.opened.set_exception(error)
+            return
+        self._open(self.handshake.leftover)
+
+    def _opened(self):
+        if not self.opened.done():
+            self.opened.set_result(None)
+
+    def connection_lost(self, exc):
+        if not self.opened.done():
+            try:
+                self.handshake.refused()
+            except HandshakeError as error:
+                self.opened.set_exception(error)
+        super().connection_lost(exc)
+
+
+async def connect(url, *, origin=None, authorization=None, headers=(), on_message=None, on_close=None,
+                  max_message_bytes=CLIENT_MAX_MESSAGE_BYTES, open_timeout=HANDSHAKE_TIMEOUT_S):
+    """Open a WebSocket connection to `url` (ws://host:port/path?query).
+
+    Raises ValueError for a malformed URL, OSError when the TCP connection fails, HandshakeError when the
+    server refuses or answers wrongly (its `status` is the HTTP status, 0 for no valid answer), and
+    HandshakeError after `open_timeout` seconds without an answer.
+    """
+    handshake = ClientHandshake(url, origin=origin, authorization=authorization, extra_headers=headers)
+    ssl_context = None
+    if handshake.secure:
+        import ssl
+        ssl_context = ssl.create_default_context()
+    loop = asyncio.get_running_loop()
+
+    async def open_connection():
+        _, websocket = await loop.create_connection(
+            lambda: ClientWebSocket(handshake, max_message_bytes, on_message, on_close),
+            handshake.host, handshake.port, ssl=ssl_context)
+        try:
+            await websocket.opened
+        except BaseException:
+            if websocket.transport is not None:
+                websocket.transport.abort()
+            raise
+        return websocket
+
+    try:
+        return await asyncio.wait_for(open_connection(), open_timeout)
+    except asyncio.TimeoutError:
+        raise HandshakeError("no WebSocket handshake with %s within %.0f s" % (url, open_timeout), status=0)

@@ -1,0 +1,324 @@
+"""The WebSocket connection state machine (RFC 6455 §5–§7), sans-I/O.
+
+`receive_data(bytes)` buffers what arrived; `events()` parses lazily and yields TextMessage, BinaryMessage,
+Ping, Pong and CloseReceived. Because parsing is lazy, the caller handles (and answers) each message before
+the bytes after it are even looked at: messages that arrived before a protocol error are delivered, and their
+replies sent, before the connection is failed. Replies the protocol makes by itself (pong, the close echo, the
+failing close) collect in `data_to_send()`; the `send_*` methods return the bytes of one frame.
+
+Every state change goes through `_transition`, driven by the table `_TRANSITIONS`.
+"""
+
+import codecs
+import os
+
+from madace_status.websocket import frames
+from madace_status.websocket.errors import ConnectionClosed, InvalidPayload, MessageTooBig, ProtocolError
+
+SERVER = "server"
+CLIENT = "client"
+
+OPEN = "OPEN"
+LOCAL_CLOSING = "LOCAL_CLOSING"  # we sent a close frame first and wait for the peer's
+CLOSED = "CLOSED"  # both close frames exchanged, or the connection failed or dropped
+
+# (state, what happened) → next state. Anything missing is a programming error.
+_TRANSITIONS = {
+    (OPEN, "send_close"): LOCAL_CLOSING,
+    (OPEN, "fail"): LOCAL_CLOSING,
+    (OPEN, "receive_close"): CLOSED,  # the echo goes out at once
+    (OPEN, "eof"): CLOSED,
+    (LOCAL_CLOSING, "receive_close"): CLOSED,
+    (LOCAL_CLOSING, "fail"): CLOSED,  # garbage after our close: stop waiting for the peer's
+    (LOCAL_CLOSING, "eof"): CLOSED,
+    (CLOSED, "eof"): CLOSED,
+}
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class TextMessage:
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+    def __repr__(self):
+        return "TextMessage(%d chars)" % len(self.data)
+
+
+class BinaryMessage:
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+    def __repr__(self):
+        return "BinaryMessage(%d bytes)" % len(self.data)
+
+
+class Ping:
+    """The peer pinged; the pong is already in `data_to_send()`."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload):
+        self.payload = payload
+
+
+class Pong:
+    __slots__ = ("payload",)
+
+    def __init__(self, payload):
+        self.payload = payload
+
+
+class CloseReceived:
+    """The peer's close frame (`code` 1005 when it carried none). When the peer started the close, the echo
+    is already in `data_to_send()`."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code, reason):
+        self.code = code
+        self.reason = reason
+
+    def __repr__(self):
+        return "CloseReceived(%d, %r)" % (self.code, self.reason)
+
+
+class Connection:
+    """One endpoint of an open WebSocket connection (the handshake is done before it is made)."""
+
+    def __init__(self, role, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
+        if role not in (SERVER, CLIENT):
+            raise ValueError("role must be SERVER or CLIENT")
+        self.role = role
+        self.max_message_bytes = max_message_bytes
+        self.state = OPEN
+        self.close_initiator = None  # "local" or "remote": who sent the first close frame
+        self.close_code = None  # what the peer sent (1005 none, 1006 dropped without a close frame)
+        self.close_reason = ""
+        self.sent_close_code = None
+        self.sent_close_reason = ""
+        self.failure = None  # the ProtocolError that failed the connection, if any
+        self._parser = frames.FrameParser(expect_masked=(role == SERVER), length_check=self._check_frame_length)
+        self._outgoing = []
+        self._mask_outgoing = role == CLIENT
+        # The data message being received.
+        self._message_opcode = None
+        self._message_bytes = 0
+        self._fragments = bytearray()
+        self._utf8 = None  # incremental decoder of a text message that spans several pieces
+
+    # -- state ------------------------------------------------------------------------------------------------
+
+    def _transition(self, happening):
+        try:
+            self.state = _TRANSITIONS[(self.state, happening)]
+        except KeyError:
+            raise AssertionError("no transition from %s on %s" % (self.state, happening))
+
+    @property
+    def is_open(self):
+        return self.state == OPEN
+
+    # -- sending ----------------------------------------------------------------------------------------------
+
+    def _frame(self, opcode, payload, fin=True):
+        mask = os.urandom(4) if self._mask_outgoing else None
+        return frames.serialize_frame(opcode, payload, fin, mask)
+
+    def _require_open(self):
+        if self.state != OPEN:
+            raise ConnectionClosed(self.close_code or self.sent_close_code or frames.CLOSE_ABNORMAL,
+                                   self.close_reason or self.sent_close_reason)
+
+    def send_text(self, text):
+        self._require_open()
+        return self._frame(frames.OP_TEXT, text.encode("utf-8"))
+
+    def send_binary(self, data):
+        self._require_open()
+        return self._frame(frames.OP_BINARY, bytes(data))
+
+    def send_fragment(self, opcode, payload, fin):
+        """One frame of a fragmented message: OP_TEXT/OP_BINARY first, then OP_CONTINUATION."""
+        self._require_open()
+        if opcode not in frames.DATA_OPCODES:
+            raise ValueError("fragments are data frames")
+        return self._frame(opcode, bytes(payload), fin)
+
+    def send_ping(self, payload=b""):
+        self._require_open()
+        if len(payload) > frames.MAX_CONTROL_PAYLOAD_BYTES:
+            raise ValueError("ping payload is longer than 125 bytes")
+        return self._frame(frames.OP_PING, bytes(payload))
+
+    def send_pong(self, payload=b""):
+        self._require_open()
+        if len(payload) > frames.MAX_CONTROL_PAYLOAD_BYTES:
+            raise ValueError("pong payload is longer than 125 bytes")
+        return self._frame(frames.OP_PONG, bytes(payload))
+
+    def send_close(self, code=frames.CLOSE_NORMAL, reason=""):
+        """Start the closing handshake (or answer the peer's); returns the close frame."""
+        if code is not None and code != frames.CLOSE_NO_STATUS and not frames.is_valid_close_code(code):
+            raise ValueError("close code %d may not be sent" % code)
+        self._require_open()
+        payload = frames.close_payload(code, reason)
+        self.sent_close_code = code if code is not None else frames.CLOSE_NO_STATUS
+        self.sent_close_reason = reason
+        self.close_initiator = "local"
+        self._transition("send_close")
+        return self._frame(frames.OP_CLOSE, payload)
+
+    def data_to_send(self):
+        """Bytes the protocol itself must send (pongs, close replies); empty when there are none."""
+        if not self._outgoing:
+            return b""
+        data = b"".join(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    # -- receiving --------------------------------------------------------------------------------------------
+
+    def receive_data(self, data):
+        """Feed bytes from the peer; b"" means the TCP connection reached EOF."""
+        if not data:
+            if self.close_code is None:
+                self.close_code = frames.CLOSE_ABNORMAL
+            self._transition("eof")
+            return
+        if self.state == CLOSED:
+            return  # nothing is processed after the close
+        self._parser.feed(data)
+
+    def events(self):
+        """Parse what has arrived, one event at a time (lazily: see the module docstring)."""
+        while self.state != CLOSED:
+            try:
+                piece = self._parser.next_piece()
+                if piece is None:
+                    return
+                if self.failure is not None:
+                    event = self._drain_after_failure(piece)
+                else:
+                    event = self._handle_piece(piece)
+            except ProtocolError as error:
+                self._fail(error)
+                continue
+            if event is not None:
+                yield event
+
+    def _fail(self, error):
+        """Fail the connection: queue a close with the error's code; from then on only a close is looked for."""
+        if self.failure is None:
+            self.failure = error
+        if self.state == OPEN:
+            reason = error.reason.encode("utf-8")[:frames.MAX_CONTROL_PAYLOAD_BYTES - 2].decode("utf-8", "ignore")
+            self.sent_close_code = error.close_code
+            self.sent_close_reason = reason
+            self.close_initiator = "local"
+            self._outgoing.append(self._frame(frames.OP_CLOSE, frames.close_payload(error.close_code, reason)))
+        self._transition("fail")
+
+    def _drain_after_failure(self, piece):
+        # After failing we still read frames, so the peer's close completes the handshake and our close is
+        # not lost to a TCP reset; every other frame is dropped unseen.
+        if piece.opcode == frames.OP_CLOSE:
+            return self._receive_close(piece.payload)
+        return None
+
+    def _check_frame_length(self, opcode, fin, length):
+        if opcode < frames.OP_CLOSE and self.failure is None and self._message_bytes + length > self.max_message_bytes:
+            raise MessageTooBig("message is larger than %d bytes" % self.max_message_bytes)
+
+    def _handle_piece(self, piece):
+        opcode = piece.opcode
+        if opcode >= frames.OP_CLOSE:
+            return self._handle_control(opcode, piece.payload)
+        if piece.first:
+            if opcode == frames.OP_CONTINUATION:
+                if self._message_opcode is None:
+                    raise ProtocolError("continuation frame without a message to continue")
+            elif self._message_opcode is not None:
+                raise ProtocolError("new data frame inside a fragmented message")
+            elif piece.fin and piece.last:
+                return self._whole_message(opcode, piece.payload)  # the common case: one frame, all here
+            else:
+                self._message_opcode = opcode
+                if opcode == frames.OP_TEXT:
+                    self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._message_bytes += len(piece.payload)
+        if self._utf8 is not None:
+            self._validate_utf8(piece.payload, final=False)
+        self._fragments += piece.payload
+        if not (piece.last and piece.fin):
+            return None
+        return self._finish_message()
+
+    def _whole_message(self, opcode, payload):
+        if opcode == frames.OP_BINARY:
+            return BinaryMessage(payload)
+        try:
+            return TextMessage(payload.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InvalidPayload("text message is not valid UTF-8")
+
+    def _validate_utf8(self, payload, final):
+        try:
+            self._utf8.decode(payload, final)
+        except UnicodeDecodeError:
+            raise InvalidPayload("text message is not valid UTF-8")
+        pending = self._utf8.getstate()[0]
+        # CPython's decoder waits for a third byte before refusing a UTF-16 surrogate (ED A0..BF): refuse now.
+        if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+            raise InvalidPayload("text message is not valid UTF-8 (encoded surrogate)")
+
+    def _finish_message(self):
+        data = bytes(self._fragments)
+        if self._utf8 is not None:
+            self._validate_utf8(b"", final=True)
+            event = TextMessage(data.decode("utf-8"))
+        else:
+            event = BinaryMessage(data)
+        self._message_opcode = None
+        self._message_bytes = 0
+        self._fragments = bytearray()
+        self._utf8 = None
+        return event
+
+    def _handle_control(self, opcode, payload):
+        if opcode == frames.OP_PING:
+            if self.state == OPEN:
+                self._outgoing.append(self._frame(frames.OP_PONG, payload))
+            return Ping(payload)
+        if opcode == frames.OP_PONG:
+            return Pong(payload)
+        return self._receive_close(payload)
+
+    def _receive_close(self, payload):
+        if len(payload) == 1:
+            raise ProtocolError("close frame with a 1-byte payload")
+        if payload:
+            code = int.from_bytes(payload[:2], "big")
+            if not frames.is_valid_close_code(code):
+                raise ProtocolError("invalid close code %d" % code)
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidPayload("close reason is not valid UTF-8")
+        else:
+            code, reason = frames.CLOSE_NO_STATUS, ""
+        self.close_code = code
+        self.close_reason = reason
+        if self.state == OPEN:
+            self.close_initiator = "remote"
+            # Echo the peer's code (RFC 6455 §5.5.1); a close without a code is answered without one.
+            self.sent_close_code = code
+            self.sent_close_reason = ""
+            echo = frames.close_payload(code if code != frames.CLOSE_NO_STATUS else None)
+            self._outgoing.append(self._frame(frames.OP_CLOSE, echo))
+        self._transition("receive_close")
+        return CloseReceived(code, reason)

@@ -1,0 +1,236 @@
+"""RFC 6455 §5 framing: opcodes, close codes, masking, frame serialisation and an incremental frame parser.
+
+No I/O here. The parser takes bytes as they arrive and hands back frame pieces, so a data frame's payload
+is delivered as soon as it is on the wire (the connection validates UTF-8 before the frame is complete).
+"""
+
+import struct
+
+from madace_status.websocket.errors import ProtocolError
+
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+DATA_OPCODES = frozenset((OP_CONTINUATION, OP_TEXT, OP_BINARY))
+CONTROL_OPCODES = frozenset((OP_CLOSE, OP_PING, OP_PONG))
+KNOWN_OPCODES = DATA_OPCODES | CONTROL_OPCODES
+
+MAX_CONTROL_PAYLOAD_BYTES = 125
+MAX_7BIT_LENGTH = 125
+MAX_16BIT_LENGTH = 0xFFFF
+LENGTH_16BIT = 126
+LENGTH_64BIT = 127
+
+# Close codes (RFC 6455 §7.4.1 and the IANA registry).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_NO_STATUS = 1005  # never on the wire: "the close frame carried no code"
+CLOSE_ABNORMAL = 1006  # never on the wire: "the TCP connection dropped without a close frame"
+CLOSE_INVALID_PAYLOAD = 1007
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+# Codes a peer may send: the IANA-registered ones that are allowed on the wire, and the private ranges.
+_REGISTERED_WIRE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
+
+
+def is_valid_close_code(code):
+    """True when `code` may appear in a close frame: 1000–1003, 1007–1014 or 3000–4999."""
+    return code in _REGISTERED_WIRE_CODES or 3000 <= code <= 4999
+
+
+# One 256-byte XOR table per mask byte value: unmasking a large payload is then four `bytes.translate`
+# calls over strided slices, which runs at memory speed instead of one Python operation per byte.
+_XOR_TABLES = [bytes(value ^ key for value in range(256)) for key in range(256)]
+# Below this size one big-integer XOR is faster than building four strided slices.
+_TRANSLATE_THRESHOLD_BYTES = 256 * 1024
+
+
+def apply_mask(data, mask):
+    """XOR `data` with the 4-byte `mask` repeated (masking and unmasking are the same operation)."""
+    length = len(data)
+    if length < _TRANSLATE_THRESHOLD_BYTES:
+        if not length:
+            return b""
+        whole, rest = divmod(length, 4)
+        key = int.from_bytes(mask * whole + mask[:rest], "little")
+        return (int.from_bytes(data, "little") ^ key).to_bytes(length, "little")
+    data = bytes(data)
+    out = bytearray(data)
+    out[0::4] = data[0::4].translate(_XOR_TABLES[mask[0]])
+    out[1::4] = data[1::4].translate(_XOR_TABLES[mask[1]])
+    out[2::4] = data[2::4].translate(_XOR_TABLES[mask[2]])
+    out[3::4] = data[3::4].translate(_XOR_TABLES[mask[3]])
+    return bytes(out)
+
+
+_pack_short = struct.Struct("!BBH").pack
+_pack_long = struct.Struct("!BBQ").pack
+
+
+def serialize_frame(opcode, payload=b"", fin=True, mask=None):
+    """The bytes of one frame. `mask` is 4 bytes for a client frame, None for a server frame."""
+    first = (0x80 if fin else 0) | opcode
+    length = len(payload)
+    mask_bit = 0x80 if mask is not None else 0
+    if length <= MAX_7BIT_LENGTH:
+        header = bytes((first, mask_bit | length))
+    elif length <= MAX_16BIT_LENGTH:
+        header = _pack_short(first, mask_bit | LENGTH_16BIT, length)
+    else:
+        header = _pack_long(first, mask_bit | LENGTH_64BIT, length)
+    if mask is None:
+        return header + payload
+    return header + mask + apply_mask(payload, mask)
+
+
+def close_payload(code=None, reason=""):
+    """The payload of a close frame: nothing, or a 2-byte code then the UTF-8 reason."""
+    if code is None or code == CLOSE_NO_STATUS:
+        return b""
+    encoded = reason.encode("utf-8")
+    if len(encoded) > MAX_CONTROL_PAYLOAD_BYTES - 2:
+        raise ValueError("close reason is longer than 123 bytes in UTF-8")
+    return code.to_bytes(2, "big") + encoded
+
+
+class FramePiece:
+    """Part (or all) of one frame's payload, as parsed so far.
+
+    `first` is True for the piece that starts the frame, `last` for the piece that ends it; a control frame
+    always comes whole (first and last). `fin` is the frame's FIN bit.
+    """
+
+    __slots__ = ("opcode", "fin", "payload", "first", "last", "frame_length")
+
+    def __init__(self, opcode, fin, payload, first, last, frame_length):
+        self.opcode = opcode
+        self.fin = fin
+        self.payload = payload
+        self.first = first
+        self.last = last
+        self.frame_length = frame_length
+
+    def __repr__(self):
+        return "FramePiece(opcode=%d, fin=%s, %d bytes, first=%s, last=%s)" % (
+            self.opcode, self.fin, len(self.payload), self.first, self.last)
+
+
+class FrameParser:
+    """Incremental frame parser for one direction of one connection.
+
+    `feed(data)` appends bytes; `next_piece()` returns the next FramePiece, or None when more bytes are
+    needed. Headers are validated as soon as they are complete: RSV bits, opcode, control frame rules,
+    the mask bit the role requires, a 64-bit length with the top bit set, and `max_frame_check`
+    (called with the opcode and length before any payload is buffered, so an oversized message fails
+    before it is read).
+    """
+
+    def __init__(self, expect_masked, length_check=None):
+        self._expect_masked = expect_masked
+        self._length_check = length_check
+        self._buffer = bytearray()
+        self._offset = 0  # bytes of _buffer already consumed
+        # State of the frame whose payload is being read (None between frames).
+        self._opcode = None
+        self._fin = False
+        self._mask = None
+        self._remaining = 0
+        self._frame_length = 0
+        self._started = False
+
+    def feed(self, data):
+        if self._offset and self._offset == len(self._buffer):
+            self._buffer.clear()
+            self._offset = 0
+        self._buffer += data
+
+    def _compact(self):
+        # Drop consumed bytes once they dominate, so the buffer never grows with the stream.
+        if self._offset > 65536 and self._offset * 2 > len(self._buffer):
+            del self._buffer[:self._offset]
+            self._offset = 0
+
+    def next_piece(self):
+        if self._opcode is None and not self._read_header():
+            return None
+        available = len(self._buffer) - self._offset
+        opcode = self._opcode
+        if opcode >= OP_CLOSE:
+            if available < self._remaining:
+                return None  # control frames are at most 125 bytes: deliver them whole
+        elif available == 0 and self._remaining:
+            return None
+        take = min(available, self._remaining)
+        start = self._offset
+        payload = bytes(self._buffer[start:start + take])
+        self._offset = start + take
+        if self._mask is not None and take:
+            done = self._frame_length - self._remaining
+            rotation = done & 3
+            mask = self._mask[rotation:] + self._mask[:rotation] if rotation else self._mask
+            payload = apply_mask(payload, mask)
+        first = not self._started
+        self._started = True
+        self._remaining -= take
+        last = self._remaining == 0
+        piece = FramePiece(opcode, self._fin, payload, first, last, self._frame_length)
+        if last:
+            self._opcode = None
+        self._compact()
+        return piece
+
+    def _read_header(self):
+        buffer = self._buffer
+        start = self._offset
+        available = len(buffer) - start
+        if available < 2:
+            return False
+        first, second = buffer[start], buffer[start + 1]
+        length = second & 0x7F
+        masked = bool(second & 0x80)
+        header_length = 2 + (4 if masked else 0)
+        if length == LENGTH_16BIT:
+            header_length += 2
+        elif length == LENGTH_64BIT:
+            header_length += 8
+        if available < header_length:
+            return False
+        fin = bool(first & 0x80)
+        opcode = first & 0x0F
+        if first & 0x70:
+            raise ProtocolError("reserved bits set without a negotiated extension (RSV=%d)" % ((first >> 4) & 7))
+        if opcode not in KNOWN_OPCODES:
+            raise ProtocolError("unknown opcode 0x%X" % opcode)
+        position = start + 2
+        if length == LENGTH_16BIT:
+            length = int.from_bytes(buffer[position:position + 2], "big")
+            position += 2
+        elif length == LENGTH_64BIT:
+            length = int.from_bytes(buffer[position:position + 8], "big")
+            position += 8
+            if length >> 63:
+                raise ProtocolError("64-bit payload length has its most significant bit set")
+        if opcode >= OP_CLOSE:
+            if not fin:
+                raise ProtocolError("fragmented control frame")
+            if length > MAX_CONTROL_PAYLOAD_BYTES:
+                raise ProtocolError("control frame payload of %d bytes (max 125)" % length)
+        if masked != self._expect_masked:
+            raise ProtocolError("client frames must be masked" if self._expect_masked
+                                else "server frames must not be masked")
+        if self._length_check is not None:
+            self._length_check(opcode, fin, length)
+        self._mask = bytes(buffer[position:position + 4]) if masked else None
+        self._offset = start + header_length
+        self._opcode = opcode
+        self._fin = fin
+        self._remaining = length
+        self._frame_length = length
+        self._started = False
+        return True
