@@ -1,0 +1,83 @@
+"""Autobahn|Testsuite sections 1–10 through kosoku, against the echo testee as server and as client.
+
+Every case must be OK or INFORMATIONAL, for the message exchange and for the closing handshake alike;
+NON-STRICT counts as a failure here. A verdict summary is written to tests/output/autobahn-<mode>.json.
+"""
+
+import asyncio
+import collections
+import json
+import os
+import subprocess
+import sys
+
+from kosoku import FailureError, run_fuzzingclient, run_fuzzingserver
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTEE = os.path.join(HERE, "testee.py")
+OUTPUT_DIR = os.path.join(HERE, "..", "output")
+SECTIONS = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"]  # there is no section 8
+ACCEPTED = {"OK", "INFORMATIONAL"}
+SUITE_TIMEOUT_S = 600
+CASE_CONCURRENCY = 2
+
+
+def _verdicts(results, mode):
+    """Write the summary and return (counts, the cases that are not clean)."""
+    counts = collections.Counter()
+    unclean = []
+    for result in results:
+        behavior, closing = result.behavior.value, result.behavior_close.value
+        counts["%s/%s" % (behavior, closing)] += 1
+        if behavior not in ACCEPTED or closing not in ACCEPTED:
+            unclean.append("%s: %s / %s (%s; %s)" % (result.case_id, behavior, closing, result.result,
+                                                     result.result_close))
+    os.makedirs(OUTPUT_DIR, exist_ok=True)
+    with open(os.path.join(OUTPUT_DIR, "autobahn-%s.json" % mode), "w") as summary:
+        json.dump({"cases": len(results), "verdicts": dict(counts), "unclean": unclean}, summary, indent=2)
+    return counts, unclean
+
+
+def _start_server_testee():
+    process = subprocess.Popen([sys.executable, TESTEE, "--port", "0"], stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline()  # "testee listening on ws://127.0.0.1:PORT", once it is listening
+    assert line.startswith("testee listening on ws://"), "testee did not start: %r" % line
+    return process, line.strip().rsplit(" ", 1)[1]
+
+
+async def _run_all(coroutine):
+    try:
+        return await asyncio.wait_for(coroutine, SUITE_TIMEOUT_S)
+    except FailureError as failure:
+        return failure.results
+
+
+def test_testee_as_server_passes_sections_1_to_10_with_ok_or_informational():
+    process, url = _start_server_testee()
+    try:
+        results = asyncio.run(_run_all(run_fuzzingclient(url, SECTIONS, concurrency=CASE_CONCURRENCY)))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    counts, unclean = _verdicts(results, "server")
+    assert len(results) >= 300, "expected the whole of sections 1-10, got %d cases" % len(results)
+    assert not unclean, "%d cases not clean (%s):\n%s" % (len(unclean), dict(counts), "\n".join(unclean))
+
+
+def test_testee_as_client_passes_sections_1_to_10_with_ok_or_informational():
+    async def run():
+        async with run_fuzzingserver(SECTIONS, host="127.0.0.1", port=0) as server:
+            client = await asyncio.create_subprocess_exec(
+                sys.executable, TESTEE, "--client", "ws://127.0.0.1:%d" % server.port, "--agent", "madace_status")
+            try:
+                results = await _run_all(server.get_result())
+            finally:
+                if client.returncode is None:
+                    client.kill()
+                await client.wait()
+            return results
+
+    results = asyncio.run(run())
+    counts, unclean = _verdicts(results, "client")
+    assert len(results) >= 300, "expected the whole of sections 1-10, got %d cases" % len(results)
+    assert not unclean, "%d cases not clean (%s):\n%s" % (len(unclean), dict(counts), "\n".join(unclean))
