@@ -51,6 +51,7 @@ class WebSocket(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiters = []
         self._reading_paused = False
+        self.on_drain = None  # called with the WebSocket when its write buffer drains below the low-water mark
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
 
@@ -94,6 +95,8 @@ class WebSocket(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
         self._drain_waiters.clear()
+        if self.on_drain is not None:
+            self.on_drain(self)
 
     # -- receiving ----------------------------------------------------------------------------------------
 
