@@ -1,0 +1,103 @@
+"""Reading one source file safely: size limit, no FIFOs or devices, no symlink escaping the root."""
+
+import os
+import stat
+
+MAX_STATE_FILE_BYTES = 1024 * 1024          # SPEC §2.1: a state file over 1 MiB is invalid
+MAX_MARKDOWN_BYTES = 4 * 1024 * 1024        # story status file and epics: generous, but bounded
+_READ_CHUNK_BYTES = 64 * 1024
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+class SourceError(Exception):
+    """A file that cannot be used; str() is the reason, phrased for a person."""
+
+
+def display_path(path, root):
+    """`path` relative to `root` when it lies inside it (with `/` separators), else absolute."""
+    path = os.path.abspath(path)
+    root = os.path.abspath(root)
+    if path == root:
+        return "."
+    prefix = root.rstrip(os.sep) + os.sep
+    if path.startswith(prefix):
+        return path[len(prefix):].replace(os.sep, "/")
+    return path
+
+
+def is_within(path, boundary):
+    """True when the real location of `path` is `boundary` or below it."""
+    real = os.path.realpath(path)
+    limit = os.path.realpath(boundary)
+    return real == limit or real.startswith(limit.rstrip(os.sep) + os.sep)
+
+
+def read_source(path, boundary, max_bytes):
+    """Return the bytes of `path`, or raise SourceError saying why the file cannot be used.
+
+    `boundary` is the directory a symlink may not leave. Nothing that is not a regular file is opened,
+    so a FIFO named like a source cannot block the reader.
+    """
+    try:
+        link = stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError as exc:
+        raise SourceError("cannot read: %s" % _os_reason(exc))
+    if link and not is_within(path, boundary):
+        raise SourceError("symlink points outside the project root (to %s)" % os.path.realpath(path))
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if link:
+            raise SourceError("cannot read: broken symlink (%s)" % _os_reason(exc))
+        raise SourceError("cannot read: %s" % _os_reason(exc))
+    if stat.S_ISDIR(info.st_mode):
+        raise SourceError("is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise SourceError("not a regular file")
+    if info.st_size > max_bytes:
+        raise SourceError(_too_large(info.st_size, max_bytes))
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise SourceError("cannot read: %s" % _os_reason(exc))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between stat and open
+            raise SourceError("not a regular file")
+        chunks = []
+        size = 0
+        while size <= max_bytes:
+            chunk = os.read(fd, _READ_CHUNK_BYTES)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise SourceError("cannot read: %s" % _os_reason(exc))
+    finally:
+        os.close(fd)
+    if size > max_bytes:
+        raise SourceError(_too_large(size, max_bytes))
+    return b"".join(chunks)
+
+
+def decode_markdown(data):
+    """Decode markdown bytes: (text, warning or None). A BOM is dropped; bad bytes become U+FFFD."""
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        return (data.decode("utf-8-sig", "replace"),
+                "contains bytes that are not valid UTF-8; they were replaced with \ufffd")
+
+
+def _too_large(size, max_bytes):
+    return "file too large (%s bytes; the limit is %s)" % (format(size, ","), _human_bytes(max_bytes))
+
+
+def _human_bytes(count):
+    if count % (1024 * 1024) == 0:
+        return "%d MiB" % (count // (1024 * 1024))
+    return "%s bytes" % format(count, ",")
+
+
+def _os_reason(exc):
+    return exc.strerror or str(exc)

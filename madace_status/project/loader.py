@@ -1,0 +1,168 @@
+"""Loading a whole project: find the sources under a root (SPEC §2) and read each of them."""
+
+import os
+import stat
+
+from madace_status.project.epics import list_epic_files, read_epic_file
+from madace_status.project.files import display_path, is_within
+from madace_status.project.model import Project
+from madace_status.project.stories import read_story_file
+from madace_status.project.workflows import list_state_files, read_workflow_file
+
+DEFAULT_STATE_DIRS = ("madace-data/workflow-states", ".madace/workflow-states")
+DEFAULT_STATUS_FILES = ("docs/workflow-status.md", "docs/mam-workflow-status.md")
+DEFAULT_EPICS_DIR = "docs/v3-planning/epics"
+
+
+class ProjectUnreadable(Exception):
+    """The project cannot be read at all (its root is missing, not a directory, or not listable)."""
+
+
+class ProjectPaths(object):
+    """Where the sources are. None means "the defaults"; relative paths are relative to `root`."""
+
+    __slots__ = ("root", "state_dirs", "status_file", "epics_dir")
+
+    def __init__(self, root=".", state_dirs=None, status_file=None, epics_dir=None):
+        self.root = os.path.abspath(root)
+        self.state_dirs = list(state_dirs) if state_dirs else None
+        self.status_file = status_file or None
+        self.epics_dir = epics_dir or None
+
+    def resolve(self, path):
+        return os.path.normpath(os.path.join(self.root, os.path.expanduser(path)))
+
+    def state_dir_candidates(self):
+        """(paths, explicit): the configured directories, or the defaults."""
+        if self.state_dirs:
+            return [self.resolve(p) for p in self.state_dirs], True
+        return [self.resolve(p) for p in DEFAULT_STATE_DIRS], False
+
+    def status_file_candidates(self):
+        if self.status_file:
+            return [self.resolve(self.status_file)], True
+        return [self.resolve(p) for p in DEFAULT_STATUS_FILES], False
+
+    def epics_dir_path(self):
+        if self.epics_dir:
+            return self.resolve(self.epics_dir), True
+        return self.resolve(DEFAULT_EPICS_DIR), False
+
+    def __repr__(self):
+        return "ProjectPaths(root=%r, state_dirs=%r, status_file=%r, epics_dir=%r)" % (
+            self.root, self.state_dirs, self.status_file, self.epics_dir)
+
+
+def check_root(root):
+    """Raise ProjectUnreadable unless `root` is a directory that can be listed."""
+    try:
+        info = os.stat(root)
+    except FileNotFoundError:
+        raise ProjectUnreadable("the project root %s does not exist" % root)
+    except OSError as exc:
+        raise ProjectUnreadable("cannot read the project root %s: %s" % (root, exc.strerror or exc))
+    if not stat.S_ISDIR(info.st_mode):
+        raise ProjectUnreadable("the project root %s is not a directory" % root)
+    try:
+        os.scandir(root).close()
+    except OSError as exc:
+        raise ProjectUnreadable("cannot list the project root %s: %s" % (root, exc.strerror or exc))
+
+
+def load_project(paths):
+    """Read every source under `paths` into a Project. Only an unreadable root raises (ProjectUnreadable)."""
+    root = paths.root
+    check_root(root)
+    workflows, workflow_warnings, workflow_errors, state_dirs = load_workflows(paths)
+    story_file, stories, story_warnings, story_errors = load_stories(paths)
+    epics_dir, epics, epic_warnings, epic_errors = load_epics(paths)
+    sources = {"root": root,
+               "stateDirs": [display_path(d, root) for d in state_dirs],
+               "statusFile": display_path(story_file, root) if story_file else None,
+               "epicsDir": display_path(epics_dir, root) if epics_dir else None}
+    return Project(root, workflows, stories, epics, workflow_warnings, workflow_errors,
+                   story_warnings, story_errors, epic_warnings, epic_errors, sources)
+
+
+def _is_dir(path):
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def load_workflows(paths):
+    """(workflows sorted by name, warnings, errors, the state directories read)."""
+    root = paths.root
+    candidates, explicit = paths.state_dir_candidates()
+    warnings = []
+    errors = []
+    found_dirs = []
+    for directory in candidates:
+        if _is_dir(directory):
+            found_dirs.append(directory)
+        elif explicit:
+            what = "is not a directory" if os.path.exists(directory) else "does not exist"
+            warnings.append("workflow state directory %s %s" % (display_path(directory, root), what))
+    if not found_dirs and not explicit:
+        warnings.append("no workflow state directory (looked for %s)" % ", ".join(DEFAULT_STATE_DIRS))
+    by_name = {}
+    for directory in found_dirs:
+        # A state directory outside the root (given explicitly) is its own boundary for symlinks.
+        boundary = root if is_within(directory, root) else directory
+        try:
+            files = list_state_files(directory)
+        except OSError as exc:
+            errors.append("cannot list %s: %s" % (display_path(directory, root), exc.strerror or exc))
+            continue
+        for path in files:
+            workflow = read_workflow_file(path, root, boundary)
+            if workflow.name in by_name:
+                warnings.append("%s: workflow %s is also in %s; the first is used"
+                                % (workflow.source, workflow.name, by_name[workflow.name].source))
+                continue
+            by_name[workflow.name] = workflow
+    workflows = [by_name[name] for name in sorted(by_name)]
+    return workflows, warnings, errors, found_dirs
+
+
+def load_stories(paths):
+    """(the status file read or None, stories, warnings, errors)."""
+    root = paths.root
+    candidates, explicit = paths.status_file_candidates()
+    for path in candidates:
+        if os.path.lexists(path):
+            folder = os.path.dirname(path)
+            story_file, error = read_story_file(path, root, root if is_within(folder, root) else folder)
+            return path, story_file.stories, story_file.warnings, [error] if error else []
+    if explicit:
+        return None, [], ["story status file %s does not exist" % display_path(candidates[0], root)], []
+    return None, [], ["no story status file (looked for %s)" % ", ".join(DEFAULT_STATUS_FILES)], []
+
+
+def load_epics(paths):
+    """(the epics directory read or None, epics sorted by id, warnings, errors)."""
+    root = paths.root
+    directory, explicit = paths.epics_dir_path()
+    shown = display_path(directory, root)
+    if not _is_dir(directory):
+        what = "is not a directory" if os.path.exists(directory) else "does not exist"
+        return None, [], ["epics directory %s %s" % (shown, what)], []
+    try:
+        epic_paths, others = list_epic_files(directory)
+    except OSError as exc:
+        return directory, [], [], ["cannot list %s: %s" % (shown, exc.strerror or exc)]
+    boundary = root if is_within(directory, root) else directory
+    warnings = ["%s/%s: not an epic file (epics are EPIC-*.md); ignored" % (shown, name) for name in others]
+    by_id = {}
+    for path in epic_paths:
+        epic, warning = read_epic_file(path, root, boundary)
+        if warning:
+            warnings.append(warning)
+        if epic.id in by_id:
+            warnings.append("%s: epic %s is also in %s; the first is used"
+                            % (epic.source, epic.id, by_id[epic.id].source))
+            continue
+        by_id[epic.id] = epic
+    epics = [by_id[key] for key in sorted(by_id)]
+    return directory, epics, warnings, []

@@ -1,0 +1,1 @@
+"""Renderers: a resolved entity → text. `table` (terminal), `markdown` (GFM) and `envelope` (JSON)."""

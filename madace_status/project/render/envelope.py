@@ -1,0 +1,48 @@
+"""The one JSON envelope of SPEC §4, for every entity kind; the API and sync server reuse it."""
+
+import json
+import re
+import time
+
+from madace_status.project.model import story_violations
+
+ENVELOPE_KEYS = ("entityType", "entityId", "data", "timestamp", "warnings", "errors")
+# C1 controls pass through json.dumps(ensure_ascii=False) unescaped; some terminals act on them.
+_C1_ESCAPES = {code: "\\u%04x" % code for code in range(0x7f, 0xa0)}
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def utc_timestamp(seconds=None):
+    """ISO-8601 UTC with milliseconds: `2026-11-22T09:41:05.123Z`."""
+    if seconds is None:
+        seconds = time.time()
+    whole = int(seconds)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + ".%03dZ" % int((seconds - whole) * 1000)
+
+
+def entity_data(entity):
+    """The `data` member for a resolved entity."""
+    kind = entity.kind
+    record = entity.record
+    if kind == "stories":
+        return {"count": len(record), "stories": [s.to_dict() for s in record],
+                "violations": [v.to_dict() for v in story_violations(record)]}
+    if kind == "epics":
+        return {"count": len(record), "epics": [e.to_dict() for e in record]}
+    if kind == "workflows":
+        return {"count": len(record), "workflows": [w.to_dict() for w in record]}
+    return record.to_dict()
+
+
+def envelope(entity, timestamp=None):
+    return {"entityType": entity.kind, "entityId": entity.id, "data": entity_data(entity),
+            "timestamp": timestamp or utc_timestamp(), "warnings": list(entity.warnings),
+            "errors": list(entity.errors)}
+
+
+def render_json(entity, timestamp=None, ensure_ascii=False):
+    """The envelope as indented JSON text (ends with a newline)."""
+    text = json.dumps(envelope(entity, timestamp), ensure_ascii=ensure_ascii, indent=2)
+    if not ensure_ascii and _C1.search(text):
+        text = text.translate(_C1_ESCAPES)
+    return text + "\n"

@@ -1,0 +1,159 @@
+"""GitHub-flavoured markdown: headings, tables and bullet lists (SPEC §4 `markdown`)."""
+
+import json
+
+from madace_status.project.model import STATE_LABELS, STORY_STATES, story_violations, violation_prefix
+from madace_status.project.render.text import UNICODE, clean, number, progress_bar, short_time, step_text, workflow_detail
+
+_ESCAPES = {ord("|"): "\\|", ord("<"): "&lt;", ord(">"): "&gt;"}
+
+
+def md(value):
+    """A value as inline markdown text: one line, `|` escaped, no raw HTML."""
+    return clean(value).translate(_ESCAPES)
+
+
+def _table(headers, aligns, rows):
+    lines = ["| " + " | ".join(headers) + " |",
+             "| " + " | ".join("---:" if a == "right" else "---" for a in aligns) + " |"]
+    for row in rows:
+        lines.append("| " + " | ".join(cell if cell != "" else " " for cell in row) + " |")
+    return lines
+
+
+def _bullets(pairs):
+    return ["- **%s:** %s" % (key, value) for key, value in pairs if value not in (None, "")]
+
+
+def render_markdown(entity):
+    lines = _RENDERERS[entity.kind](entity)
+    for title, messages, mark in (("Warnings", entity.warnings, "⚠"), ("Errors", entity.errors, "✖")):
+        if messages:
+            lines.extend(["", "## %s (%d)" % (title, len(messages)), ""])
+            lines.extend("- %s %s" % (mark, md(m)) for m in messages)
+    return "\n".join(lines) + "\n"
+
+
+def _summary(entity):
+    summary = entity.record
+    rows = []
+    for state in STORY_STATES:
+        row = summary.states[state]
+        label = STATE_LABELS[state] + (" ⚠" if row["violated"] else "")
+        limit = "∞" if row["limit"] is None else str(row["limit"])
+        rows.append([label, str(row["count"]), number(row["points"]), limit])
+    rows.append(["**TOTAL**", "**%d**" % summary.total["count"], "**%s**" % number(summary.total["points"]), ""])
+    lines = ["# Project status", "", "## Stories", ""]
+    lines.extend(_table(["State", "Count", "Points", "Limit"], ["left", "right", "right", "right"], rows))
+    for violation in summary.violations:
+        lines.extend(["", "> ⚠ **%s**" % md(violation.message)])
+    lines.extend(["", "## Workflows (%d)" % len(summary.workflows), ""])
+    lines.extend(_workflow_table(summary.workflows))
+    lines.extend(["", "## Epics", "", "%d epic%s." % (summary.epic_count, "" if summary.epic_count == 1 else "s")])
+    return lines
+
+
+def _workflow_table(workflows):
+    if not workflows:
+        return ["No workflows."]
+    rows = [[md(w["name"]), "`%s`" % md(w["status"]), step_text(w),
+             "" if w["status"] == "invalid" else "`%s`" % progress_bar(w["progress"], UNICODE),
+             md(short_time(w["updatedAt"])), md(workflow_detail(w))] for w in workflows]
+    return _table(["Workflow", "Status", "Step", "Progress", "Updated", "Detail"],
+                  ["left"] * 6, rows)
+
+
+def _workflows(entity):
+    return ["# Workflows (%d)" % len(entity.record), ""] + _workflow_table([w.brief() for w in entity.record])
+
+
+def _stories(entity):
+    stories = entity.record
+    lines = ["# Stories (%d)" % len(stories), ""]
+    if not stories:
+        return lines + ["No stories."]
+    violations = story_violations(stories)
+    violated = {v.state for v in violations}
+    rows = [[md(s.id), STATE_LABELS[s.status] + (" ⚠" if s.status in violated else ""), md(s.title),
+             number(s.points), md("@" + s.assignee if s.assignee else ""), md(s.milestone)] for s in stories]
+    lines.extend(_table(["ID", "State", "Title", "Points", "Assignee", "Milestone"],
+                        ["left", "left", "left", "right", "left", "left"], rows))
+    return lines
+
+
+def _epics(entity):
+    epics = entity.record
+    lines = ["# Epics (%d)" % len(epics), ""]
+    if not epics:
+        return lines + ["No epics."]
+    rows = []
+    for e in epics:
+        if e.error:
+            rows.append([md(e.id), "error: " + md(e.error), "", "", "", "", "", ""])
+        else:
+            rows.append([md(e.id), md(e.name), md(e.status), md(e.priority), number(e.effort), md(e.quarter),
+                         md(e.owner), str(e.story_count)])
+    lines.extend(_table(["ID", "Name", "Status", "Priority", "Effort", "Quarter", "Owner", "Stories"],
+                        ["left"] * 4 + ["right", "left", "left", "right"], rows))
+    return lines
+
+
+def _story(entity):
+    s = entity.record
+    violated = any(m.startswith(violation_prefix(s.status)) for m in entity.warnings)
+    lines = ["# Story %s: %s" % (md(s.id), md(s.title)), ""]
+    lines.extend(_bullets([
+        ("Status", STATE_LABELS[s.status] + (" ⚠ (WIP limit exceeded)" if violated else "")),
+        ("Points", number(s.points)), ("Assignee", md("@" + s.assignee) if s.assignee else None),
+        ("Milestone", md(s.milestone)), ("Checked", "yes" if s.checked else "no"), ("Due", md(s.due_date)),
+        ("Started", md(s.started_date)), ("Completed", md(s.completed_date)), ("Note", md(s.note))]))
+    return lines
+
+
+def _epic(entity):
+    e = entity.record
+    lines = ["# Epic %s%s" % (md(e.id), ": " + md(e.name) if e.name else ""), ""]
+    lines.extend(_bullets([
+        ("Status", md(e.status)), ("Priority", md(e.priority)), ("Effort", number(e.effort)),
+        ("Quarter", md(e.quarter)), ("Owner", md(e.owner)), ("Stories", str(e.story_count)),
+        ("Last updated", md(e.last_updated)), ("Source", "`%s`" % md(e.source) if e.source else None),
+        ("Error", md(e.error))]))
+    if e.summary:
+        lines.extend(["", "## Summary", ""])
+        lines.extend(md(paragraph) + "\n" for paragraph in e.summary.split("\n\n"))
+        lines[-1] = lines[-1].rstrip("\n")
+    return lines
+
+
+def _workflow(entity):
+    w = entity.record
+    step = step_text(w.brief())
+    if w.current_step_name:
+        step += " (%s)" % md(w.current_step_name)
+    lines = ["# Workflow %s" % md(w.name), ""]
+    lines.extend(_bullets([
+        ("Status", "`%s`" % md(w.status)), ("Step", step),
+        ("Progress", None if w.is_invalid else "`%s`" % progress_bar(w.progress, UNICODE)),
+        ("Completed steps", None if w.is_invalid else "%d of %d" % (w.completed_steps, w.total_steps)),
+        ("Started", md(short_time(w.started_at))), ("Updated", md(short_time(w.updated_at))),
+        ("Error", md(w.error)), ("Schema", w.schema), ("Source", "`%s`" % md(w.source) if w.source else None)]))
+    if w.steps:
+        lines.extend(["", "## Steps", ""])
+        rows = [[str(i), md(s["id"]), "`%s`" % md(s["status"]), md(short_time(s["startedAt"])),
+                 md(short_time(s["completedAt"])), md(s["error"])] for i, s in enumerate(w.steps, 1)]
+        lines.extend(_table(["#", "Step", "Status", "Started", "Completed", "Error"],
+                            ["right"] + ["left"] * 5, rows))
+    if w.children:
+        lines.extend(["", "## Child workflows", ""])
+        rows = [[md(c["name"]), "`%s`" % md(c["status"]), md(short_time(c["startedAt"])),
+                 md(c["stateFile"] or c["workflowPath"])] for c in w.children]
+        lines.extend(_table(["Name", "Status", "Started", "State file"], ["left"] * 4, rows))
+    if w.context:
+        lines.extend(["", "## Context", ""])
+        lines.extend("- **%s:** %s" % (md(k), md(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)))
+                     for k, v in sorted(w.context.items()))
+    return lines
+
+
+_RENDERERS = {"summary": _summary, "workflows": _workflows, "stories": _stories, "epics": _epics,
+              "story": _story, "epic": _epic, "workflow": _workflow}

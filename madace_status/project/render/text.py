@@ -1,0 +1,176 @@
+"""What the text renderers share: glyph sets, display width, cutting and wrapping, value formatting."""
+
+import re
+
+PROGRESS_CELLS = 20
+_CONTROL_TABLE = {code: "?" for code in list(range(0x00, 0x20)) + list(range(0x7f, 0xa0))}
+_CONTROL_TABLE[0x09] = " "
+_ISO_MINUTE = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})")
+
+
+class Glyphs(object):
+    """The characters tables and badges are drawn with: Unicode box drawing, or plain ASCII."""
+
+    __slots__ = ("horizontal", "vertical", "top", "middle", "bottom", "ellipsis", "warn", "error",
+                 "full", "empty", "infinity", "none", "ascii")
+
+    def __init__(self, horizontal, vertical, top, middle, bottom, ellipsis, warn, error, full, empty,
+                 infinity, none, ascii):
+        self.horizontal = horizontal
+        self.vertical = vertical
+        self.top = top            # left, junction, right
+        self.middle = middle
+        self.bottom = bottom
+        self.ellipsis = ellipsis
+        self.warn = warn
+        self.error = error
+        self.full = full
+        self.empty = empty
+        self.infinity = infinity
+        self.none = none
+        self.ascii = ascii
+
+
+UNICODE = Glyphs("─", "│", "┌┬┐", "├┼┤", "└┴┘", "…", "⚠", "✖", "█", "░", "∞", "—", False)
+ASCII = Glyphs("-", "|", "+++", "+++", "+++", "...", "!", "x", "#", "-", "inf", "-", True)
+UNICODE_SAMPLE = "─│┌┬┐├┼┤└┴┘…⚠✖█░∞—"
+
+
+def glyphs_for(encoding, force_ascii=False):
+    """UNICODE when `encoding` can carry every glyph (and ASCII was not asked for), else ASCII."""
+    if force_ascii or not encoding:
+        return ASCII
+    try:
+        UNICODE_SAMPLE.encode(encoding)
+    except (UnicodeError, LookupError):
+        return ASCII
+    return UNICODE
+
+
+def clean(value):
+    """Any value → one line of text safe for a terminal (no control characters)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = str(value)
+    if value.isprintable():
+        return value
+    return value.translate(_CONTROL_TABLE).replace("\u2028", " ").replace("\u2029", " ")
+
+
+_unicodedata = None
+
+
+def _char_width(ch):
+    global _unicodedata
+    if _unicodedata is None:
+        import unicodedata
+        _unicodedata = unicodedata
+    if _unicodedata.combining(ch) or ch in "\u200b\u200c\u200d\ufe0e\ufe0f":
+        return 0
+    return 2 if _unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+def display_width(text):
+    """Terminal columns `text` takes (wide East Asian and emoji count 2, combining marks 0)."""
+    if text.isascii():
+        return len(text)
+    return sum(1 if ch < "\u0300" else _char_width(ch) for ch in text)
+
+
+def cut(text, width, ellipsis):
+    """`text` cut to `width` columns, ending with `ellipsis` when anything was removed."""
+    if display_width(text) <= width:
+        return text
+    room = width - len(ellipsis)
+    if room <= 0:
+        return ellipsis[:max(width, 0)]
+    if text.isascii():
+        return text[:room].rstrip() + ellipsis
+    used = 0
+    for index, ch in enumerate(text):
+        step = 1 if ch < "\u0300" else _char_width(ch)
+        if used + step > room:
+            return text[:index].rstrip() + ellipsis
+        used += step
+    return text
+
+
+def wrap(text, width):
+    """`text` split into lines of at most `width` columns, at spaces where possible."""
+    width = max(width, 1)
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = word if not line else line + " " + word
+            if display_width(candidate) <= width:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            while display_width(word) > width:
+                head = _take_columns(word, width)
+                lines.append(head)
+                word = word[len(head):]
+            line = word
+        lines.append(line)
+    return lines
+
+
+def _take_columns(text, width):
+    used = 0
+    for index, ch in enumerate(text):
+        used += 1 if ch < "\u0300" else _char_width(ch)
+        if used > width:
+            return text[:max(index, 1)]
+    return text
+
+
+def pad(text, width, align="left"):
+    gap = width - display_width(text)
+    if gap <= 0:
+        return text
+    return " " * gap + text if align == "right" else text + " " * gap
+
+
+def progress_bar(percent, glyphs):
+    """`[████████░░░░░░░░░░░░] 40%`: 20 cells, one per 5 %."""
+    percent = max(0, min(100, int(percent or 0)))
+    filled = (percent * PROGRESS_CELLS + 50) // 100
+    return "[%s%s] %d%%" % (glyphs.full * filled, glyphs.empty * (PROGRESS_CELLS - filled), percent)
+
+
+def short_time(value):
+    """`2026-11-20T10:30:00.000Z` → `2026-11-20 10:30Z`; other text is returned as given."""
+    if not value:
+        return ""
+    match = _ISO_MINUTE.match(value)
+    if not match:
+        return value
+    utc = value.endswith("Z") or value.endswith("+00:00")
+    return "%s %s%s" % (match.group(1), match.group(2), "Z" if utc else "")
+
+
+def number(value):
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def step_text(workflow):
+    """`3/5` (current step of total), or the bare step when the total is unknown."""
+    if workflow.get("status") == "invalid":
+        return ""
+    total = workflow.get("totalSteps") or 0
+    current = workflow.get("currentStep") or 0
+    return "%d/%d" % (current, total) if total else str(current)
+
+
+def workflow_detail(workflow):
+    """What a workflow row says beside its progress: the error, else the current step's name."""
+    if workflow.get("error"):
+        return "error: " + workflow["error"]
+    return workflow.get("currentStepName") or ""
