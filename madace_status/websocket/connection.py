@@ -206,6 +206,8 @@ class Connection:
                 else:
                     event = self._handle_piece(piece)
             except ProtocolError as error:
+                # A bad frame header leaves the stream unframeable: the parser raises again on it, and the
+                # second failure closes at once instead of waiting for a close frame that cannot be found.
                 self._fail(error)
                 continue
             if event is not None:

@@ -96,8 +96,11 @@ class _HeaderBlockReader:
         self._buffer += data
         end = self._buffer.find(b"\r\n\r\n")
         if end < 0:
-            tail_start = self._buffer.rfind(b"\r\n") + 2
-            if len(self._buffer) - tail_start > MAX_LINE_BYTES:
+            tail_start = self._buffer.rfind(b"\r\n") + 2 if b"\r\n" in self._buffer else 0
+            tail_length = len(self._buffer) - tail_start
+            if self._buffer.endswith(b"\r"):
+                tail_length -= 1  # a read that ended between CR and LF: the CR is not part of the line
+            if tail_length > MAX_LINE_BYTES:
                 raise HandshakeError("a request or header line is longer than %d bytes" % MAX_LINE_BYTES, status=431)
             if self._buffer.count(b"\r\n") > self._max_headers + 1:
                 raise HandshakeError("more than %d header fields" % self._max_headers, status=431)
