@@ -2,7 +2,9 @@
 
 Built on `asyncio.Protocol` rather than streams or a task per connection: an idle connection is one small
 object, and messages can be handled by a plain callback (`on_message`) in arrival order. A coroutine
-`handler(websocket)` reading with `await websocket.recv()` / `async for message in websocket` works too.
+`handler(websocket)` reading with `await websocket.recv()` / `async for message in websocket` works too: then
+frames are parsed one message at a time, as the reader asks, so a message that came before a protocol error
+is read (and can be answered) before the connection fails.
 
 Every frame is written with one `transport.write`. The server closes TCP first once the close handshake is
 done; the client waits for it (up to CLOSE_TIMEOUT_S). A protocol error closes with the error's code.
@@ -26,7 +28,10 @@ CLOSE_TIMEOUT_S = 5.0
 SERVER_MAX_MESSAGE_BYTES = 64 * 1024
 CLIENT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 MAX_CONNECTIONS = 10000
-MAX_QUEUED_MESSAGES = 64  # per connection in recv() mode; reading pauses beyond it (backpressure)
+READ_BACKLOG_BYTES = 256 * 1024  # recv() mode: unparsed bytes kept before the socket stops being read
+
+
+_NOTHING = object()  # recv() mode: no message waiting
 
 
 class WebSocket(asyncio.Protocol):
@@ -43,11 +48,11 @@ class WebSocket(asyncio.Protocol):
         self.remote_address = None
         self.last_received = self._loop.time()  # loop time of the last bytes from the peer (for heartbeats)
         self._closed = self._loop.create_future()
-        self._messages = None  # deque of received messages, created by the first recv()
+        self._message = _NOTHING  # recv() mode: the parsed message the reader has not taken yet
         self._message_waiter = None
-        self._held_failure = b""  # a failing close held back until the reader took the messages before it
         self._ping_waiters = {}
         self._timer = None
+        self._close_timeout = CLOSE_TIMEOUT_S
         self._write_paused = False
         self._drain_waiters = []
         self._reading_paused = False
@@ -116,11 +121,27 @@ class WebSocket(asyncio.Protocol):
             self._handshake_data(data)
             return
         connection.receive_data(data)
+        if self._on_message is None and self._message is not _NOTHING:
+            # The reader has not taken the last message: leave the bytes unparsed (see the module docstring).
+            if connection.buffered_bytes > READ_BACKLOG_BYTES and not self._reading_paused:
+                self._reading_paused = True
+                self.transport.pause_reading()
+            return
+        self._process()
+
+    def _process(self):
+        """Parse and handle what has arrived; in recv() mode stop after one message."""
+        connection = self.connection
         write = self.transport.write
         for event in connection.events():
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
-                self._deliver(event.data)
+                if self._on_message is not None:
+                    self._on_message(self, event.data)
+                else:
+                    self._message = event.data
+                    self._wake_reader()
+                    break
             elif kind is Pong:
                 waiter = self._ping_waiters.pop(bytes(event.payload), None)
                 if waiter is not None and not waiter.done():
@@ -132,41 +153,18 @@ class WebSocket(asyncio.Protocol):
                 write(reply)
         reply = connection.data_to_send()  # the failing close, if parsing stopped on an error
         if reply:
-            if self._messages:
-                self._held_failure = reply  # let the reader take (and answer) the messages before it first
-            else:
-                write(reply)
+            write(reply)
         self._after_receive()
 
     def _after_receive(self):
         connection = self.connection
-        if self._held_failure:
-            if self._timer is None:  # a reader that never comes back must not hold the close forever
-                self._timer = self._loop.call_later(CLOSE_TIMEOUT_S, self._release_failure)
+        if connection.state == OPEN:
             return
+        self._wake_reader()
         if connection.state == CLOSED:
             self._close_handshake_done()
-        elif connection.state != OPEN and self._timer is None:
-            self._timer = self._loop.call_later(CLOSE_TIMEOUT_S, self._abort)
-
-    def _release_failure(self):
-        self._cancel_timer()
-        self.transport.write(self._held_failure)
-        self._held_failure = b""
-        self._after_receive()
-
-    def _deliver(self, message):
-        if self._on_message is not None:
-            self._on_message(self, message)
-            return
-        if self._messages is None:
-            from collections import deque
-            self._messages = deque()
-        self._messages.append(message)
-        if len(self._messages) >= MAX_QUEUED_MESSAGES and not self._reading_paused:
-            self._reading_paused = True
-            self.transport.pause_reading()
-        self._wake_reader()
+        elif self._timer is None:
+            self._timer = self._loop.call_later(self._close_timeout, self._abort)
 
     def _wake_reader(self):
         waiter = self._message_waiter
@@ -178,19 +176,23 @@ class WebSocket(asyncio.Protocol):
         if self._on_message is not None:
             raise RuntimeError("messages go to on_message on this connection")
         while True:
-            if self._messages:
-                message = self._messages.popleft()
-                if self._reading_paused and len(self._messages) < MAX_QUEUED_MESSAGES // 2:
+            message = self._message
+            if message is not _NOTHING:
+                self._message = _NOTHING
+                if self._reading_paused:
                     self._reading_paused = False
                     self.transport.resume_reading()
                 return message
-            if self._held_failure:
-                self._release_failure()
-            if self.connection is not None and self.connection.state != OPEN or self._closed.done():
-                raise ConnectionClosed(self.close_code, self.close_reason)
-            if self._messages is None:
-                from collections import deque
-                self._messages = deque()
+            connection = self.connection
+            if connection is not None and connection.state != CLOSED and not self._closed.done():
+                self._process()  # bytes that arrived while the reader was busy
+                if self._message is not _NOTHING:
+                    continue
+            if connection is None:
+                if self._closed.done():
+                    raise ConnectionClosed(frames.CLOSE_ABNORMAL, "not connected")
+            elif connection.state != OPEN or self._closed.done():
+                raise connection.closed_error()
             self._message_waiter = self._loop.create_future()
             try:
                 await self._message_waiter
@@ -210,8 +212,7 @@ class WebSocket(asyncio.Protocol):
 
     def send(self, message):
         """Send a text (str) or binary (bytes) message. Never blocks; see `drain()` and `buffered_amount`."""
-        if self.connection is None:
-            raise ConnectionClosed(frames.CLOSE_ABNORMAL, "not connected")
+        self._require_connection()
         if isinstance(message, str):
             frame = self.connection.send_text(message)
         else:
@@ -220,12 +221,18 @@ class WebSocket(asyncio.Protocol):
 
     def send_frame(self, frame):
         """Write an already-serialised frame (a broadcast builds one server frame for every recipient)."""
-        if self.connection is None or self.connection.state != OPEN:
-            raise ConnectionClosed(self.close_code, self.close_reason)
+        self._require_connection()
+        if self.connection.state != OPEN:
+            raise self.connection.closed_error()
         self.transport.write(frame)
+
+    def _require_connection(self):
+        if self.connection is None:
+            raise ConnectionClosed(frames.CLOSE_ABNORMAL, "not connected")
 
     def send_fragments(self, fragments, binary=False):
         """Send one message as several frames, one per item of `fragments`."""
+        self._require_connection()
         opcode = frames.OP_BINARY if binary else frames.OP_TEXT
         fragments = list(fragments)
         for index, fragment in enumerate(fragments):
@@ -249,16 +256,19 @@ class WebSocket(asyncio.Protocol):
 
     async def ping(self, payload=None):
         """Send a ping and wait for its pong; returns the round-trip time in seconds."""
+        self._require_connection()
         payload = os.urandom(4) if payload is None else bytes(payload)
+        frame = self.connection.send_ping(payload)  # raises when the connection is not open
         waiter = self._loop.create_future()
         self._ping_waiters[payload] = waiter
         sent_at = self._loop.time()
-        self.transport.write(self.connection.send_ping(payload))
+        self.transport.write(frame)
         answered_at = await waiter
         return answered_at - sent_at
 
     def send_ping(self, payload=b""):
         """Send a ping without waiting for the pong (heartbeats)."""
+        self._require_connection()
         self.transport.write(self.connection.send_ping(payload))
 
     async def close(self, code=frames.CLOSE_NORMAL, reason="", timeout=CLOSE_TIMEOUT_S):
@@ -275,8 +285,10 @@ class WebSocket(asyncio.Protocol):
             return
         if self.connection.state == OPEN:
             self.transport.write(self.connection.send_close(code, reason))
+            self._close_timeout = timeout
             self._cancel_timer()
             self._timer = self._loop.call_later(timeout, self._abort)
+            self._wake_reader()
 
     async def wait_closed(self):
         await asyncio.shield(self._closed)
@@ -307,7 +319,7 @@ class WebSocket(asyncio.Protocol):
         if self.role == SERVER:
             self.transport.close()  # the server closes TCP first (RFC 6455 §7.1.1)
         else:
-            self._timer = self._loop.call_later(CLOSE_TIMEOUT_S, self._abort)
+            self._timer = self._loop.call_later(self._close_timeout, self._abort)
 
     def _abort(self):
         self._timer = None

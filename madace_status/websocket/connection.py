@@ -30,6 +30,8 @@ _TRANSITIONS = {
     (OPEN, "eof"): CLOSED,
     (LOCAL_CLOSING, "receive_close"): CLOSED,
     (LOCAL_CLOSING, "fail"): CLOSED,  # garbage after our close: stop waiting for the peer's
+    (OPEN, "fail_on_close"): CLOSED,  # the peer's own close frame was invalid: no other close will come
+    (LOCAL_CLOSING, "fail_on_close"): CLOSED,
     (LOCAL_CLOSING, "eof"): CLOSED,
     (CLOSED, "eof"): CLOSED,
 }
@@ -123,16 +125,25 @@ class Connection:
     def is_open(self):
         return self.state == OPEN
 
+    @property
+    def buffered_bytes(self):
+        """Received bytes not parsed yet."""
+        return self._parser.buffered_bytes
+
     # -- sending ----------------------------------------------------------------------------------------------
 
     def _frame(self, opcode, payload, fin=True):
         mask = os.urandom(4) if self._mask_outgoing else None
         return frames.serialize_frame(opcode, payload, fin, mask)
 
+    def closed_error(self):
+        """The ConnectionClosed for this connection: the peer's code if it sent one, else ours, else 1006."""
+        return ConnectionClosed(self.close_code or self.sent_close_code or frames.CLOSE_ABNORMAL,
+                                self.close_reason or self.sent_close_reason)
+
     def _require_open(self):
         if self.state != OPEN:
-            raise ConnectionClosed(self.close_code or self.sent_close_code or frames.CLOSE_ABNORMAL,
-                                   self.close_reason or self.sent_close_reason)
+            raise self.closed_error()
 
     def send_text(self, text):
         self._require_open()
@@ -223,7 +234,7 @@ class Connection:
             self.sent_close_reason = reason
             self.close_initiator = "local"
             self._outgoing.append(self._frame(frames.OP_CLOSE, frames.close_payload(error.close_code, reason)))
-        self._transition("fail")
+        self._transition("fail_on_close" if error.in_close_frame else "fail")
 
     def _drain_after_failure(self, piece):
         # After failing we still read frames, so the peer's close completes the handshake and our close is
@@ -301,6 +312,25 @@ class Connection:
         return self._receive_close(payload)
 
     def _receive_close(self, payload):
+        try:
+            code, reason = self._parse_close(payload)
+        except ProtocolError as error:
+            error.in_close_frame = True
+            raise
+        self.close_code = code
+        self.close_reason = reason
+        if self.state == OPEN:
+            self.close_initiator = "remote"
+            # Echo the peer's code (RFC 6455 §5.5.1); a close without a code is answered without one.
+            self.sent_close_code = code
+            self.sent_close_reason = ""
+            echo = frames.close_payload(code if code != frames.CLOSE_NO_STATUS else None)
+            self._outgoing.append(self._frame(frames.OP_CLOSE, echo))
+        self._transition("receive_close")
+        return CloseReceived(code, reason)
+
+    @staticmethod
+    def _parse_close(payload):
         if len(payload) == 1:
             raise ProtocolError("close frame with a 1-byte payload")
         if payload:
@@ -313,14 +343,4 @@ class Connection:
                 raise InvalidPayload("close reason is not valid UTF-8")
         else:
             code, reason = frames.CLOSE_NO_STATUS, ""
-        self.close_code = code
-        self.close_reason = reason
-        if self.state == OPEN:
-            self.close_initiator = "remote"
-            # Echo the peer's code (RFC 6455 §5.5.1); a close without a code is answered without one.
-            self.sent_close_code = code
-            self.sent_close_reason = ""
-            echo = frames.close_payload(code if code != frames.CLOSE_NO_STATUS else None)
-            self._outgoing.append(self._frame(frames.OP_CLOSE, echo))
-        self._transition("receive_close")
-        return CloseReceived(code, reason)
+        return code, reason

@@ -9,6 +9,7 @@ class ProtocolError(WebSocketError):
     """The peer broke RFC 6455; the connection is failed with `close_code`."""
 
     close_code = 1002
+    in_close_frame = False  # set when the peer's own close frame was the invalid thing
 
     def __init__(self, reason, close_code=None):
         super().__init__(reason)

@@ -145,6 +145,10 @@ class FrameParser:
         self._frame_length = 0
         self._started = False
 
+    @property
+    def buffered_bytes(self):
+        return len(self._buffer) - self._offset
+
     def feed(self, data):
         if self._offset and self._offset == len(self._buffer):
             self._buffer.clear()
