@@ -39,17 +39,16 @@ def read_source(path, boundary, max_bytes):
     so a FIFO named like a source cannot block the reader.
     """
     try:
-        link = stat.S_ISLNK(os.lstat(path).st_mode)
+        info = os.lstat(path)
     except OSError as exc:
         raise SourceError("cannot read: %s" % _os_reason(exc))
-    if link and not is_within(path, boundary):
-        raise SourceError("symlink points outside the project root (to %s)" % os.path.realpath(path))
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        if link:
+    if stat.S_ISLNK(info.st_mode):
+        if not is_within(path, boundary):
+            raise SourceError("symlink points outside the project root (to %s)" % os.path.realpath(path))
+        try:
+            info = os.stat(path)
+        except OSError as exc:
             raise SourceError("cannot read: broken symlink (%s)" % _os_reason(exc))
-        raise SourceError("cannot read: %s" % _os_reason(exc))
     if stat.S_ISDIR(info.st_mode):
         raise SourceError("is a directory, not a file")
     if not stat.S_ISREG(info.st_mode):
@@ -57,27 +56,29 @@ def read_source(path, boundary, max_bytes):
     if info.st_size > max_bytes:
         raise SourceError(_too_large(info.st_size, max_bytes))
     try:
+        # O_NONBLOCK: if the file was swapped for a FIFO since the stat, reading it cannot block.
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         raise SourceError("cannot read: %s" % _os_reason(exc))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between stat and open
-            raise SourceError("not a regular file")
-        chunks = []
-        size = 0
-        while size <= max_bytes:
-            chunk = os.read(fd, _READ_CHUNK_BYTES)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        data = os.read(fd, info.st_size + 1)   # one read when the size is as stat'ed
+        if len(data) > info.st_size:            # it grew: read on, up to the limit
+            chunks = [data]
+            size = len(data)
+            while size <= max_bytes:
+                chunk = os.read(fd, _READ_CHUNK_BYTES)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            data = b"".join(chunks)
     except OSError as exc:
         raise SourceError("cannot read: %s" % _os_reason(exc))
     finally:
         os.close(fd)
-    if size > max_bytes:
-        raise SourceError(_too_large(size, max_bytes))
-    return b"".join(chunks)
+    if len(data) > max_bytes:
+        raise SourceError(_too_large(len(data), max_bytes))
+    return data
 
 
 def decode_markdown(data):

@@ -130,20 +130,25 @@ def parse_story_file(text):
 
 
 def _story_from_match(match, section, milestone, number):
-    story_id = match.group(4).upper()
+    lead, box, after_box, raw_id, rest = match.groups()
+    story_id = raw_id.upper()
     if story_id.startswith("EPIC-"):
         return None
-    marks = (match.group(1) or "") + (match.group(3) or "")
-    checked = match.group(2) in ("x", "X") or any(ch in _DONE_MARKS for ch in marks)
-    story = Story(id=story_id, title="", status=section, milestone=milestone, checked=checked, line=number)
-    rest = match.group(5)
-    parts = rest.split("|")
-    title = parts[0]
+    checked = box == "x" or box == "X"
+    if not checked:
+        marks = (lead + after_box) if after_box else lead
+        checked = bool(marks.strip()) and not _DONE_MARKS.isdisjoint(marks)
+    story = Story(story_id, "", section, milestone=milestone, checked=checked, line=number)
     notes = []
-    for part in parts[1:]:
-        field = part.strip()
-        if field and not _apply_field(story, field):
-            notes.append(_clean_text(field))
+    if "|" in rest:
+        parts = rest.split("|")
+        title = parts[0]
+        for part in parts[1:]:
+            field = part.strip()
+            if field and not _apply_field(story, field):
+                notes.append(_clean_text(field))
+    else:
+        title = rest
     title = _take_inline_fields(story, title, section)
     story.title = _clean_text(title) or story_id
     if notes:
@@ -153,20 +158,24 @@ def _story_from_match(match, section, milestone, number):
 
 def _apply_field(story, field):
     """One `| … |` field of form 1; False when it is none of the known kinds."""
-    points = _POINTS_FIELD.match(field)
-    if points:
-        if story.points is None:
-            story.points = _to_number(points.group(1) or points.group(2))
-        return True
-    assignee = _ASSIGNEE_FIELD.match(field)
-    if assignee:
-        if story.assignee is None:
-            story.assignee = assignee.group(1)
-        return True
-    date = _LABELLED_DATE.match(field)
-    if date and date.end() == len(field):
-        _set_date(story, date.group(1), date.group(2))
-        return True
+    first = field[0]
+    if first.isdigit() or first in "PpSs":           # `3 points`, `Points: 3`, `SP: 3`
+        points = _POINTS_FIELD.match(field)
+        if points:
+            if story.points is None:
+                story.points = _to_number(points.group(1) or points.group(2))
+            return True
+    if "@" in field:                                   # `@john`, `Assignee: @john`
+        assignee = _ASSIGNEE_FIELD.match(field)
+        if assignee:
+            if story.assignee is None:
+                story.assignee = assignee.group(1)
+            return True
+    if ":" in field:                                   # `Due: 2026-01-02`
+        date = _LABELLED_DATE.match(field)
+        if date and date.end() == len(field):
+            _set_date(story, date.group(1), date.group(2))
+            return True
     return False
 
 
@@ -192,9 +201,10 @@ def _take_inline_fields(story, title, section):
                 story.started_date = match.group(1)
             title = title[:match.start()] + " " + title[match.end():]
     title = title.rstrip()
-    match = _TRAILING_STATE.search(title)
-    if match:
-        title = title[:match.start()]
+    if title.endswith("**") or title.endswith("__"):
+        match = _TRAILING_STATE.search(title)
+        if match:
+            title = title[:match.start()]
     return title
 
 
@@ -251,6 +261,8 @@ def _set_date(story, label, value, overwrite=True):
 
 
 def _to_number(text):
+    if text.isdigit():
+        return int(text)
     value = float(text)
     return int(value) if value.is_integer() else value
 
