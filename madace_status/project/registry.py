@@ -54,9 +54,9 @@ class EntityNotFound(EntityError):
     """The ENTITY resolved to a type, but the project holds nothing by that id."""
 
     def __init__(self, kind, key, suggestions):
-        message = "%s %s not found" % (kind, key)
+        message = "%s %s not found" % (kind, shown(key))
         if suggestions:
-            message += "; did you mean %s?" % ", ".join(suggestions)
+            message += "; did you mean %s?" % ", ".join(shown(s) for s in suggestions)
         EntityError.__init__(self, message)
         self.kind = kind
         self.key = key

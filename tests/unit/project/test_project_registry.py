@@ -99,3 +99,30 @@ def test_the_entity_carries_only_its_own_notices(project):
     assert resolve(loaded, "US-1").warnings == [m for m in loaded.story_warnings if "WIP" in m]
     assert not any("WIP" in m for m in resolve(loaded, "US-3").warnings)
     assert any("duplicate story id US-3" in m for m in resolve(loaded, "US-3").warnings)
+
+
+def test_not_found_messages_never_carry_control_characters(project):
+    import os
+    project.state("evil\x1b[2J", {"workflow": "x", "status": "pending"})
+    loaded = load_project(ProjectPaths(project.root))
+    with pytest.raises(EntityNotFound) as caught:
+        resolve(loaded, "evil")
+    assert "\x1b" not in str(caught.value) and "\\x1b" in str(caught.value)
+    assert os.path.basename(loaded.workflows[0].source) == ".evil\x1b[2J.state.json"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_entity_text_resolves_or_raises_one_of_the_two_lookup_errors(text):
+    from madace_status.project.model import Project
+    empty = Project("/", [], [], [])
+    try:
+        entity = resolve(empty, text)
+    except (UnrecognisedEntity, EntityNotFound) as exc:
+        assert not any(ord(ch) < 32 for ch in str(exc))
+    else:
+        assert entity.kind in ("summary", "stories", "epics", "workflows")

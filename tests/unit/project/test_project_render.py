@@ -176,3 +176,25 @@ def test_markdown_tables_have_consistent_column_counts(sample, entity_text):
 
 def test_markdown_escapes_pipes_and_html():
     assert md("a | b <script>") == "a \\| b &lt;script&gt;"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from madace_status.project.model import Project, Story  # noqa: E402
+from madace_status.project.registry import find, Query  # noqa: E402
+
+cell_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60) | \
+    st.sampled_from(["日本語のタイトル", "🚀 launch ✅", "e\u0301t\u0301e\u0301", "a\tb\nc", "x" * 200])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(cell_text, cell_text, cell_text), min_size=1, max_size=6), st.integers(60, 200),
+       st.booleans())
+def test_story_tables_fit_any_width_whatever_the_text(rows, width, ascii_glyphs):
+    stories = [Story("US-%d" % i, title, "BACKLOG", assignee=who or None, milestone=group or None)
+               for i, (title, who, group) in enumerate(rows)]
+    entity = find(Project("/", [], stories, []), Query("stories"))
+    text = table(entity, width=width, glyphs=ASCII if ascii_glyphs else UNICODE)
+    for line in text.splitlines():
+        assert display_width(line) <= width, line
