@@ -68,19 +68,86 @@ def _add_status_parser(commands):
     status.set_defaults(run=run)
 
 
+def _add_project_options(parser):
+    """--root, --state-dir, --status-file, --epics-dir: where the project's sources are (SPEC §2)."""
+    parser.add_argument("--root", metavar="DIR", default=None,
+                        help="project root; the sources are found under it (default: the current directory)")
+    parser.add_argument("--state-dir", metavar="DIR", action="append", dest="state_dirs", default=None,
+                        help="workflow state directory, relative to the root; repeatable (default: "
+                        "madace-data/workflow-states and .madace/workflow-states)")
+    parser.add_argument("--status-file", metavar="FILE", default=None,
+                        help="story status file, relative to the root (default: docs/workflow-status.md, "
+                        "else docs/mam-workflow-status.md)")
+    parser.add_argument("--epics-dir", metavar="DIR", default=None,
+                        help="epics directory, relative to the root (default: docs/v3-planning/epics)")
+
+
 def _add_serve_parser(commands):
     serve = commands.add_parser(
         "serve", help="serve the dashboard, the JSON API and the WebSocket sync server",
-        description="Serve the dashboard, the JSON API and the WebSocket sync server.",
+        description="Serve the dashboard and JSON API over HTTP, and push every change of the project to "
+        "WebSocket clients in real time.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every option can also be set by an environment variable MADACE_STATUS_<OPTION> (the option wins),\n"
+        "e.g. MADACE_STATUS_PORT, MADACE_STATUS_WS_PORT, MADACE_STATUS_TOKEN, MADACE_STATUS_ALLOW_ORIGIN\n"
+        "(comma-separated), MADACE_STATUS_NO_SYNC=1.\n\n"
+        "Exit codes: 0 stopped by SIGINT/SIGTERM, 1 a port is in use or cannot be bound, 2 usage error,\n"
+        "3 project unreadable.",
     )
-    serve.set_defaults(run=_not_yet("serve"))
+    serve.add_argument("--host", default=None,
+                       help="address to bind, for HTTP and WebSocket (default: 127.0.0.1; anything but loopback "
+                       "needs --token or --insecure)")
+    serve.add_argument("--port", type=int, default=None, help="HTTP port of the dashboard and API (default: 3000)")
+    serve.add_argument("--ws-port", type=int, default=None, help="WebSocket port of the sync service (default: 3001)")
+    _add_project_options(serve)
+    serve.add_argument("--poll-interval", type=float, metavar="S", default=None,
+                       help="seconds between polls of the project files (default: 0.1)")
+    serve.add_argument("--heartbeat", type=float, metavar="S", default=None,
+                       help="seconds between protocol pings; a peer silent for two is closed (default: 20)")
+    serve.add_argument("--token", metavar="T", default=None,
+                       help="require this token from WebSocket clients and API callers")
+    serve.add_argument("--allow-origin", metavar="O", action="append", default=None,
+                       help="another browser origin allowed to connect, e.g. http://dash.example:8080; repeatable")
+    serve.add_argument("--no-sync", action="store_true", default=False,
+                       help="serve only HTTP; POST /api/sync starts the sync service later")
+    serve.add_argument("--demo", action="store_true", default=False,
+                       help="serve a temporary sample project that changes every few seconds (removed on exit)")
+    serve.add_argument("--insecure", action="store_true", default=False,
+                       help="allow a non-loopback --host without a token")
+    serve.add_argument("--log-level", metavar="L", default=None,
+                       help="debug, info (default), warning or error; logs go to stderr")
+
+    def run(args):
+        from madace_status import serve_command, settings   # loaded only when `serve` runs
+        try:
+            _serve_settings(args, settings)
+            paths = settings.project_paths(args)
+        except settings.SettingError as error:
+            print("madace-status serve: %s" % error, file=sys.stderr)
+            return EXIT_USAGE
+        return serve_command.run(args, paths)
+
+    serve.set_defaults(run=run)
 
 
-def _not_yet(name):
-    def run(_args):
-        print("madace-status: the %s command is not available yet" % name, file=sys.stderr)
-        return EXIT_USAGE
-    return run
+def _serve_settings(args, settings):
+    """Fill the serve options left unset from MADACE_STATUS_* variables, then the defaults."""
+    args.host = settings.setting(args.host, "HOST") or "127.0.0.1"
+    args.port = _or_default(settings.setting(args.port, "PORT", convert=int), 3000)
+    args.ws_port = _or_default(settings.setting(args.ws_port, "WS_PORT", convert=int), 3001)
+    args.poll_interval = _or_default(settings.setting(args.poll_interval, "POLL_INTERVAL", convert=float), 0.1)
+    args.heartbeat = _or_default(settings.setting(args.heartbeat, "HEARTBEAT", convert=float), 20.0)
+    args.token = settings.setting(args.token, "TOKEN")
+    args.allow_origin = args.allow_origin or [
+        origin.strip() for origin in (settings.env_value("ALLOW_ORIGIN") or "").split(",") if origin.strip()]
+    args.no_sync = settings.flag(args.no_sync, "NO_SYNC")
+    args.demo = settings.flag(args.demo, "DEMO")
+    args.insecure = settings.flag(args.insecure, "INSECURE")
+    args.log_level = settings.setting(args.log_level, "LOG_LEVEL") or "info"
+
+
+def _or_default(value, default):
+    return default if value is None else value
 
 
 def main(argv=None):

@@ -1,0 +1,110 @@
+"""Old project vs new project → the typed events of SPEC §6.2, in the order clients must see them.
+
+Pure functions over `project.model.Project`. Each event is `(type, data, topic, workflow name or None)`.
+"""
+
+STARTED, COMPLETED, FAILED = "workflow_started", "workflow_completed", "workflow_failed"
+
+
+def workflow_state(workflow):
+    """The compact state carried by `state_updated` (and shown in the dashboard's workflow row)."""
+    state = {"status": workflow.status, "currentStep": workflow.current_step, "totalSteps": workflow.total_steps,
+             "progress": workflow.progress, "currentStepName": workflow.current_step_name}
+    if workflow.error:
+        state["error"] = workflow.error
+    return state
+
+
+def _lifecycle(old, new):
+    """The lifecycle event a status change implies, or None."""
+    before = old.status if old is not None else None
+    after = new.status
+    if before == after:
+        return None
+    if after == "completed":
+        return COMPLETED
+    if after == "failed":
+        return FAILED
+    if after == "in_progress" and before in (None, "pending"):
+        return STARTED
+    if before is None and after == "pending":
+        return STARTED  # a workflow appeared
+    return None
+
+
+def _lifecycle_data(kind, workflow):
+    name = workflow.name
+    if kind == STARTED:
+        return {"workflowName": name, "message": "Workflow %s started" % name}
+    if kind == COMPLETED:
+        return {"workflowName": name, "message": "Workflow %s completed" % name}
+    return {"workflowName": name, "message": "Workflow %s failed: %s" % (name, workflow.error or "unknown error"),
+            "error": workflow.error}
+
+
+def workflow_events(old_project, new_project):
+    events = []
+    old_by_name = {w.name: w for w in old_project.workflows} if old_project is not None else {}
+    new_by_name = {w.name: w for w in new_project.workflows}
+    for name in sorted(set(old_by_name) | set(new_by_name)):
+        old, new = old_by_name.get(name), new_by_name.get(name)
+        if new is None:
+            events.append(("workflow_removed", {"workflowName": name}, "workflows", name))
+            continue
+        if old is not None and old == new:
+            continue
+        record = new.to_dict()
+        events.append(("state_updated", {"workflowName": name, "state": workflow_state(new), "workflow": record},
+                       "workflows", name))
+        kind = _lifecycle(old, new)
+        if kind is not None:
+            events.append((kind, _lifecycle_data(kind, new), "workflows", name))
+    return events
+
+
+def story_events(old_project, new_project):
+    old_stories = {s.id: s for s in old_project.stories} if old_project is not None else {}
+    new_stories = {s.id: s for s in new_project.stories}
+    if old_project is not None and [s.to_dict() for s in old_project.stories] == \
+            [s.to_dict() for s in new_project.stories]:
+        return []
+    changes = []
+    for story in new_project.stories:
+        before = old_stories.get(story.id)
+        if before is None or before.status != story.status:
+            changes.append({"id": story.id, "from": before.status if before else None, "to": story.status,
+                            "title": story.title})
+    for story_id, story in old_stories.items():
+        if story_id not in new_stories:
+            changes.append({"id": story_id, "from": story.status, "to": None, "title": story.title})
+    data = {"summary": new_project.summary.to_dict(), "changes": changes,
+            "stories": [s.to_dict() for s in new_project.stories]}
+    return [("stories_updated", data, "stories", None)]
+
+
+def epic_events(old_project, new_project):
+    old_epics = {e.id: e for e in old_project.epics} if old_project is not None else {}
+    new_epics = {e.id: e for e in new_project.epics}
+    changed = [epic.to_dict() for epic_id, epic in sorted(new_epics.items()) if old_epics.get(epic_id) != epic]
+    removed = sorted(set(old_epics) - set(new_epics))
+    if not changed and not removed:
+        return []
+    return [("epics_updated", {"epics": changed, "removed": removed}, "epics", None)]
+
+
+def diff_projects(old_project, new_project):
+    """Every event that turns `old_project` into `new_project`: workflows, then stories, then epics."""
+    return workflow_events(old_project, new_project) + story_events(old_project, new_project) + \
+        epic_events(old_project, new_project)
+
+
+def snapshot_data(project, topics, workflows=None):
+    """The project as a snapshot shows it to a client subscribed to `topics` (and `workflows`, if set)."""
+    data = {"summary": project.summary.to_dict(), "warnings": project.warnings, "errors": project.errors}
+    if "workflows" in topics:
+        data["workflows"] = [w.to_dict() for w in project.workflows if workflows is None or w.name in workflows]
+    if "stories" in topics:
+        data["stories"] = [s.to_dict() for s in project.stories]
+    if "epics" in topics:
+        data["epics"] = [e.to_dict() for e in project.epics]
+    return data

@@ -1,0 +1,373 @@
+"""The event hub: connected clients, subscriptions, sequence numbers, the ring buffer of recent events,
+the broadcaster and its slow-consumer policy, heartbeats, and the client → server message protocol
+(SPEC §6.2–§6.5).
+
+Runs on the asyncio loop of the sync service. The broadcaster serialises each event into one frame and
+writes that frame to every subscriber without awaiting anyone. The HTTP thread reads the hub through the
+methods that take `_lock`.
+"""
+
+import collections
+import json
+import logging
+import secrets
+import threading
+import time
+
+from madace_status.project.render.envelope import utc_timestamp
+from madace_status.websocket import ConnectionClosed
+from madace_status.websocket import frames
+
+logger = logging.getLogger("madace_status.sync")
+
+RING_BUFFER_EVENTS = 1024
+HIGH_WATER_BYTES = 1024 * 1024  # a client with more unsent bytes than this stops receiving events
+LAGGING_CLOSE_S = 30.0  # a client stuck above the high-water mark this long is closed with 1008
+HEARTBEAT_S = 20.0
+TOPICS = ("workflows", "stories", "epics")
+MAX_SUBSCRIBED_WORKFLOWS = 1000
+WELCOME_MESSAGE = "Connected to MADACE sync server"
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Event:
+    """One published event: its envelope and the frame that carries it (built once for every client)."""
+
+    __slots__ = ("seq", "type", "topic", "workflow", "message", "frame")
+
+    def __init__(self, seq, event_type, topic, workflow, message):
+        self.seq = seq
+        self.type = event_type
+        self.topic = topic
+        self.workflow = workflow
+        self.message = message
+        self.frame = frames.serialize_frame(frames.OP_TEXT, json.dumps(message, separators=(",", ":")).encode())
+
+
+class Client:
+    """What the hub knows of one connected WebSocket."""
+
+    __slots__ = ("websocket", "id", "source", "topics", "workflows", "connected_at", "last_seen", "lagging_since",
+                 "remote")
+
+    def __init__(self, websocket, client_id, source, topics, workflows):
+        self.websocket = websocket
+        self.id = client_id
+        self.source = source
+        self.topics = topics
+        self.workflows = workflows  # None: every workflow
+        self.connected_at = time.time()
+        self.last_seen = self.connected_at
+        self.lagging_since = None  # loop time at which it went over the high-water mark
+        address = websocket.remote_address
+        self.remote = "%s:%s" % (address[0], address[1]) if address else ""
+
+    def wants(self, event):
+        if event.topic not in self.topics:
+            return False
+        return event.workflow is None or self.workflows is None or event.workflow in self.workflows
+
+    def describe(self):
+        return {"id": self.id, "source": self.source, "connectedAt": utc_timestamp(self.connected_at),
+                "lastSeen": utc_timestamp(self.last_seen), "remote": self.remote, "topics": sorted(self.topics),
+                "workflows": sorted(self.workflows) if self.workflows is not None else None,
+                "lagging": self.lagging_since is not None}
+
+
+class SubscriptionError(ValueError):
+    """A subscription that names an unknown topic or is malformed."""
+
+
+def parse_topics(value):
+    """A topics list (or comma-separated string) → frozenset; empty means every topic."""
+    if value is None or value == "" or value == []:
+        return frozenset(TOPICS)
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SubscriptionError("topics must be a list of strings")
+    unknown = sorted(set(value) - set(TOPICS))
+    if unknown:
+        raise SubscriptionError("unknown topic %s (known: %s)" % (", ".join(unknown)[:80], ", ".join(TOPICS)))
+    return frozenset(value) or frozenset(TOPICS)
+
+
+def parse_workflows(value):
+    if value is None or value == []:
+        return None
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SubscriptionError("workflows must be a list of workflow names")
+    if len(value) > MAX_SUBSCRIBED_WORKFLOWS:
+        raise SubscriptionError("more than %d workflows" % MAX_SUBSCRIBED_WORKFLOWS)
+    return frozenset(value)
+
+
+def source_from_user_agent(user_agent):
+    if not user_agent:
+        return "unknown"
+    if "mozilla" in user_agent.lower():
+        return "browser"
+    return user_agent.split()[0].split("/")[0][:40] or "unknown"
+
+
+class Metrics:
+    """Counters for /metrics (read from the HTTP thread; plain ints and floats, updated on the loop)."""
+
+    def __init__(self):
+        self.connections_total = 0
+        self.messages_sent_total = 0
+        self.bytes_sent_total = 0
+        self.events_total = 0
+        self.dropped_total = 0
+        self.resyncs_total = 0
+        self.lagging_closed_total = 0
+        self.heartbeat_closed_total = 0
+        self.client_messages_total = 0
+        self.client_errors_total = 0
+        self.broadcast_seconds_total = 0.0
+        self.broadcasts_total = 0
+        self.poll_seconds_total = 0.0
+        self.polls_total = 0
+
+
+class Hub:
+    """Clients, subscriptions, events. `snapshot_data(topics, workflows)` gives the project for a snapshot."""
+
+    def __init__(self, loop, snapshot_data, heartbeat_s=HEARTBEAT_S, high_water_bytes=HIGH_WATER_BYTES,
+                 lagging_close_s=LAGGING_CLOSE_S, ring_size=RING_BUFFER_EVENTS):
+        self.loop = loop
+        self.run_id = secrets.token_hex(8)
+        self.seq = 0
+        self.ring = collections.deque(maxlen=ring_size)
+        self.clients = {}  # websocket → Client
+        self.metrics = Metrics()
+        self.heartbeat_s = heartbeat_s
+        self.high_water_bytes = high_water_bytes
+        self.lagging_close_s = lagging_close_s
+        self._snapshot_data = snapshot_data
+        self._lock = threading.Lock()
+        self._heartbeat_handle = None
+        self._last_ping_at = loop.time()
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    def start(self):
+        self._heartbeat_handle = self.loop.call_later(self.heartbeat_s, self._heartbeat)
+
+    def stop(self):
+        if self._heartbeat_handle is not None:
+            self._heartbeat_handle.cancel()
+            self._heartbeat_handle = None
+
+    # -- messages ---------------------------------------------------------------------------------------------
+
+    def _envelope(self, message_type, data):
+        return {"type": message_type, "timestamp": now_ms(), "seq": self.seq, "data": data}
+
+    def _send(self, client, message):
+        """Send one message to one client (welcome, snapshot, pong, error, replay)."""
+        payload = json.dumps(message, separators=(",", ":")).encode()
+        self._write(client, frames.serialize_frame(frames.OP_TEXT, payload))
+
+    def _write(self, client, frame):
+        try:
+            client.websocket.send_frame(frame)
+        except ConnectionClosed:
+            return
+        self.metrics.messages_sent_total += 1
+        self.metrics.bytes_sent_total += len(frame)
+
+    def send_snapshot(self, client, reason):
+        data = dict(self._snapshot_data(client.topics, client.workflows))
+        data["reason"] = reason
+        self._send(client, self._envelope("snapshot", data))
+
+    # -- publishing -------------------------------------------------------------------------------------------
+
+    def publish(self, event_type, data, topic, workflow=None):
+        """Give the event the next seq, keep it in the ring buffer and write it to every subscriber."""
+        started = time.perf_counter()
+        with self._lock:
+            self.seq += 1
+            event = Event(self.seq, event_type, topic, workflow,
+                          {"type": event_type, "timestamp": now_ms(), "seq": self.seq, "data": data})
+            self.ring.append(event)
+        self.metrics.events_total += 1
+        frame = event.frame
+        high_water = self.high_water_bytes
+        sent = 0
+        for client in self.clients.values():
+            if not client.wants(event):
+                continue
+            websocket = client.websocket
+            if client.lagging_since is not None:
+                self.metrics.dropped_total += 1
+                continue
+            if websocket.buffered_amount > high_water:
+                client.lagging_since = self.loop.time()  # it gets a snapshot once it drains
+                self.metrics.dropped_total += 1
+                logger.info("client %s (%s) is lagging; events paused until it drains", client.id, client.source)
+                continue
+            try:
+                websocket.send_frame(frame)
+            except ConnectionClosed:
+                continue
+            sent += 1
+        self.metrics.messages_sent_total += sent
+        self.metrics.bytes_sent_total += sent * len(frame)
+        self.metrics.broadcast_seconds_total += time.perf_counter() - started
+        self.metrics.broadcasts_total += 1
+        return event
+
+    def _replay_or_resync(self, client, run_id, since):
+        """Send the events after `since` of run `run_id`, or a resync snapshot when they are not all kept."""
+        with self._lock:
+            events = list(self.ring)
+            current_seq = self.seq
+        oldest_kept = events[0].seq if events else current_seq + 1
+        if run_id != self.run_id or since > current_seq or since < oldest_kept - 1:
+            self.metrics.resyncs_total += 1
+            self.send_snapshot(client, "resync")
+            return False
+        for event in events:
+            if event.seq > since and client.wants(event):
+                self._write(client, event.frame)
+        return True
+
+    # -- connections ------------------------------------------------------------------------------------------
+
+    def client_connected(self, websocket):
+        request = websocket.request
+        topics = parse_topics(request.query_value("topics"))
+        workflows = parse_workflows(request.query_value("workflows"))
+        source = request.query_value("source") or source_from_user_agent(request.headers.get("User-Agent"))
+        client = Client(websocket, secrets.token_hex(4), source[:40], topics, workflows)
+        websocket.on_drain = self._client_drained
+        websocket.transport.set_write_buffer_limits(high=self.high_water_bytes)
+        self.clients[websocket] = client
+        self.metrics.connections_total += 1
+        logger.info("client %s connected from %s (%s), %d connected", client.id, client.remote, client.source,
+                    len(self.clients))
+        self._send(client, self._envelope("ping", {
+            "clientId": client.id, "message": WELCOME_MESSAGE, "runId": self.run_id,
+            "heartbeatMs": int(self.heartbeat_s * 1000)}))
+        run_id, since = request.query_value("runId"), request.query_value("since")
+        if run_id and since is not None and since.isdigit():
+            self._replay_or_resync(client, run_id, int(since))
+        else:
+            self.send_snapshot(client, "connected")
+
+    def client_disconnected(self, websocket):
+        client = self.clients.pop(websocket, None)
+        if client is not None:
+            logger.info("client %s disconnected (%s), %d connected", client.id, websocket.close_code,
+                        len(self.clients))
+
+    def _client_drained(self, websocket):
+        client = self.clients.get(websocket)
+        if client is not None and client.lagging_since is not None:
+            client.lagging_since = None
+            self.metrics.resyncs_total += 1
+            logger.info("client %s drained; sending a fresh snapshot", client.id)
+            self.send_snapshot(client, "lagging")
+
+    def client_message(self, websocket, message):
+        """Handle one client message. Nothing a client sends is ever relayed to another client."""
+        client = self.clients.get(websocket)
+        if client is None:
+            return
+        client.last_seen = time.time()
+        self.metrics.client_messages_total += 1
+        if not isinstance(message, str):
+            websocket.start_close(frames.CLOSE_UNSUPPORTED_DATA, "binary messages are not accepted")
+            return
+        try:
+            request = json.loads(message)
+        except ValueError:
+            self._refuse(client, "INVALID_JSON", "message is not valid JSON")
+            return
+        if not isinstance(request, dict) or not isinstance(request.get("type"), str):
+            self._refuse(client, "INVALID_MESSAGE", "a message is a JSON object with a string 'type'")
+            return
+        handler = self._HANDLERS.get(request["type"])
+        if handler is None:
+            self._refuse(client, "UNSUPPORTED_TYPE",
+                         "clients may send ping, pong, subscribe or resume, not %r" % request["type"][:40])
+            return
+        handler(self, client, request)
+
+    def _refuse(self, client, code, message):
+        self.metrics.client_errors_total += 1
+        self._send(client, self._envelope("error", {"code": code, "message": message}))
+
+    def _on_ping(self, client, request):
+        self._send(client, self._envelope("pong", {"timestamp": request.get("timestamp")}))
+
+    def _on_pong(self, client, request):
+        pass  # last_seen is already updated
+
+    def _on_subscribe(self, client, request):
+        try:
+            topics = parse_topics(request.get("topics"))
+            workflows = parse_workflows(request.get("workflows"))
+        except SubscriptionError as error:
+            self._refuse(client, "INVALID_SUBSCRIPTION", str(error))
+            return
+        client.topics, client.workflows = topics, workflows
+        self.send_snapshot(client, "subscribed")  # what the new subscription shows, as of now
+
+    def _on_resume(self, client, request):
+        run_id, since = request.get("runId"), request.get("since")
+        if not isinstance(run_id, str) or not isinstance(since, int) or isinstance(since, bool) or since < 0:
+            self._refuse(client, "INVALID_RESUME", "resume needs a string runId and a non-negative integer since")
+            return
+        self._replay_or_resync(client, run_id, since)
+
+    _HANDLERS = {"ping": _on_ping, "pong": _on_pong, "subscribe": _on_subscribe, "resume": _on_resume}
+
+    # -- liveness ---------------------------------------------------------------------------------------------
+
+    def _heartbeat(self):
+        """Protocol ping to everyone; close the peers silent for two intervals or stuck lagging too long."""
+        now = self.loop.time()
+        ping_due = now - self._last_ping_at >= self.heartbeat_s * 0.99
+        if ping_due:
+            self._last_ping_at = now
+        for websocket, client in list(self.clients.items()):
+            if now - websocket.last_received > 2 * self.heartbeat_s:
+                self.metrics.heartbeat_closed_total += 1
+                logger.info("client %s sent nothing for %.0f s; closing", client.id, now - websocket.last_received)
+                websocket.start_close(frames.CLOSE_GOING_AWAY, "no response to heartbeat", timeout=1.0)
+                continue
+            if client.lagging_since is not None and now - client.lagging_since > self.lagging_close_s:
+                self.metrics.lagging_closed_total += 1
+                logger.info("client %s lagged for %.0f s; closing", client.id, now - client.lagging_since)
+                websocket.start_close(frames.CLOSE_POLICY_VIOLATION, "too slow to keep up", timeout=1.0)
+                continue
+            if ping_due:
+                try:
+                    websocket.send_ping()
+                except ConnectionClosed:
+                    pass
+        self._heartbeat_handle = self.loop.call_later(self._next_check_s(), self._heartbeat)
+
+    def _next_check_s(self):
+        # Lagging clients are checked more often than the heartbeat so the 30 s limit is kept closely.
+        if any(client.lagging_since is not None for client in self.clients.values()):
+            return min(self.heartbeat_s, 1.0)
+        return self.heartbeat_s
+
+    # -- reading from the HTTP thread -------------------------------------------------------------------------
+
+    def recent_events(self, limit):
+        with self._lock:
+            events = list(self.ring)[-limit:] if limit > 0 else []
+        return [event.message for event in reversed(events)]
+
+    def client_list(self):
+        return [client.describe() for client in list(self.clients.values())]

@@ -1,0 +1,261 @@
+"""The sync service: the file watcher and the WebSocket server, started and stopped together.
+
+Lives on one asyncio loop. Every `poll_interval` seconds it asks the watcher what changed, re-reads those
+sources, turns old model vs new model into events and hands them to the hub. The latest model is kept in
+`project` for the HTTP thread to read (a reference swap, so a reader never sees half an update).
+"""
+
+import asyncio
+import hmac
+import logging
+import os
+import time
+
+from madace_status.project.epics import epic_id_from_filename
+from madace_status.project.loader import check_root, load_epics, load_stories, load_workflows
+from madace_status.project.model import Project
+from madace_status.project.workflows import workflow_name
+from madace_status.sync.events import diff_projects, snapshot_data
+from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_topics, parse_workflows
+from madace_status.sync.watcher import PollingWatcher
+from madace_status.websocket import HandshakeError, serve
+
+logger = logging.getLogger("madace_status.sync")
+
+POLL_INTERVAL_S = 0.1
+INVALID_GRACE_S = 0.5  # a file must stay unparseable this long before it is reported invalid
+SERVER_MAX_MESSAGE_BYTES = 64 * 1024
+MAX_CONNECTIONS = 10000
+WEBSOCKET_PATHS = ("/", "/ws")
+TOKEN_COOKIE = "madace_token"
+
+
+def token_from_cookie_header(cookie_header):
+    for part in (cookie_header or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == TOKEN_COOKIE:
+            return value
+    return None
+
+
+def token_matches(expected, offered):
+    return offered is not None and hmac.compare_digest(expected.encode("utf-8"), offered.encode("utf-8"))
+
+
+class SyncService:
+    """Watcher + hub + WebSocket server. All methods but the read-only properties run on `loop`."""
+
+    def __init__(self, paths, host="127.0.0.1", ws_port=3001, poll_interval=POLL_INTERVAL_S, token=None,
+                 allowed_origins=(), heartbeat_s=HEARTBEAT_S, max_connections=MAX_CONNECTIONS,
+                 max_message_bytes=SERVER_MAX_MESSAGE_BYTES):
+        self.paths = paths
+        self.host = host
+        self.ws_port = ws_port
+        self.poll_interval = poll_interval
+        self.token = token
+        self.allowed_origins = set(allowed_origins)
+        self.heartbeat_s = heartbeat_s
+        self.max_connections = max_connections
+        self.max_message_bytes = max_message_bytes
+        self.loop = None
+        self.hub = None
+        self.project = None
+        self.started_at = None
+        self.last_error = None
+        self._server = None
+        self._poll_task = None
+        self._watcher = None
+        self._bad_since = {}  # "workflow:<name>" or "stories" → monotonic time it first failed to parse
+        self._parts = None  # {source: (records, source-level warnings, source-level errors)}
+
+    # -- state read by the HTTP thread ------------------------------------------------------------------------
+
+    @property
+    def running(self):
+        return self._server is not None
+
+    @property
+    def bound_port(self):
+        return self._server.port if self._server is not None else self.ws_port
+
+    def uptime_seconds(self):
+        return round(time.time() - self.started_at, 3) if self.started_at is not None else 0
+
+    # -- start / stop -----------------------------------------------------------------------------------------
+
+    async def start(self, ws_port=None):
+        """Bind the WebSocket port and start watching. Raises OSError when the port cannot be bound."""
+        if self.running:
+            return
+        if ws_port is not None:
+            self.ws_port = ws_port
+        self.loop = asyncio.get_running_loop()
+        self.project = self._load_all()
+        self.hub = Hub(self.loop, self._snapshot_for, heartbeat_s=self.heartbeat_s)
+        try:
+            self._server = await serve(
+                host=self.host, port=self.ws_port, on_connect=self.hub.client_connected,
+                on_message=self.hub.client_message, on_close=self.hub.client_disconnected,
+                process_request=self._check_request, max_message_bytes=self.max_message_bytes,
+                max_connections=self.max_connections)
+        except OSError as error:
+            self.last_error = str(error)
+            self.hub = None
+            raise
+        self.last_error = None
+        self.started_at = time.time()
+        self.hub.start()
+        self._watcher = self._make_watcher()
+        self._watcher.poll()  # the baseline: what exists now is already in self.project
+        self._poll_task = self.loop.create_task(self._poll_forever())
+        logger.info("sync service listening on ws://%s:%d (run %s)", self.host, self.bound_port, self.hub.run_id)
+
+    async def stop(self, code=1001, reason="server shutting down", timeout=2.0):
+        if not self.running:
+            return
+        server, self._server = self._server, None
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            self._poll_task = None
+        self.hub.stop()
+        await server.close(code, reason, timeout=timeout)
+        self.started_at = None
+        logger.info("sync service stopped")
+
+    # -- the handshake checks of SPEC §6.1 and §6.6 -----------------------------------------------------------
+
+    def allowed_origin(self, origin, http_port):
+        if origin in self.allowed_origins:
+            return True
+        hosts = {"localhost", "127.0.0.1", "[::1]", self.host if ":" not in self.host else "[%s]" % self.host}
+        return origin in {"http://%s:%d" % (host, http_port) for host in hosts}
+
+    http_port = None  # set by the serve command, for the dashboard's origin
+
+    def _check_request(self, websocket):
+        request = websocket.request
+        if request.path not in WEBSOCKET_PATHS:
+            raise HandshakeError("no WebSocket endpoint at %s (use / or /ws)" % request.path[:80], status=404)
+        origin = request.origin
+        if origin is not None and not self.allowed_origin(origin, self.http_port):
+            raise HandshakeError("origin %s is not allowed" % origin[:100], status=403)
+        if self.token:
+            offered = request.query_value("token")
+            authorization = request.headers.get("Authorization") or ""
+            if offered is None and authorization.lower().startswith("bearer "):
+                offered = authorization[7:].strip()
+            if offered is None:
+                offered = token_from_cookie_header(request.headers.get("Cookie"))
+            if not token_matches(self.token, offered):
+                raise HandshakeError("missing or wrong token", status=403)
+        try:
+            parse_topics(request.query_value("topics"))
+            parse_workflows(request.query_value("workflows"))
+        except SubscriptionError as error:
+            raise HandshakeError(str(error), status=400)
+        return ()
+
+    def _snapshot_for(self, topics, workflows):
+        return snapshot_data(self.project, topics, workflows)
+
+    # -- watching ---------------------------------------------------------------------------------------------
+
+    def _make_watcher(self):
+        state_dirs, _ = self.paths.state_dir_candidates()
+        status_files, _ = self.paths.status_file_candidates()
+        epics_dir, _ = self.paths.epics_dir_path()
+        directories = [(d, lambda name: workflow_name(name) is not None) for d in state_dirs]
+        directories.append((epics_dir, lambda name: name.endswith(".md")))
+        return PollingWatcher(files=status_files, directories=directories)
+
+    def _classify(self, changes):
+        status_files = set(self.paths.status_file_candidates()[0])
+        epics_dir = self.paths.epics_dir_path()[0]
+        workflows = stories = epics = False
+        for path in changes:
+            if path in status_files:
+                stories = True
+            elif os.path.dirname(path) == epics_dir and epic_id_from_filename(os.path.basename(path)):
+                epics = True
+            else:
+                workflows = True
+        return workflows, stories, epics
+
+    async def _poll_forever(self):
+        while True:
+            started = time.perf_counter()
+            try:
+                self.poll_once()
+            except Exception:  # a bug must not stop the watcher: log it and keep polling
+                logger.exception("poll failed")
+            elapsed = time.perf_counter() - started
+            metrics = self.hub.metrics
+            metrics.poll_seconds_total += elapsed
+            metrics.polls_total += 1
+            await asyncio.sleep(max(0.0, self.poll_interval - elapsed))
+
+    def poll_once(self):
+        """One poll: re-read what changed (and what is waiting out its grace period), publish the events."""
+        changes = self._watcher.poll()
+        workflows, stories, epics = self._classify(changes)
+        if self._bad_since:
+            workflows = workflows or any(key.startswith("workflow:") for key in self._bad_since)
+            stories = stories or "stories" in self._bad_since
+        if not (workflows or stories or epics):
+            return
+        old = self.project
+        new = self._reload(old, workflows, stories, epics)
+        if new is old:
+            return
+        self.project = new
+        for event_type, data, topic, workflow in diff_projects(old, new):
+            self.hub.publish(event_type, data, topic, workflow)
+
+    def _load_all(self):
+        check_root(self.paths.root)
+        self._parts = {"workflows": load_workflows(self.paths)[:3], "stories": load_stories(self.paths)[1:],
+                       "epics": load_epics(self.paths)[1:]}
+        return self._build_project()
+
+    def _build_project(self):
+        (workflows, workflow_warnings, workflow_errors) = self._parts["workflows"]
+        (stories, story_warnings, story_errors) = self._parts["stories"]
+        (epics, epic_warnings, epic_errors) = self._parts["epics"]
+        return Project(self.paths.root, workflows, stories, epics, workflow_warnings, workflow_errors,
+                       story_warnings, story_errors, epic_warnings, epic_errors, self.project.sources
+                       if self.project is not None else None)
+
+    def _reload(self, old, reload_workflows, reload_stories, reload_epics):
+        now = time.monotonic()
+        if reload_workflows:
+            workflows, warnings, errors, _ = load_workflows(self.paths)
+            self._parts["workflows"] = (self._keep_last_good_workflows(old, workflows, now), warnings, errors)
+        if reload_stories:
+            _, stories, warnings, errors = load_stories(self.paths)
+            if errors and not self._parts["stories"][2] and self._within_grace("stories", now):
+                pass  # unreadable for now: keep the last good stories and look again at the next poll
+            else:
+                self._bad_since.pop("stories", None)
+                self._parts["stories"] = (stories, warnings, errors)
+        if reload_epics:
+            self._parts["epics"] = load_epics(self.paths)[1:]
+        return self._build_project()
+
+    def _within_grace(self, key, now):
+        first = self._bad_since.setdefault(key, now)
+        return now - first < INVALID_GRACE_S
+
+    def _keep_last_good_workflows(self, old, workflows, now):
+        """A file caught mid-write keeps its last good record until it has been bad for INVALID_GRACE_S."""
+        previous = {w.name: w for w in old.workflows}
+        kept = []
+        for workflow in workflows:
+            key = "workflow:" + workflow.name
+            before = previous.get(workflow.name)
+            if workflow.is_invalid and before is not None and not before.is_invalid:
+                if self._within_grace(key, now):
+                    kept.append(before)
+                    continue
+            self._bad_since.pop(key, None)
+            kept.append(workflow)
+        return kept

@@ -1,0 +1,1 @@
+"""The HTTP side: dashboard pages and the JSON API."""

@@ -1,0 +1,159 @@
+"""What the HTTP handlers ask of the running server: the project, the event log, the sync service.
+
+The HTTP server runs in its own threads; the sync service lives on the asyncio loop. Reads take the latest
+immutable model by reference; start/stop/restart are handed to the loop and waited for.
+"""
+
+import asyncio
+import time
+
+from madace_status.project.loader import ProjectUnreadable, load_project
+from madace_status.project.render.envelope import utc_timestamp
+
+SYNC_ACTION_TIMEOUT_S = 10.0
+
+
+class SyncActionError(Exception):
+    """A start/stop/restart that could not be done; the message says why."""
+
+
+class DashboardApp:
+    """The shared state behind the routes: built by the serve command."""
+
+    def __init__(self, paths, service, loop, token=None, http_port=3000, public_host="127.0.0.1"):
+        self.paths = paths
+        self.service = service
+        self.loop = loop
+        self.token = token
+        self.http_port = http_port
+        self.public_host = public_host
+        self.started_at = time.time()
+        self.last_hub = None  # the event log outlives a stopped sync service
+
+    # -- the project ------------------------------------------------------------------------------------------
+
+    def project(self):
+        """The latest model: the sync service's when it runs, else read from the files now."""
+        if self.service.running and self.service.project is not None:
+            return self.service.project
+        return load_project(self.paths)
+
+    # -- events and sync --------------------------------------------------------------------------------------
+
+    @property
+    def hub(self):
+        hub = self.service.hub if self.service.running else None
+        if hub is not None:
+            self.last_hub = hub
+        return hub or self.last_hub
+
+    def recent_events(self, limit):
+        hub = self.hub
+        return hub.recent_events(limit) if hub is not None else []
+
+    def ws_url(self, host=None):
+        """The WebSocket URL as a browser that reached us at `host` (a Host header's name) should use."""
+        host = host or self.public_host
+        if ":" in host and not host.startswith("["):
+            host = "[%s]" % host
+        return "ws://%s:%d/ws" % (host, self.service.bound_port)
+
+    def sync_info(self, host=None):
+        service = self.service
+        hub = service.hub if service.running else None
+        return {
+            "running": service.running,
+            "wsPort": service.bound_port,
+            "wsUrl": self.ws_url(host),
+            "runId": hub.run_id if hub is not None else None,
+            "seq": hub.seq if hub is not None else None,
+            "uptimeSeconds": service.uptime_seconds(),
+            "startedAt": utc_timestamp(service.started_at) if service.started_at else None,
+            "pollIntervalMs": int(service.poll_interval * 1000),
+            "clientCount": len(hub.clients) if hub is not None else 0,
+            "clients": hub.client_list() if hub is not None else [],
+            "lastError": service.last_error,
+        }
+
+    def sync_action(self, action, ws_port=None):
+        """Run start/stop/restart on the loop; returns the message. Raises SyncActionError."""
+        service = self.service
+
+        async def act():
+            if action == "stop":
+                if not service.running:
+                    return "sync service is already stopped"
+                await service.stop()
+                return "sync service stopped"
+            if action == "restart" and service.running:
+                await service.stop(reason="sync service restarting")
+            elif action == "start" and service.running:
+                if ws_port is not None and ws_port != service.bound_port:
+                    raise SyncActionError("sync service is already running on port %d; restart it to change the port"
+                                          % service.bound_port)
+                return "sync service is already running"
+            try:
+                await service.start(ws_port)
+            except OSError as error:
+                raise SyncActionError("cannot start the sync service on port %d: %s"
+                                      % (service.ws_port, error.strerror or error))
+            return "sync service %s on port %d" % ("restarted" if action == "restart" else "started",
+                                                   service.bound_port)
+
+        future = asyncio.run_coroutine_threadsafe(act(), self.loop)
+        return future.result(SYNC_ACTION_TIMEOUT_S)
+
+    # -- metrics ----------------------------------------------------------------------------------------------
+
+    def metrics_text(self):
+        hub = self.hub
+        service = self.service
+        metrics = hub.metrics if hub is not None else None
+        lines = []
+
+        def metric(name, kind, help_text, value):
+            lines.append("# HELP madace_%s %s" % (name, help_text))
+            lines.append("# TYPE madace_%s %s" % (name, kind))
+            lines.append("madace_%s %s" % (name, _number(value)))
+
+        def counter(name, help_text, attribute):
+            metric(name, "counter", help_text, getattr(metrics, attribute) if metrics is not None else 0)
+
+        def summary(name, help_text, sum_attribute, count_attribute):
+            lines.append("# HELP madace_%s %s" % (name, help_text))
+            lines.append("# TYPE madace_%s summary" % name)
+            for suffix, attribute in (("sum", sum_attribute), ("count", count_attribute)):
+                value = getattr(metrics, attribute) if metrics is not None else 0
+                lines.append("madace_%s_%s %s" % (name, suffix, _number(value)))
+
+        metric("sync_running", "gauge", "1 when the sync service is running.", 1 if service.running else 0)
+        metric("connections", "gauge", "Open WebSocket connections.",
+               len(hub.clients) if hub is not None and service.running else 0)
+        counter("connections_total", "WebSocket connections accepted.", "connections_total")
+        counter("messages_sent_total", "WebSocket messages sent to clients.", "messages_sent_total")
+        counter("bytes_sent_total", "Bytes of WebSocket frames sent to clients.", "bytes_sent_total")
+        counter("events_total", "Events published.", "events_total")
+        counter("events_dropped_total", "Events not sent to a lagging client (it gets a snapshot later).",
+                "dropped_total")
+        counter("resyncs_total", "Snapshots sent to resynchronise a client.", "resyncs_total")
+        counter("client_messages_total", "Messages received from clients.", "client_messages_total")
+        counter("client_errors_total", "Client messages answered with an error.", "client_errors_total")
+        counter("heartbeat_closed_total", "Connections closed for not answering heartbeats.", "heartbeat_closed_total")
+        counter("lagging_closed_total", "Connections closed for lagging too long.", "lagging_closed_total")
+        summary("poll_duration_seconds", "Time spent polling the project files.", "poll_seconds_total",
+                "polls_total")
+        summary("broadcast_duration_seconds", "Time spent broadcasting events.", "broadcast_seconds_total",
+                "broadcasts_total")
+        metric("seq", "gauge", "Sequence number of the last event of this run.",
+               hub.seq if hub is not None else 0)
+        metric("uptime_seconds", "gauge", "Seconds since the sync service started.", service.uptime_seconds())
+        return "\n".join(lines) + "\n"
+
+
+def _number(value):
+    if isinstance(value, float):
+        return repr(round(value, 6))
+    return str(value)
+
+
+__all__ = ["DashboardApp", "ProjectUnreadable", "SyncActionError"]

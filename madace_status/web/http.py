@@ -1,0 +1,295 @@
+"""The HTTP server: dashboard pages and the JSON API of SPEC §7, on `http.server.ThreadingHTTPServer`.
+
+One small method per route. Every error is the JSON envelope `{"success": false, "error", "code"}`.
+No route serves files from disk by path: the two pages are fixed documents of the package.
+"""
+
+import hmac
+import json
+import logging
+import re
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from madace_status import __version__
+from madace_status.project import registry
+from madace_status.project.loader import ProjectUnreadable
+from madace_status.project.render.envelope import envelope
+from madace_status.web import pages
+from madace_status.web.app import SyncActionError
+
+logger = logging.getLogger("madace_status.http")
+
+MAX_ENTITY_ID_CHARS = 200
+MAX_BODY_BYTES = 64 * 1024
+ACTIVITY_DEFAULT = 20
+ACTIVITY_MAX = 1024
+TOKEN_COOKIE = "madace_token"
+API_TYPES = {"story": registry.STORY, "epic": registry.EPIC, "workflow": registry.WORKFLOW,
+             "state-machine": registry.SUMMARY}
+SYNC_ACTIONS = ("start", "stop", "restart")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class ApiError(Exception):
+    def __init__(self, status, code, message, **extra):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+class DashboardServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, app):
+        self.app = app
+        super().__init__(address, DashboardHandler)
+
+
+class DashboardHandler(BaseHTTPRequestHandler):
+    server_version = "madace-status/" + __version__
+    error_content_type = "application/json"
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+
+    @property
+    def app(self):
+        return self.server.app
+
+    def log_message(self, format, *args):
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def _send(self, status, body, content_type, headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status, document, headers=()):
+        body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        self._send(status, body, "application/json; charset=utf-8", (("Cache-Control", "no-store"),) + tuple(headers))
+
+    def _send_error_envelope(self, error):
+        document = {"success": False, "error": error.message, "code": error.code}
+        document.update(error.extra)
+        self._send_json(error.status, document)
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own errors (bad request line, unsupported method) in the JSON envelope too."""
+        self.close_connection = True
+        names = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 414: "URI_TOO_LONG",
+                 431: "HEADERS_TOO_LARGE", 501: "METHOD_NOT_ALLOWED"}
+        try:
+            self._send_error_envelope(ApiError(code, names.get(code, "HTTP_%d" % code),
+                                               message or self.responses.get(code, ("error",))[0]))
+        except (OSError, AttributeError):
+            pass  # the request was too broken to answer (no request version yet, or the peer left)
+
+    def _host_name(self):
+        """The host name the client used to reach us (for the WebSocket URL), else the bind address."""
+        host = self.headers.get("Host", "") if self.headers else ""
+        match = re.match(r"\A(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d+)?\Z", host)
+        return match.group(1) if match else self.app.public_host
+
+    # -- routing ----------------------------------------------------------------------------------------------
+
+    def do_GET(self):
+        self._route("GET")
+
+    def do_HEAD(self):
+        self._route("GET")
+
+    def do_POST(self):
+        self._route("POST")
+
+    def do_PUT(self):
+        self._method_not_allowed()
+
+    do_DELETE = do_PATCH = do_PUT
+
+    def _method_not_allowed(self):
+        self._send_error_envelope(ApiError(405, "METHOD_NOT_ALLOWED", "%s is not supported" % self.command))
+
+    def _route(self, method):
+        parts = urlsplit(self.path)
+        self.query = parse_qs(parts.query, keep_blank_values=True)
+        path = parts.path
+        try:
+            if path.startswith("/api/") or path == "/metrics":
+                self._check_token()
+            route = self._ROUTES.get((method, path))
+            if route is not None:
+                route(self)
+            elif method == "GET" and path.startswith("/api/status/"):
+                self._api_entity(path[len("/api/status/"):])
+            elif any(path == known for _, known in self._ROUTES):
+                raise ApiError(405, "METHOD_NOT_ALLOWED", "%s is not supported on %s" % (method, path))
+            else:
+                raise ApiError(404, "NOT_FOUND", "no route %s" % path[:200])
+        except ApiError as error:
+            self._send_error_envelope(error)
+        except ProjectUnreadable as error:
+            self._send_error_envelope(ApiError(503, "PROJECT_UNREADABLE", str(error)))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception:
+            logger.exception("error answering %s %s", method, path)
+            self._send_error_envelope(ApiError(500, "INTERNAL_ERROR", "internal error; see the server log"))
+
+    # -- security ---------------------------------------------------------------------------------------------
+
+    def _offered_token(self):
+        values = self.query.get("token")
+        if values:
+            return values[0]
+        authorization = self.headers.get("Authorization", "")
+        if authorization.lower().startswith("bearer "):
+            return authorization[7:].strip()
+        for part in self.headers.get("Cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == TOKEN_COOKIE:
+                return value
+        return None
+
+    def _token_ok(self):
+        token = self.app.token
+        if not token:
+            return True
+        offered = self._offered_token()
+        return offered is not None and hmac.compare_digest(token.encode("utf-8"), offered.encode("utf-8"))
+
+    def _check_token(self):
+        if not self._token_ok():
+            raise ApiError(401, "UNAUTHORIZED", "a valid token is required (Authorization: Bearer, ?token= or the "
+                                                "dashboard cookie)")
+
+    # -- pages ------------------------------------------------------------------------------------------------
+
+    def _redirect_root(self):
+        query = urlsplit(self.path).query
+        self.send_response(302)
+        self.send_header("Location", "/status" + ("?" + query if query else ""))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _page(self, name):
+        host = self._host_name()
+        ws_url = self.app.ws_url(host)
+        body, csp = pages.render(name, ws_url=ws_url, token_required=bool(self.app.token))
+        headers = [("Content-Security-Policy", csp), ("Cache-Control", "no-store"),
+                   ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY")]
+        if self.app.token and self.query.get("token") and self._token_ok():
+            # The dashboard's own requests and its WebSocket handshake carry the token from here on.
+            headers.append(("Set-Cookie", "%s=%s; Path=/; HttpOnly; SameSite=Strict"
+                            % (TOKEN_COOKIE, quote(self.query["token"][0], safe=""))))
+        self._send(200, body, "text/html; charset=utf-8", headers)
+
+    def _status_page(self):
+        self._page("status")
+
+    def _sync_page(self):
+        self._page("sync")
+
+    def _healthz(self):
+        self._send(200, b"ok\n", "text/plain; charset=utf-8", (("Cache-Control", "no-store"),))
+
+    # -- API --------------------------------------------------------------------------------------------------
+
+    def _api_status(self):
+        project = self.app.project()
+        self._send_json(200, envelope(registry.find(project, registry.Query(registry.SUMMARY))))
+
+    def _api_entity(self, rest):
+        entity_type, slash, entity_id = rest.partition("/")
+        try:
+            entity_id = unquote(entity_id, errors="strict")
+        except UnicodeDecodeError:
+            raise ApiError(400, "VALIDATION_ERROR", "id is not valid percent-encoded UTF-8")
+        if entity_type not in API_TYPES:
+            raise ApiError(400, "INVALID_TYPE", "type must be one of %s" % ", ".join(sorted(API_TYPES)),
+                           validTypes=sorted(API_TYPES))
+        if not slash or not entity_id:
+            raise ApiError(400, "VALIDATION_ERROR", "an id is required: /api/status/%s/ID" % entity_type)
+        if len(entity_id) > MAX_ENTITY_ID_CHARS:
+            raise ApiError(400, "VALIDATION_ERROR", "id is longer than %d characters" % MAX_ENTITY_ID_CHARS)
+        if "/" in entity_id or "\\" in entity_id or ".." in entity_id or _CONTROL_CHARS.search(entity_id):
+            raise ApiError(400, "VALIDATION_ERROR", "id may not contain '/', '\\', '..' or control characters")
+        kind = API_TYPES[entity_type]
+        key = entity_id if kind == registry.WORKFLOW else entity_id.upper()
+        project = self.app.project()
+        try:
+            entity = registry.find(project, registry.Query(kind, key))
+        except registry.EntityNotFound as error:
+            raise ApiError(404, "ENTITY_NOT_FOUND", str(error), suggestions=error.suggestions)
+        self._send_json(200, {"success": True, "result": envelope(entity)})
+
+    def _api_activity(self):
+        raw = self.query.get("limit", [str(ACTIVITY_DEFAULT)])[0]
+        if not raw.isdigit() or int(raw) < 1:
+            raise ApiError(400, "VALIDATION_ERROR", "limit must be a positive integer (at most %d)" % ACTIVITY_MAX)
+        limit = min(int(raw), ACTIVITY_MAX)
+        events = self.app.recent_events(limit)
+        self._send_json(200, {"success": True, "count": len(events), "events": events})
+
+    def _api_sync(self):
+        self._send_json(200, dict(self.app.sync_info(self._host_name()), success=True))
+
+    def _api_sync_action(self):
+        request = self._read_json_body()
+        action = request.get("action")
+        if action not in SYNC_ACTIONS:
+            raise ApiError(400, "INVALID_ACTION", "action must be one of %s" % ", ".join(SYNC_ACTIONS))
+        ws_port = request.get("wsPort")
+        if ws_port is not None and (not isinstance(ws_port, int) or isinstance(ws_port, bool)
+                                    or not 0 <= ws_port <= 65535):
+            raise ApiError(400, "VALIDATION_ERROR", "wsPort must be an integer from 0 to 65535")
+        try:
+            message = self.app.sync_action(action, ws_port)
+            success, status = True, 200
+        except SyncActionError as error:
+            message, success, status = str(error), False, 409
+        info = self.app.sync_info(self._host_name())
+        document = {"success": success, "message": message, "running": info["running"], "wsPort": info["wsPort"],
+                    "clientCount": info["clientCount"]}
+        if not success:
+            document.update(error=message, code="SYNC_ACTION_FAILED")
+        self._send_json(status, document)
+
+    def _read_json_body(self):
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise ApiError(411 if length is None else 400, "VALIDATION_ERROR", "a JSON body with Content-Length is "
+                                                                               "required")
+        if int(length) > MAX_BODY_BYTES:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", "the body is larger than %d bytes" % MAX_BODY_BYTES)
+        body = self.rfile.read(int(length))
+        try:
+            document = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "INVALID_JSON", "the body is not valid JSON")
+        if not isinstance(document, dict):
+            raise ApiError(400, "INVALID_JSON", "the body must be a JSON object")
+        return document
+
+    def _metrics(self):
+        body = self.app.metrics_text().encode("utf-8")
+        self._send(200, body, "text/plain; version=0.0.4; charset=utf-8", (("Cache-Control", "no-store"),))
+
+    _ROUTES = {
+        ("GET", "/"): _redirect_root,
+        ("GET", "/status"): _status_page,
+        ("GET", "/sync-status"): _sync_page,
+        ("GET", "/healthz"): _healthz,
+        ("GET", "/metrics"): _metrics,
+        ("GET", "/api/status"): _api_status,
+        ("GET", "/api/activity"): _api_activity,
+        ("GET", "/api/sync"): _api_sync,
+        ("POST", "/api/sync"): _api_sync_action,
+    }
