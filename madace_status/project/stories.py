@@ -86,12 +86,13 @@ def parse_story_file(text):
         if stripped.startswith("<!--"):
             in_comment = "-->" not in stripped
             continue
-        fence_match = _FENCE.match(line)
+        first = stripped[0]
+        fence_match = _FENCE.match(line) if first == "`" or first == "~" else None
         if fence_match:
             fence = fence_match.group(1)
             current = None
             continue
-        if stripped[0] == "#":
+        if first == "#":
             heading = _HEADING.match(line)
             if heading:
                 current = None
@@ -106,7 +107,7 @@ def parse_story_file(text):
                     else:
                         milestone = None
                 continue
-        story_match = _STORY_LINE.match(line) if stripped[0] in "-*+" else None
+        story_match = _STORY_LINE.match(line) if first in "-*+" else None
         if story_match:
             current = None
             if section is None:

@@ -198,6 +198,19 @@ def _steps(doc, notes):
         if not isinstance(item, dict):
             notes.add('"steps[%d]" should be an object, not %s; ignored' % (index, _type_name(item)))
             continue
+        # Fast path for the usual step: every field a string (or absent) and a canonical status.
+        step_id = item.get("id")
+        raw_status = item.get("status")
+        started = item.get("startedAt")
+        completed = item.get("completedAt")
+        if (type(step_id) is str and (started is None or type(started) is str)
+                and (completed is None or type(completed) is str)):
+            status = "pending" if raw_status is None else STATUS_ALIASES.get(raw_status)
+            if status is not None:
+                error = item.get("error")
+                steps.append({"id": step_id, "status": status, "startedAt": started, "completedAt": completed,
+                              "error": None if error is None else _error_text(error)})
+                continue
         label = "steps[%d]" % index
         step_id = notes.string(item, "id", label + ".id")
         if step_id is None:
