@@ -11,7 +11,6 @@ _FILE_ID = re.compile(r"EPIC(?:-[A-Z0-9]+)*(?=[-.])")
 _NOT_ID_CHARS = re.compile(r"[^A-Z0-9-]+")
 _FIELD = re.compile(r"[ \t]*(?:[-*][ \t]+)?\*\*([^*:]+):[ \t]*\*\*[ \t]*(.*)\Z|"
                     r"[ \t]*(?:[-*][ \t]+)?\*\*([^*]+)\*\*[ \t]*:[ \t]*(.*)\Z")
-_TITLE = re.compile(r"#[ \t]+(.*)\Z")
 _STORY_HEADING = re.compile(r"###[ \t]+\[?([A-Za-z]+(?:-[A-Za-z0-9]+)+)\]?[ \t]*:")
 _STORY_ITEM = re.compile(r"[ \t]*\d+\.[ \t]+\*\*\[?([A-Za-z]+(?:-[A-Za-z0-9]+)+)\]?[ \t]*:?[ \t]*\*\*")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")

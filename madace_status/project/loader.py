@@ -24,7 +24,7 @@ class ProjectPaths(object):
     __slots__ = ("root", "state_dirs", "status_file", "epics_dir")
 
     def __init__(self, root=".", state_dirs=None, status_file=None, epics_dir=None):
-        self.root = os.path.abspath(root)
+        self.root = os.path.abspath(os.path.expanduser(root))
         self.state_dirs = list(state_dirs) if state_dirs else None
         self.status_file = status_file or None
         self.epics_dir = epics_dir or None
