@@ -37,6 +37,12 @@ _NOTHING = object()  # recv() mode: no message waiting
 class WebSocket(asyncio.Protocol):
     """One WebSocket connection over an asyncio transport (either role)."""
 
+    # Slots and lazily made futures keep an idle connection small (thousands are held at once).
+    __slots__ = ("role", "_max_message_bytes", "_on_message", "_on_close", "_loop", "transport", "connection",
+                 "remote_address", "last_received", "_is_closed", "_closed_waiter", "_message", "_message_waiter",
+                 "_ping_waiters", "_timer", "_close_timeout", "_write_paused", "_drain_waiters", "_reading_paused",
+                 "on_drain")
+
     def __init__(self, role, max_message_bytes, on_message=None, on_close=None):
         self.role = role
         self._max_message_bytes = max_message_bytes
@@ -47,14 +53,15 @@ class WebSocket(asyncio.Protocol):
         self.connection = None  # the sans-I/O Connection, once the handshake is done
         self.remote_address = None
         self.last_received = self._loop.time()  # loop time of the last bytes from the peer (for heartbeats)
-        self._closed = self._loop.create_future()
+        self._is_closed = False
+        self._closed_waiter = None  # made by the first wait_closed()
         self._message = _NOTHING  # recv() mode: the parsed message the reader has not taken yet
         self._message_waiter = None
-        self._ping_waiters = {}
+        self._ping_waiters = None
         self._timer = None
         self._close_timeout = CLOSE_TIMEOUT_S
         self._write_paused = False
-        self._drain_waiters = []
+        self._drain_waiters = None
         self._reading_paused = False
         self.on_drain = None  # called with the WebSocket when its write buffer drains below the low-water mark
 
@@ -77,29 +84,34 @@ class WebSocket(asyncio.Protocol):
         self._cancel_timer()
         if self.connection is not None and self.connection.state != CLOSED:
             self.connection.receive_data(b"")
-        if not self._closed.done():
-            self._closed.set_result(None)
-        for waiter in list(self._ping_waiters.values()):
-            if not waiter.done():
-                waiter.set_exception(ConnectionClosed(self.close_code, self.close_reason))
-        self._ping_waiters.clear()
+        self._is_closed = True
+        if self._closed_waiter is not None and not self._closed_waiter.done():
+            self._closed_waiter.set_result(None)
+        if self._ping_waiters:
+            error = self.connection.closed_error() if self.connection is not None else \
+                ConnectionClosed(frames.CLOSE_ABNORMAL)
+            for waiter in self._ping_waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(error)
+            self._ping_waiters = None
         self._wake_reader()
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drain_waiters.clear()
+        self._release_drain_waiters()
         if self._on_close is not None and self.connection is not None:
             self._on_close(self)
 
     def pause_writing(self):
         self._write_paused = True
 
+    def _release_drain_waiters(self):
+        if self._drain_waiters:
+            for waiter in self._drain_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._drain_waiters = None
+
     def resume_writing(self):
         self._write_paused = False
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drain_waiters.clear()
+        self._release_drain_waiters()
         if self.on_drain is not None:
             self.on_drain(self)
 
@@ -142,7 +154,7 @@ class WebSocket(asyncio.Protocol):
                     self._message = event.data
                     self._wake_reader()
                     break
-            elif kind is Pong:
+            elif kind is Pong and self._ping_waiters:
                 waiter = self._ping_waiters.pop(bytes(event.payload), None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(self._loop.time())
@@ -184,14 +196,14 @@ class WebSocket(asyncio.Protocol):
                     self.transport.resume_reading()
                 return message
             connection = self.connection
-            if connection is not None and connection.state != CLOSED and not self._closed.done():
+            if connection is not None and connection.state != CLOSED and not self._is_closed:
                 self._process()  # bytes that arrived while the reader was busy
                 if self._message is not _NOTHING:
                     continue
             if connection is None:
-                if self._closed.done():
+                if self._is_closed:
                     raise ConnectionClosed(frames.CLOSE_ABNORMAL, "not connected")
-            elif connection.state != OPEN or self._closed.done():
+            elif connection.state != OPEN or self._is_closed:
                 raise connection.closed_error()
             self._message_waiter = self._loop.create_future()
             try:
@@ -249,8 +261,10 @@ class WebSocket(asyncio.Protocol):
 
     async def drain(self):
         """Wait until the transport's write buffer is below its high-water mark."""
-        if self._write_paused and not self._closed.done():
+        if self._write_paused and not self._is_closed:
             waiter = self._loop.create_future()
+            if self._drain_waiters is None:
+                self._drain_waiters = []
             self._drain_waiters.append(waiter)
             await waiter
 
@@ -260,6 +274,8 @@ class WebSocket(asyncio.Protocol):
         payload = os.urandom(4) if payload is None else bytes(payload)
         frame = self.connection.send_ping(payload)  # raises when the connection is not open
         waiter = self._loop.create_future()
+        if self._ping_waiters is None:
+            self._ping_waiters = {}
         self._ping_waiters[payload] = waiter
         sent_at = self._loop.time()
         self.transport.write(frame)
@@ -278,7 +294,7 @@ class WebSocket(asyncio.Protocol):
 
     def start_close(self, code=frames.CLOSE_NORMAL, reason="", timeout=CLOSE_TIMEOUT_S):
         """Send a close frame without waiting; the connection is aborted if the peer does not answer in time."""
-        if self.transport is None or self._closed.done():
+        if self.transport is None or self._is_closed:
             return
         if self.connection is None:
             self.transport.abort()
@@ -291,21 +307,25 @@ class WebSocket(asyncio.Protocol):
             self._wake_reader()
 
     async def wait_closed(self):
-        await asyncio.shield(self._closed)
+        if self._is_closed:
+            return
+        if self._closed_waiter is None:
+            self._closed_waiter = self._loop.create_future()
+        await asyncio.shield(self._closed_waiter)
 
     @property
     def closed(self):
-        return self._closed.done()
+        return self._is_closed
 
     @property
     def open(self):
-        return self.connection is not None and self.connection.state == OPEN and not self._closed.done()
+        return self.connection is not None and self.connection.state == OPEN and not self._is_closed
 
     @property
     def close_code(self):
         """The code the peer closed with: 1005 no code, 1006 dropped without a close frame, None still open."""
         if self.connection is None:
-            return frames.CLOSE_ABNORMAL if self._closed.done() else None
+            return frames.CLOSE_ABNORMAL if self._is_closed else None
         return self.connection.close_code
 
     @property
@@ -338,11 +358,14 @@ class WebSocket(asyncio.Protocol):
 class ServerWebSocket(WebSocket):
     """The server side of one connection: reads the upgrade request, then runs the protocol."""
 
+    __slots__ = ("server", "request", "_reader", "_handler_task")
+
     def __init__(self, server):
         super().__init__(SERVER, server.max_message_bytes, server.on_message, server.on_close)
         self.server = server
         self.request = None
         self._reader = RequestReader()
+        self._handler_task = None
 
     def connection_made(self, transport):
         super().connection_made(transport)
@@ -378,7 +401,8 @@ class ServerWebSocket(WebSocket):
             self._refuse(error)
             return
         self.transport.write(accept_response(key, extra_headers))
-        self._open(self._reader.leftover)
+        leftover, self._reader = self._reader.leftover, None
+        self._open(leftover)
 
     def _refuse(self, error):
         logger.info("refused WebSocket handshake from %s: %d %s", self.remote_address, error.status, error.reason)
@@ -472,6 +496,8 @@ async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_m
 
 class ClientWebSocket(WebSocket):
     """The client side of one connection."""
+
+    __slots__ = ("handshake", "opened")
 
     def __init__(self, handshake, max_message_bytes, on_message, on_close):
         super().__init__(CLIENT, max_message_bytes, on_message, on_close)

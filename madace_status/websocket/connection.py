@@ -92,6 +92,10 @@ class CloseReceived:
 class Connection:
     """One endpoint of an open WebSocket connection (the handshake is done before it is made)."""
 
+    __slots__ = ("role", "max_message_bytes", "state", "close_initiator", "close_code", "close_reason",
+                 "sent_close_code", "sent_close_reason", "failure", "_parser", "_outgoing", "_mask_outgoing",
+                 "_message_opcode", "_message_bytes", "_fragments", "_utf8")
+
     def __init__(self, role, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
         if role not in (SERVER, CLIENT):
             raise ValueError("role must be SERVER or CLIENT")
@@ -110,7 +114,7 @@ class Connection:
         # The data message being received.
         self._message_opcode = None
         self._message_bytes = 0
-        self._fragments = bytearray()
+        self._fragments = None  # bytearray of the message being received in several pieces
         self._utf8 = None  # incremental decoder of a text message that spans several pieces
 
     # -- state ------------------------------------------------------------------------------------------------
@@ -261,6 +265,7 @@ class Connection:
                 return self._whole_message(opcode, piece.payload)  # the common case: one frame, all here
             else:
                 self._message_opcode = opcode
+                self._fragments = bytearray()
                 if opcode == frames.OP_TEXT:
                     self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self._message_bytes += len(piece.payload)
@@ -298,7 +303,7 @@ class Connection:
             event = BinaryMessage(data)
         self._message_opcode = None
         self._message_bytes = 0
-        self._fragments = bytearray()
+        self._fragments = None
         self._utf8 = None
         return event
 

@@ -132,6 +132,9 @@ class FrameParser:
     before it is read).
     """
 
+    __slots__ = ("_expect_masked", "_length_check", "_buffer", "_offset", "_opcode", "_fin", "_mask", "_remaining",
+                 "_frame_length", "_started")
+
     def __init__(self, expect_masked, length_check=None):
         self._expect_masked = expect_masked
         self._length_check = length_check
