@@ -15,14 +15,21 @@ class SourceError(Exception):
 
 def display_path(path, root):
     """`path` relative to `root` when it lies inside it (with `/` separators), else absolute."""
-    path = os.path.abspath(path)
-    root = os.path.abspath(root)
+    if not _is_normal_absolute(path):   # the loader's paths already are: skip the normpath work
+        path = os.path.abspath(path)
+    if not _is_normal_absolute(root):
+        root = os.path.abspath(root)
     if path == root:
         return "."
     prefix = root.rstrip(os.sep) + os.sep
     if path.startswith(prefix):
         return path[len(prefix):].replace(os.sep, "/")
     return path
+
+
+def _is_normal_absolute(path):
+    return (os.path.isabs(path) and os.sep + "." not in path and os.sep + os.sep not in path
+            and (os.altsep is None or os.altsep not in path) and not path.endswith(os.sep))
 
 
 def is_within(path, boundary):

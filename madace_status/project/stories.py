@@ -83,10 +83,10 @@ def parse_story_file(text):
         stripped = line.strip()
         if not stripped:
             continue
-        if stripped.startswith("<!--"):
+        first = stripped[0]
+        if first == "<" and stripped.startswith("<!--"):
             in_comment = "-->" not in stripped
             continue
-        first = stripped[0]
         fence_match = _FENCE.match(line) if first == "`" or first == "~" else None
         if fence_match:
             fence = fence_match.group(1)
