@@ -246,16 +246,21 @@ class SyncService:
         return now - first < INVALID_GRACE_S
 
     def _keep_last_good_workflows(self, old, workflows, now):
-        """A file caught mid-write keeps its last good record until it has been bad for INVALID_GRACE_S."""
+        """A file caught mid-write keeps its last good record (a new file stays unseen) until it has been bad for
+        INVALID_GRACE_S."""
         previous = {w.name: w for w in old.workflows}
         kept = []
         for workflow in workflows:
             key = "workflow:" + workflow.name
             before = previous.get(workflow.name)
-            if workflow.is_invalid and before is not None and not before.is_invalid:
+            if workflow.is_invalid and (before is None or not before.is_invalid):
                 if self._within_grace(key, now):
-                    kept.append(before)
+                    if before is not None:
+                        kept.append(before)
                     continue
             self._bad_since.pop(key, None)
             kept.append(workflow)
+        present = {"workflow:" + workflow.name for workflow in workflows}
+        for key in [key for key in self._bad_since if key.startswith("workflow:") and key not in present]:
+            del self._bad_since[key]  # gone while bad: stop re-reading for it, and time it afresh if it comes back
         return kept
