@@ -41,16 +41,7 @@ def _add_status_parser(commands):
                         help="summary (default), a story id, an epic id, a workflow name, or stories/epics/workflows")
     status.add_argument("-f", "--format", choices=("table", "json", "markdown"), default=None,
                         help="output format (default: table)")
-    status.add_argument("--root", metavar="DIR", default=None,
-                        help="project root; the sources are found under it (default: the current directory)")
-    status.add_argument("--state-dir", metavar="DIR", action="append", dest="state_dirs", default=None,
-                        help="workflow state directory, relative to the root; repeatable (default: "
-                        "madace-data/workflow-states and .madace/workflow-states)")
-    status.add_argument("--status-file", metavar="FILE", default=None,
-                        help="story status file, relative to the root (default: docs/workflow-status.md, "
-                        "else docs/mam-workflow-status.md)")
-    status.add_argument("--epics-dir", metavar="DIR", default=None,
-                        help="epics directory, relative to the root (default: docs/v3-planning/epics)")
+    _add_project_options(status)
     status.add_argument("--ascii", action="store_true", default=False,
                         help="draw tables with plain ASCII (+-|) instead of box-drawing characters")
     status.add_argument("-w", "--watch", action="store_true", default=False,

@@ -7,7 +7,8 @@ http.server or the sync machinery, and table-only modules load only for the tabl
 import os
 import sys
 
-from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_project
+from madace_status import settings
+from madace_status.project.loader import ProjectUnreadable, load_project
 from madace_status.project.registry import (ACCEPTED_PATTERNS, EntityNotFound, UnrecognisedEntity,
                                             check_entity_text, resolve)
 
@@ -17,8 +18,6 @@ EXIT_USAGE = 2
 EXIT_UNREADABLE = 3
 
 FORMATS = ("table", "json", "markdown")
-ENV_PREFIX = "MADACE_STATUS_"
-_TRUE_WORDS = frozenset(("1", "true", "yes", "on"))
 PROG = "madace-status"
 
 
@@ -41,25 +40,11 @@ class StatusOptions(object):
     @classmethod
     def from_args(cls, args, environ=None):
         env = os.environ if environ is None else environ
-
-        def setting(name, value):
-            if value not in (None, "", []):
-                return value
-            return env.get(ENV_PREFIX + name) or None
-
-        fmt = setting("FORMAT", getattr(args, "format", None)) or "table"
+        fmt = settings.setting(getattr(args, "format", None), "FORMAT", env) or "table"
         if fmt not in FORMATS:
-            raise UsageError("%sFORMAT must be one of %s (got %r)" % (ENV_PREFIX, ", ".join(FORMATS), fmt))
-        state_dirs = getattr(args, "state_dirs", None)
-        if not state_dirs:
-            state_dirs = [p for p in (env.get(ENV_PREFIX + "STATE_DIR") or "").split(os.pathsep) if p] or None
-        ascii_flag = bool(getattr(args, "ascii", False)) or \
-            (env.get(ENV_PREFIX + "ASCII") or "").strip().lower() in _TRUE_WORDS
-        paths = ProjectPaths(root=setting("ROOT", getattr(args, "root", None)) or ".",
-                             state_dirs=state_dirs,
-                             status_file=setting("STATUS_FILE", getattr(args, "status_file", None)),
-                             epics_dir=setting("EPICS_DIR", getattr(args, "epics_dir", None)))
-        return cls(getattr(args, "entity", "") or "", fmt, paths, ascii_flag, bool(getattr(args, "watch", False)))
+            raise UsageError("%sFORMAT must be one of %s (got %r)" % (settings.ENV_PREFIX, ", ".join(FORMATS), fmt))
+        return cls(getattr(args, "entity", "") or "", fmt, settings.project_paths(args, env),
+                   settings.flag(getattr(args, "ascii", False), "ASCII", env), bool(getattr(args, "watch", False)))
 
 
 def run(args, stdout=None, stderr=None, environ=None):
