@@ -339,6 +339,8 @@ class Hub:
         if ping_due:
             self._last_ping_at = now
         for websocket, client in list(self.clients.items()):
+            if not websocket.open:
+                continue  # already closing: counted and logged once, gone when its TCP connection is
             if now - websocket.last_received > 2 * self.heartbeat_s:
                 self.metrics.heartbeat_closed_total += 1
                 logger.info("client %s sent nothing for %.0f s; closing", client.id, now - websocket.last_received)
