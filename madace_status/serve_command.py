@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import threading
+from urllib.parse import quote
 
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, check_root
 from madace_status.sync.service import SyncService
@@ -147,7 +148,7 @@ def _announce(args, app, http_port):
     host = args.host if ":" not in args.host else "[%s]" % args.host
     url = "http://%s:%d/status" % (host, http_port)
     if args.token:
-        url += "?token=" + args.token
+        url += "?token=" + quote(args.token, safe="")  # so a token with + & = / or spaces survives the URL
     print("Dashboard:  %s" % url, flush=True)
     if app.service.running:
         print("WebSocket:  %s" % app.ws_url(), flush=True)
