@@ -10,6 +10,7 @@ import hmac
 import logging
 import os
 import time
+from urllib.parse import unquote
 
 from madace_status.project.epics import epic_id_from_filename
 from madace_status.project.loader import check_root, load_epics, load_stories, load_workflows
@@ -31,10 +32,11 @@ TOKEN_COOKIE = "madace_token"
 
 
 def token_from_cookie_header(cookie_header):
+    """The token in the dashboard's cookie (set percent-encoded by the HTTP server), or None."""
     for part in (cookie_header or "").split(";"):
         name, _, value = part.strip().partition("=")
         if name == TOKEN_COOKIE:
-            return value
+            return unquote(value)
     return None
 
 

@@ -15,6 +15,7 @@ from madace_status import __version__
 from madace_status.project import registry
 from madace_status.project.loader import ProjectUnreadable
 from madace_status.project.render.envelope import envelope
+from madace_status.sync.service import TOKEN_COOKIE, token_from_cookie_header
 from madace_status.web import pages
 from madace_status.web.app import SyncActionError
 
@@ -24,7 +25,6 @@ MAX_ENTITY_ID_CHARS = 200
 MAX_BODY_BYTES = 64 * 1024
 ACTIVITY_DEFAULT = 20
 ACTIVITY_MAX = 1024
-TOKEN_COOKIE = "madace_token"
 API_TYPES = {"story": registry.STORY, "epic": registry.EPIC, "workflow": registry.WORKFLOW,
              "state-machine": registry.SUMMARY}
 SYNC_ACTIONS = ("start", "stop", "restart")
@@ -152,11 +152,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
         authorization = self.headers.get("Authorization", "")
         if authorization.lower().startswith("bearer "):
             return authorization[7:].strip()
-        for part in self.headers.get("Cookie", "").split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == TOKEN_COOKIE:
-                return value
-        return None
+        return token_from_cookie_header(self.headers.get("Cookie"))
 
     def _token_ok(self):
         token = self.app.token
