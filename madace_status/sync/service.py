@@ -105,6 +105,7 @@ class SyncService:
             self.hub = None
             raise
         self.last_error = None
+        self.ws_port = self._server.port  # after --ws-port 0 too, a stop/start or restart comes back on this port
         self.started_at = time.time()
         self.hub.start()
         self._watcher = self._make_watcher()
