@@ -28,6 +28,7 @@ EXIT_USAGE = 2
 SHUTDOWN_TIMEOUT_S = 2.0
 MIN_POLL_INTERVAL_S = 0.01
 MIN_HEARTBEAT_S = 0.05
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ServeError(Exception):
@@ -98,12 +99,15 @@ def _serve(args, paths):
     _check_args(args, paths)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    stop = asyncio.Event()
+    for signum in STOP_SIGNALS:  # before anything is bound or announced: from here on a signal is a clean stop
+        loop.add_signal_handler(signum, stop.set)
     service = SyncService(paths, host=args.host, ws_port=args.ws_port, poll_interval=args.poll_interval,
                           token=args.token, allowed_origins=args.allow_origin or (), heartbeat_s=args.heartbeat)
     try:
         httpd = DashboardServer((args.host, args.port), None)
     except OSError as error:
-        loop.close()
+        _close_loop(loop)
         if _port_in_use(error):
             raise ServeError("HTTP port %d on %s is already in use; choose another with --port"
                              % (args.port, args.host))
@@ -125,7 +129,7 @@ def _serve(args, paths):
         http_thread = threading.Thread(target=httpd.serve_forever, name="http", daemon=True)
         http_thread.start()
         _announce(args, app, http_port)
-        loop.run_until_complete(_run_until_signalled(args, paths))
+        loop.run_until_complete(_run_until_signalled(args, paths, stop))
         logger.info("shutting down")
         loop.run_until_complete(service.stop(1001, "server shutting down", SHUTDOWN_TIMEOUT_S))
         return EXIT_OK
@@ -137,6 +141,8 @@ def _serve(args, paths):
 
 
 def _close_loop(loop):
+    for signum in STOP_SIGNALS:
+        loop.remove_signal_handler(signum)
     with contextlib.suppress(Exception):
         for task in asyncio.all_tasks(loop):
             task.cancel()
@@ -159,11 +165,8 @@ def _announce(args, app, http_port):
     print("Press Ctrl+C to stop.", flush=True)
 
 
-async def _run_until_signalled(args, paths):
+async def _run_until_signalled(args, paths, stop):
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     simulator_task = None
     if args.demo:
         from madace_status.demo import DemoSimulator, run_simulator
@@ -171,8 +174,6 @@ async def _run_until_signalled(args, paths):
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
         if simulator_task is not None:
             simulator_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
