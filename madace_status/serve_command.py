@@ -25,7 +25,9 @@ logger = logging.getLogger("madace_status")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-SHUTDOWN_TIMEOUT_S = 2.0
+SHUTDOWN_TIMEOUT_S = 2.0  # from the signal to the exit
+WS_CLOSE_TIMEOUT_S = SHUTDOWN_TIMEOUT_S - 1.0  # waiting for peers to answer the close; 1 s is left to stop HTTP and exit
+HTTP_POLL_INTERVAL_S = 0.1  # serve_forever() notices shutdown() within this
 MIN_POLL_INTERVAL_S = 0.01
 MIN_HEARTBEAT_S = 0.05
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -126,12 +128,13 @@ def _serve(args, paths):
                     raise ServeError("WebSocket port %d on %s is already in use; choose another with --ws-port "
                                      "(or --no-sync)" % (args.ws_port, args.host))
                 raise ServeError("cannot listen on %s:%d: %s" % (args.host, args.ws_port, error.strerror or error))
-        http_thread = threading.Thread(target=httpd.serve_forever, name="http", daemon=True)
+        http_thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": HTTP_POLL_INTERVAL_S},
+                                       name="http", daemon=True)
         http_thread.start()
         _announce(args, app, http_port)
         loop.run_until_complete(_run_until_signalled(args, paths, stop))
         logger.info("shutting down")
-        loop.run_until_complete(service.stop(1001, "server shutting down", SHUTDOWN_TIMEOUT_S))
+        loop.run_until_complete(service.stop(1001, "server shutting down", WS_CLOSE_TIMEOUT_S))
         return EXIT_OK
     finally:
         if http_thread is not None:
