@@ -42,10 +42,11 @@ class DashboardApp:
 
     @property
     def hub(self):
-        hub = self.service.hub if self.service.running else None
+        """The running service's hub, else the last run's: its event log and counters outlive a stop."""
+        hub = self.service.hub
         if hub is not None:
             self.last_hub = hub
-        return hub or self.last_hub
+        return self.last_hub
 
     def recent_events(self, limit):
         hub = self.hub
@@ -80,6 +81,8 @@ class DashboardApp:
         service = self.service
 
         async def act():
+            if service.hub is not None:
+                self.last_hub = service.hub  # a start that fails drops the service's hub: keep its event log
             if action == "stop":
                 if not service.running:
                     return "sync service is already stopped"
