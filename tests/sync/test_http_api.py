@@ -356,3 +356,17 @@ def test_post_sync_bad_request_is_400(api, body, code):
     response = api.http("POST", "/api/sync", body, {"Content-Type": "application/json"})
     assert_error(response, 400, code)
     assert api.get_json("/api/sync")["running"] is True
+
+
+def test_activity_outlives_a_stopped_sync_service(live, project):
+    project.remove_state("route-workflow")
+    live.wait_seq(1)
+    post_action(live, {"action": "stop"})
+    events = live.get_json("/api/activity")["events"]
+    assert [(e["type"], e["seq"]) for e in events] == [("workflow_removed", 1)]
+    assert live.metrics()["madace_events_total"] == 1  # and the counters of the run are still shown
+    with socket.socket() as busy:  # a start that fails does not lose them either
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        post_action(live, {"action": "start", "wsPort": busy.getsockname()[1]}, status=409)
+    assert [e["seq"] for e in live.get_json("/api/activity")["events"]] == [1]
