@@ -130,6 +130,8 @@ class SyncService:
     def allowed_origin(self, origin, http_port):
         if origin in self.allowed_origins:
             return True
+        if http_port is None:
+            return False  # no dashboard known (the service used on its own): only the listed origins
         hosts = {"localhost", "127.0.0.1", "[::1]", self.host if ":" not in self.host else "[%s]" % self.host}
         return origin in {"http://%s:%d" % (host, http_port) for host in hosts}
 
