@@ -241,3 +241,21 @@ def test_server_ignores_what_a_client_sends_about_writing_files(live, project):
     run(scenario)
     assert {name: project.read_state(name) for name in before} == before
     assert live.get_json("/api/sync")["seq"] == 0
+
+
+def test_service_without_a_dashboard_refuses_browser_origins_with_403_not_a_dropped_connection(project):
+    """A SyncService used on its own (no serve command, so no dashboard port) still answers every handshake."""
+    async def scenario():
+        service = SyncService(ProjectPaths(root=project.root), ws_port=0, allowed_origins=[ALLOWED_ELSEWHERE])
+        await service.start()
+        try:
+            port = service.bound_port
+            refused = await asyncio.to_thread(
+                raw_http, port, upgrade_request(port, extra_lines=["Origin: http://localhost:3000"]))
+            assert refused.status == 403, refused
+            async with ws_connect("ws://127.0.0.1:%d/ws" % port, origin=ALLOWED_ELSEWHERE) as ws:
+                await recv_welcome(ws)
+        finally:
+            await service.stop()
+
+    run(scenario)
