@@ -11,8 +11,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from sync_helpers import (
-    ProjectFiles, ServeProcess, client_for, free_port, port_refuses, parse_prometheus, recv_json, recv_welcome, run,
-    serve_args, ws_connect)
+    ProjectFiles, ServeProcess, client_for, free_port, port_refuses, parse_prometheus, raw_http, recv_json,
+    recv_welcome, run, serve_args, ws_connect)
 
 
 @pytest.fixture(scope="module")
@@ -370,3 +370,22 @@ def test_activity_outlives_a_stopped_sync_service(live, project):
         busy.listen(1)
         post_action(live, {"action": "start", "wsPort": busy.getsockname()[1]}, status=409)
     assert [e["seq"] for e in live.get_json("/api/activity")["events"]] == [1]
+
+
+@pytest.mark.parametrize("request_bytes,status,code", [
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "URI_TOO_LONG"),
+    (b"GET /api/status HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431, "HEADERS_TOO_LARGE"),
+    (b"POST /api/sync HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", 413, "PAYLOAD_TOO_LARGE"),
+    (b"POST /api/sync HTTP/1.1\r\nHost: x\r\n\r\n", 411, "VALIDATION_ERROR"),
+], ids=["uri-too-long", "header-too-large", "body-too-large", "no-content-length"])
+def test_oversized_or_incomplete_requests_get_the_json_envelope(api, request_bytes, status, code):
+    response = raw_http(api.http_port, request_bytes)
+    assert response.status == status, response
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    assert json.loads(response.body)["code"] == code
+
+
+def test_head_answers_the_headers_without_a_body(api):
+    response = raw_http(api.http_port, b"HEAD /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert response.status == 200 and response.body == b""
+    assert int(response.headers["content-length"]) > 100
