@@ -48,6 +48,25 @@ if [ ! -x "$venv39/bin/python" ] || [ "$(cat "$venv39/.stamp" 2>/dev/null)" != "
     stamp > "$venv39/.stamp"
 fi
 
+# tests/browser drives Debian's Chromium through Playwright (never `playwright install`): install it when missing.
+# The emoji font is for the dashboard's 🟢/🟡/🔴 indicator in the screenshots the tests save.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "== installing chromium with apt-get (for tests/browser)"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt=""
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        apt="sudo"
+    else
+        apt="none"
+    fi
+    if [ "$apt" = none ]; then
+        echo "tests/run.sh: /usr/bin/chromium is missing and apt-get needs root; the browser tests will be skipped" >&2
+    else
+        $apt env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        $apt env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-color-emoji
+    fi
+fi
+
 status=0
 echo "== unit tests on $("$venv39/bin/python" --version 2>&1) (package on sys.path, not installed)"
 "$venv39/bin/python" -m pytest -q -p no:cacheprovider tests/unit || status=1

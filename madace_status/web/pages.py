@@ -3,6 +3,10 @@
 The HTML lives in `static/` beside this file (inline CSS and JavaScript, no external request). The
 Content-Security-Policy allows exactly the page's own inline script and style blocks (by SHA-256), the
 server's own origin, and the sync service's WebSocket URL.
+
+Each page writes its blocks as a bare `<script>…</script>` / `<style>…</style>` (no attributes) so the hash
+is taken over exactly the text the browser hashes, and keeps the `{{WS_URL}}` / `{{TOKEN_REQUIRED}}`
+placeholders outside them (in `<meta>` tags) so the per-request values never change a hashed block.
 """
 
 import base64
@@ -24,6 +28,10 @@ def _load(name):
             text = page.read()
         hashes = {"script": [], "style": []}
         for kind, body in _BLOCK.findall(text):
+            if "{{" in body:
+                # The hash is taken before the per-request values are filled in: they must stay outside.
+                raise ValueError("%s: a placeholder inside a <%s> block would break its CSP hash"
+                                 % (PAGE_FILES[name], kind))
             digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
             hashes[kind].append("'sha256-%s'" % digest)
         _cache[name] = (text, hashes)
