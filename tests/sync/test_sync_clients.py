@@ -153,7 +153,7 @@ def test_silent_peer_is_closed_by_the_heartbeat_while_answering_peers_stay(proje
             assert OP_PING in opcodes  # it was pinged…
             assert code == 1001 and "heartbeat" in reason
             assert closed_after <= 3 * heartbeat + 0.3, closed_after  # …and dropped after two silent intervals
-            assert closed_after >= 2 * heartbeat, closed_after
+            assert closed_after >= 2 * heartbeat - 0.05, closed_after  # (the server heard it a little earlier)
             assert gone_after <= closed_after + 1.5  # TCP closed even though it never answered the close
             assert await fence(answers) == [] and await fence(also_answers) == []
             assert server.get_json("/api/sync")["clientCount"] == 2
