@@ -5,6 +5,7 @@ with their data and consecutive `seq`."""
 
 import json
 import os
+import shutil
 import time
 
 import pytest
@@ -467,5 +468,31 @@ def test_state_file_outside_the_name_pattern_is_ignored(live, project):
                 handle.write("{}")
             live.wait_polls(3)
             assert await fence(ws) == []
+
+    run(scenario)
+
+
+def test_story_file_and_epics_directory_created_after_start_are_watched(project, serve):
+    docs = project.path("docs")
+    saved = {"stories": project.read_stories(), "epic": project.read_epic("EPIC-MAM.md")}
+    shutil.rmtree(docs)
+    server = serve(project.root)
+
+    async def scenario():
+        async with ws_connect(server.ws_url()) as ws:
+            _, snapshot = await recv_welcome(ws)
+            assert snapshot["data"]["stories"] == [] and snapshot["data"]["epics"] == []
+            assert snapshot["data"]["warnings"], "a missing source is a warning"
+            os.makedirs(project.path("docs", "v3-planning", "epics"))
+            project.write_stories(saved["stories"], atomic=True)
+            stories = await recv_json(ws)
+            assert stories["type"] == "stories_updated"
+            assert len(stories["data"]["changes"]) == 11
+            assert all(change["from"] is None for change in stories["data"]["changes"])
+            project.write_epic("EPIC-MAM.md", saved["epic"])
+            epics = await recv_json(ws)
+            assert epics["type"] == "epics_updated"
+            assert [e["id"] for e in epics["data"]["epics"]] == ["EPIC-MAM"]
+            assert seqs([stories, epics]) == [1, 2]
 
     run(scenario)
