@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 import re
+import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -45,6 +46,8 @@ class DashboardServer(ThreadingHTTPServer):
 
     def __init__(self, address, app):
         self.app = app
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6  # an IPv6 --host such as ::1 (the class default is IPv4)
         super().__init__(address, DashboardHandler)
 
 
