@@ -2,6 +2,8 @@
 every client, a busy port, a non-loopback bind without a token, usage errors, and --demo."""
 
 import asyncio
+import http.client
+import json
 import os
 import signal
 import socket
@@ -189,3 +191,24 @@ def test_demo_serves_a_changing_sample_project_and_removes_it_on_sigterm(serve):
     server.send_signal(signal.SIGTERM)
     assert server.wait(5) == 0, server.stderr_text
     assert not os.path.exists(directory)
+
+
+def test_ipv6_loopback_host_serves_http_and_websocket(project, serve):
+    server = serve(project.root, "--host", "::1")
+    assert server.dashboard_url == "http://[::1]:%d/status" % server.http_port
+    connection = http.client.HTTPConnection("::1", server.http_port, timeout=5)
+    try:
+        connection.request("GET", "/api/sync")
+        info = json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+    assert info["running"] is True and info["wsUrl"].startswith("ws://[::1]:")
+
+    async def scenario():
+        url = "ws://[::1]:%d/ws" % server.ws_port
+        async with ws_connect(url, origin="http://[::1]:%d" % server.http_port) as ws:
+            await recv_welcome(ws)
+        async with client_for("own", url) as ws:
+            await recv_welcome(ws)
+
+    run(scenario)
