@@ -15,8 +15,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from sync_helpers import (
-    OP_CLOSE, REPO_ROOT, RawWebSocket, clean_env, client_for, close_payload, free_port, port_refuses, recv_json,
-    recv_welcome, run, ws_connect)
+    OP_CLOSE, REPO_ROOT, RawWebSocket, ServeProcess, clean_env, client_for, close_payload, free_port, port_refuses,
+    recv_json, recv_welcome, run, ws_connect)
 
 
 def run_serve(*args, env=None, timeout=20):
@@ -212,3 +212,28 @@ def test_ipv6_loopback_host_serves_http_and_websocket(project, serve):
             await recv_welcome(ws)
 
     run(scenario)
+
+
+def test_serve_options_come_from_madace_status_environment_variables(project):
+    ws_port = free_port()
+    env = clean_env(MADACE_STATUS_ROOT=project.root, MADACE_STATUS_WS_PORT=str(ws_port), MADACE_STATUS_NO_SYNC="1",
+                    MADACE_STATUS_HEARTBEAT="5", MADACE_STATUS_POLL_INTERVAL="0.05",
+                    MADACE_STATUS_ALLOW_ORIGIN="http://a.example:1, http://b.example:2")
+    server = ServeProcess(["--port", "0"], env=env).wait_started(sync=False)
+    try:
+        assert port_refuses(ws_port)  # NO_SYNC
+        assert server.post_json("/api/sync", {"action": "start"}).json()["wsPort"] == ws_port
+        assert server.get_json("/api/sync")["pollIntervalMs"] == 50
+
+        async def scenario():
+            for origin in ("http://a.example:1", "http://b.example:2"):
+                async with ws_connect(server.ws_url(port=ws_port), origin=origin) as ws:
+                    welcome, _ = await recv_welcome(ws)
+                    assert welcome["data"]["heartbeatMs"] == 5000
+            with pytest.raises(InvalidStatus):
+                async with ws_connect(server.ws_url(port=ws_port), origin="http://c.example:3"):
+                    pass
+
+        run(scenario)
+    finally:
+        server.stop()
