@@ -174,8 +174,8 @@ class ServeProcess:
         command = [sys.executable, "-m", "madace_status", "serve", "--root", self.root, "--host", "127.0.0.1",
                    "--port", str(self.http_port), "--ws-port", str(self.ws_port), "--log-level", "info"]
         command += self.extra_args
-        env = dict(os.environ, PYTHONPATH=REPO_ROOT, PYTHONUNBUFFERED="1")
-        env.pop("MADACE_STATUS_TOKEN", None)
+        env = {name: value for name, value in os.environ.items() if not name.startswith("MADACE_STATUS_")}
+        env.update(PYTHONPATH=REPO_ROOT, PYTHONUNBUFFERED="1")  # only the flags above configure the server
         log = open(self.log_path, "a", encoding="utf-8")
         try:
             self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log,
