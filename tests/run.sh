@@ -13,7 +13,9 @@ python=${PYTHON:-python3}
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
     echo "tests/run.sh: $python is older than 3.10; set PYTHON to a newer interpreter" >&2; exit 1; }
 
-stamp() { cat pyproject.toml tests/run.sh | cksum | cut -d' ' -f1; }
+# The venvs are rebuilt when pyproject.toml or this layout number changes (bump it when the set-up changes).
+VENV_LAYOUT=2
+stamp() { { cat pyproject.toml; echo "$VENV_LAYOUT"; } | cksum | cut -d' ' -f1; }
 
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$(stamp)" ]; then
     echo "== creating $venv and installing .[test]"
@@ -26,6 +28,15 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$(st
     "$venv/bin/python" -m pip install -q "$build[test]"
     rm -rf "$build"
     stamp > "$venv/.stamp"
+fi
+# The installed copy (for the console script) follows the checkout: reinstall it when the package changed.
+package_stamp() { find madace_status -type f ! -name '*.pyc' -exec cksum {} + | sort | cksum | cut -d' ' -f1; }
+if [ "$(cat "$venv/.package-stamp" 2>/dev/null)" != "$(package_stamp)" ]; then
+    build=$(mktemp -d)
+    cp -r pyproject.toml README.md madace_status "$build/"
+    "$venv/bin/python" -m pip install -q --no-deps --force-reinstall "$build"
+    rm -rf "$build"
+    package_stamp > "$venv/.package-stamp"
 fi
 
 # Python 3.9 is the oldest supported version: the package's unit tests run on it too.
@@ -60,7 +71,8 @@ if [ ! -x /usr/bin/chromium ]; then
         apt="none"
     fi
     if [ "$apt" = none ]; then
-        echo "tests/run.sh: /usr/bin/chromium is missing and apt-get needs root; the browser tests will be skipped" >&2
+        echo "tests/run.sh: /usr/bin/chromium is missing and installing it needs root (apt-get install chromium)" >&2
+        exit 1
     else
         $apt env DEBIAN_FRONTEND=noninteractive apt-get update -q
         $apt env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-color-emoji

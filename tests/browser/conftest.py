@@ -13,13 +13,13 @@ if HERE not in sys.path:  # so test modules can `import browser_helpers` whateve
 from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, PROBE_SCRIPT, SAMPLE_PROJECT, PageRecorder,  # noqa: E402
                              SampleProject, ServeProcess)
 
-sync_api = pytest.importorskip("playwright.sync_api")
+from playwright import sync_api  # noqa: E402  (a test extra: tests/run.sh installs it)
 
 
 @pytest.fixture(scope="session")
 def browser():
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip("%s is missing (tests/run.sh installs it with apt-get install chromium)" % CHROMIUM)
+        pytest.fail("%s is missing (tests/run.sh installs it with apt-get install chromium)" % CHROMIUM)
     playwright = sync_api.sync_playwright().start()
     try:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
