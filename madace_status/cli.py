@@ -45,7 +45,8 @@ def _add_status_parser(commands):
     status.add_argument("--ascii", action="store_true", default=False,
                         help="draw tables with plain ASCII (+-|) instead of box-drawing characters")
     status.add_argument("-w", "--watch", action="store_true", default=False,
-                        help="keep watching and redraw on every change (not available yet)")
+                        help="live view: redraw on every change pushed by the sync server (--server), or "
+                        "poll the files every --interval while it is unreachable; q or Ctrl+C quits")
     status.add_argument("-i", "--interval", type=float, metavar="SECONDS", default=None,
                         help="polling interval of --watch when the server cannot be reached (default: 2)")
     status.add_argument("--server", metavar="URL", default=None,

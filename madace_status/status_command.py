@@ -57,7 +57,8 @@ def run(args, stdout=None, stderr=None, environ=None):
     except UsageError as exc:
         return _fail(stderr, str(exc), EXIT_USAGE)
     if options.watch:
-        return _fail(stderr, "watch mode is not available yet", EXIT_USAGE)
+        from madace_status import watch   # asyncio and the WebSocket client load only for --watch
+        return watch.run(options, args, stdout, stderr, env)
     try:
         check_entity_text(options.entity.strip())
         project = load_project(options.paths)

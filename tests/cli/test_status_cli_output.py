@@ -159,12 +159,6 @@ def test_json_path_does_not_load_the_table_renderer(sample_root):
     assert result.stdout.decode().strip() == "['madace_status.project.render', 'madace_status.project.render.envelope']"
 
 
-def test_watch_is_not_available_yet(sample_root):
-    result = run_status("--watch", "--root", sample_root)
-    assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == "madace-status: watch mode is not available yet\n"
-
-
 def test_help_documents_the_options_and_environment():
     result = subprocess.run([sys.executable, "-m", "madace_status", "status", "--help"], cwd=REPO_ROOT,
                             env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -67,9 +67,3 @@ def test_run_takes_explicit_streams_and_environment(sample_root):
     code = status_command.run(args, stdout=out, stderr=err, environ={"MADACE_STATUS_ROOT": sample_root})
     assert code == 0 and err.getvalue() == ""
     assert out.getvalue().startswith("# Epic EPIC-MAM: MADACE Agile Method core\n")
-
-
-def test_watch_flag_is_refused_for_now(sample_root, monkeypatch):
-    code, out, err = run(["status", "-w", "-i", "0.5", "--server", "ws://127.0.0.1:1", "--root", sample_root],
-                         monkeypatch)
-    assert (code, out, err) == (2, "", "madace-status: watch mode is not available yet\n")
