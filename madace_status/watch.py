@@ -31,10 +31,9 @@ from madace_status.project.registry import (ACCEPTED_PATTERNS, EPIC, EPICS, STOR
                                             resolve, shown)
 from madace_status.project.render.envelope import _C1_ESCAPES, envelope, utc_timestamp
 from madace_status.project.render.text import cut, display_width
-from madace_status.project.workflows import workflow_name
 from madace_status.settings import ENV_PREFIX, SettingError, setting
 from madace_status.status_command import EXIT_OK, EXIT_USAGE, UsageError, _fail, _silence_stdout, render
-from madace_status.sync.watcher import PollingWatcher
+from madace_status.sync.watcher import project_watcher
 from madace_status.websocket import ConnectionClosed, HandshakeError, connect
 
 DEFAULT_SERVER = "ws://127.0.0.1:3001"
@@ -299,16 +298,6 @@ def _notice_source(message, epics_dir):
     if message.startswith("cannot list "):
         return "workflows"
     return "stories"
-
-
-def project_watcher(paths):
-    """A PollingWatcher over every file the project is read from."""
-    state_dirs, _ = paths.state_dir_candidates()
-    status_files, _ = paths.status_file_candidates()
-    epics_dir, _ = paths.epics_dir_path()
-    directories = [(d, lambda name: workflow_name(name) is not None) for d in state_dirs]
-    directories.append((epics_dir, lambda name: not name.startswith(".")))
-    return PollingWatcher(files=status_files + [paths.root], directories=directories)
 
 
 # -- the screen ---------------------------------------------------------------------------------------------

@@ -12,13 +12,11 @@ import os
 import time
 from urllib.parse import unquote
 
-from madace_status.project.epics import epic_id_from_filename
 from madace_status.project.loader import check_root, load_epics, load_stories, load_workflows
 from madace_status.project.model import Project
-from madace_status.project.workflows import workflow_name
 from madace_status.sync.events import diff_projects, snapshot_data
 from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_topics, parse_workflows
-from madace_status.sync.watcher import PollingWatcher
+from madace_status.sync.watcher import project_watcher
 from madace_status.websocket import HandshakeError, serve
 
 logger = logging.getLogger("madace_status.sync")
@@ -108,7 +106,7 @@ class SyncService:
         self.ws_port = self._server.port  # after --ws-port 0 too, a stop/start or restart comes back on this port
         self.started_at = time.time()
         self.hub.start()
-        self._watcher = self._make_watcher()
+        self._watcher = project_watcher(self.paths)
         self._watcher.poll()  # the baseline: what exists now is already in self.project
         self._poll_task = self.loop.create_task(self._poll_forever())
         logger.info("sync service listening on ws://%s:%d (run %s)", self.host, self.bound_port, self.hub.run_id)
@@ -165,25 +163,22 @@ class SyncService:
 
     # -- watching ---------------------------------------------------------------------------------------------
 
-    def _make_watcher(self):
-        state_dirs, _ = self.paths.state_dir_candidates()
-        status_files, _ = self.paths.status_file_candidates()
-        epics_dir, _ = self.paths.epics_dir_path()
-        directories = [(d, lambda name: workflow_name(name) is not None) for d in state_dirs]
-        directories.append((epics_dir, lambda name: name.endswith(".md")))
-        return PollingWatcher(files=status_files, directories=directories)
-
     def _classify(self, changes):
+        """Which sources the changed paths belong to: (workflows, stories, epics)."""
         status_files = set(self.paths.status_file_candidates()[0])
         epics_dir = self.paths.epics_dir_path()[0]
+        state_dirs = set(self.paths.state_dir_candidates()[0])
         workflows = stories = epics = False
         for path in changes:
+            folder = os.path.dirname(path)
             if path in status_files:
                 stories = True
-            elif os.path.dirname(path) == epics_dir and epic_id_from_filename(os.path.basename(path)):
+            elif folder == epics_dir:
                 epics = True
-            else:
+            elif folder in state_dirs:
                 workflows = True
+            else:  # the root itself: read everything again
+                return True, True, True
         return workflows, stories, epics
 
     async def _poll_forever(self):

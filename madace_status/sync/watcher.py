@@ -7,6 +7,8 @@ directory created after start-up is picked up.
 
 import os
 
+from madace_status.project.workflows import workflow_name
+
 
 def file_signature(path):
     """(st_mtime_ns, st_size, st_ino) of `path` (following symlinks), or None when it cannot be stat'ed."""
@@ -66,3 +68,14 @@ class PollingWatcher:
                 changes[path] = None
         self._signatures = current
         return changes
+
+
+def project_watcher(paths):
+    """A PollingWatcher over every file a project (`project.loader.ProjectPaths`) is read from: the state files,
+    the story file candidates, every entry of the epics directory, and the root itself (to notice it go)."""
+    state_dirs, _ = paths.state_dir_candidates()
+    status_files, _ = paths.status_file_candidates()
+    epics_dir, _ = paths.epics_dir_path()
+    directories = [(directory, lambda name: workflow_name(name) is not None) for directory in state_dirs]
+    directories.append((epics_dir, lambda name: not name.startswith(".")))
+    return PollingWatcher(files=status_files + [paths.root], directories=directories)
