@@ -16,8 +16,10 @@ from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, PROBE_SCRIPT, SAMPLE_PROJE
 from playwright import sync_api  # noqa: E402  (a test extra: tests/run.sh installs it)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Per module, not per session: Playwright's sync API keeps an event loop running in this thread until it
+    # stops, and the asyncio.run() of every later test module would fail while it runs.
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail("%s is missing (tests/run.sh installs it with apt-get install chromium)" % CHROMIUM)
     playwright = sync_api.sync_playwright().start()
