@@ -93,6 +93,15 @@ def _is_dir(path):
 
 def load_workflows(paths):
     """(workflows sorted by name, warnings, errors, the state directories read)."""
+    found_dirs, files, warnings, errors = list_workflow_sources(paths)
+    records = [read_workflow_file(path, paths.root, boundary) for path, boundary in files]
+    workflows, duplicate_warnings = assemble_workflows(records)
+    return workflows, warnings + duplicate_warnings, errors, found_dirs
+
+
+def list_workflow_sources(paths):
+    """The state directories and their state files: (directories found, [(file, symlink boundary)] in reading
+    order, warnings, errors). The file watcher of the sync service uses this too."""
     root = paths.root
     candidates, explicit = paths.state_dir_candidates()
     warnings = []
@@ -106,24 +115,34 @@ def load_workflows(paths):
             warnings.append("workflow state directory %s %s" % (display_path(directory, root), what))
     if not found_dirs and not explicit:
         warnings.append("no workflow state directory (looked for %s)" % ", ".join(DEFAULT_STATE_DIRS))
-    by_name = {}
+    files = []
     for directory in found_dirs:
-        # A state directory outside the root (given explicitly) is its own boundary for symlinks.
-        boundary = root if is_within(directory, root) else directory
         try:
-            files = list_state_files(directory)
+            listed = list_state_files(directory)
         except OSError as exc:
             errors.append("cannot list %s: %s" % (display_path(directory, root), exc.strerror or exc))
             continue
-        for path in files:
-            workflow = read_workflow_file(path, root, boundary)
-            if workflow.name in by_name:
-                warnings.append("%s: workflow %s is also in %s; the first is used"
-                                % (workflow.source, workflow.name, by_name[workflow.name].source))
-                continue
-            by_name[workflow.name] = workflow
-    workflows = [by_name[name] for name in sorted(by_name)]
-    return workflows, warnings, errors, found_dirs
+        boundary = state_dir_boundary(directory, root)
+        files.extend((path, boundary) for path in listed)
+    return found_dirs, files, warnings, errors
+
+
+def state_dir_boundary(directory, root):
+    """The directory a symlinked state file may not leave: the root, or an explicit state directory outside it."""
+    return root if is_within(directory, root) else directory
+
+
+def assemble_workflows(records):
+    """Workflow records in reading order → (sorted by name, warnings for names read twice: the first wins)."""
+    by_name = {}
+    warnings = []
+    for workflow in records:
+        if workflow.name in by_name:
+            warnings.append("%s: workflow %s is also in %s; the first is used"
+                            % (workflow.source, workflow.name, by_name[workflow.name].source))
+            continue
+        by_name[workflow.name] = workflow
+    return [by_name[name] for name in sorted(by_name)], warnings
 
 
 def load_stories(paths):

@@ -51,7 +51,7 @@ def workflow_events(old_project, new_project):
         if new is None:
             events.append(("workflow_removed", {"workflowName": name}, "workflows", name))
             continue
-        if old is not None and old == new:
+        if old is new or (old is not None and old == new):  # the service keeps unchanged records as they were
             continue
         record = new.to_dict()
         events.append(("state_updated", {"workflowName": name, "state": workflow_state(new), "workflow": record},

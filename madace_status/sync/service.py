@@ -12,7 +12,9 @@ import os
 import time
 from urllib.parse import unquote
 
-from madace_status.project.loader import check_root, load_epics, load_stories, load_workflows
+from madace_status.project.loader import (assemble_workflows, check_root, list_workflow_sources, load_epics,
+                                         load_stories)
+from madace_status.project.workflows import read_workflow_file
 from madace_status.project.model import Project
 from madace_status.sync.events import diff_projects, snapshot_data
 from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_topics, parse_workflows
@@ -23,6 +25,8 @@ logger = logging.getLogger("madace_status.sync")
 
 POLL_INTERVAL_S = 0.1
 INVALID_GRACE_S = 0.5  # a file must stay unparseable this long before it is reported invalid
+_RETRY_WORKFLOW = "workflow:"  # _bad_since keys: "workflow:<path>" and "stories"
+_RETRY_STORIES = "stories"
 SERVER_MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CONNECTIONS = 10000
 WEBSOCKET_PATHS = ("/", "/ws")
@@ -65,8 +69,11 @@ class SyncService:
         self._server = None
         self._poll_task = None
         self._watcher = None
-        self._bad_since = {}  # "workflow:<name>" or "stories" → monotonic time it first failed to parse
-        self._parts = None  # {source: (records, source-level warnings, source-level errors)}
+        self._bad_since = {}  # "workflow:<path>" or "stories" → monotonic time it first failed to parse
+        self._workflow_files = []  # [(state file, symlink boundary)] in reading order
+        self._workflow_source_notices = ([], [])  # the state directories' own warnings and errors
+        self._workflow_records = {}  # state file → its record (the last good one during a grace period)
+        self._parts = {}  # "stories" / "epics" → (records, source-level warnings, source-level errors)
 
     # -- state read by the HTTP thread ------------------------------------------------------------------------
 
@@ -164,11 +171,13 @@ class SyncService:
     # -- watching ---------------------------------------------------------------------------------------------
 
     def _classify(self, changes):
-        """Which sources the changed paths belong to: (workflows, stories, epics)."""
+        """What the changed paths touch: (state files changed, stories?, epics?); None for the state files when
+        everything must be read again (the root itself changed)."""
         status_files = set(self.paths.status_file_candidates()[0])
         epics_dir = self.paths.epics_dir_path()[0]
         state_dirs = set(self.paths.state_dir_candidates()[0])
-        workflows = stories = epics = False
+        state_files = []
+        stories = epics = False
         for path in changes:
             folder = os.path.dirname(path)
             if path in status_files:
@@ -176,10 +185,10 @@ class SyncService:
             elif folder == epics_dir:
                 epics = True
             elif folder in state_dirs:
-                workflows = True
-            else:  # the root itself: read everything again
-                return True, True, True
-        return workflows, stories, epics
+                state_files.append(path)
+            else:
+                return None, True, True
+        return state_files, stories, epics
 
     async def _poll_forever(self):
         while True:
@@ -197,70 +206,79 @@ class SyncService:
     def poll_once(self):
         """One poll: re-read what changed (and what is waiting out its grace period), publish the events."""
         changes = self._watcher.poll()
-        workflows, stories, epics = self._classify(changes)
-        if self._bad_since:
-            workflows = workflows or any(key.startswith("workflow:") for key in self._bad_since)
-            stories = stories or "stories" in self._bad_since
-        if not (workflows or stories or epics):
+        state_files, stories, epics = self._classify(changes)
+        retrying = [key[len(_RETRY_WORKFLOW):] for key in self._bad_since if key.startswith(_RETRY_WORKFLOW)]
+        if state_files is not None and retrying:
+            state_files = state_files + [path for path in retrying if path not in state_files]
+        stories = stories or _RETRY_STORIES in self._bad_since
+        if state_files == [] and not (stories or epics):
             return
         old = self.project
-        new = self._reload(old, workflows, stories, epics)
-        if new is old:
-            return
+        self._reload(state_files, stories, epics)
+        new = self._build_project()
         self.project = new
         for event_type, data, topic, workflow in diff_projects(old, new):
             self.hub.publish(event_type, data, topic, workflow)
 
     def _load_all(self):
         check_root(self.paths.root)
-        self._parts = {"workflows": load_workflows(self.paths)[:3], "stories": load_stories(self.paths)[1:],
-                       "epics": load_epics(self.paths)[1:]}
+        self._workflow_records = {}
+        self._bad_since = {}
+        self._parts = {}
+        self._reload(None, True, True, grace=False)  # at start there is no last good state to keep
         return self._build_project()
 
     def _build_project(self):
-        (workflows, workflow_warnings, workflow_errors) = self._parts["workflows"]
-        (stories, story_warnings, story_errors) = self._parts["stories"]
-        (epics, epic_warnings, epic_errors) = self._parts["epics"]
-        return Project(self.paths.root, workflows, stories, epics, workflow_warnings, workflow_errors,
-                       story_warnings, story_errors, epic_warnings, epic_errors, self.project.sources
-                       if self.project is not None else None)
+        records = [self._workflow_records[path] for path, _ in self._workflow_files if path in self._workflow_records]
+        workflows, duplicate_warnings = assemble_workflows(records)
+        workflow_warnings, workflow_errors = self._workflow_source_notices
+        stories, story_warnings, story_errors = self._parts["stories"]
+        epics, epic_warnings, epic_errors = self._parts["epics"]
+        return Project(self.paths.root, workflows, stories, epics, workflow_warnings + duplicate_warnings,
+                       workflow_errors, story_warnings, story_errors, epic_warnings, epic_errors,
+                       self.project.sources if self.project is not None else None)
 
-    def _reload(self, old, reload_workflows, reload_stories, reload_epics):
+    def _reload(self, state_files, reload_stories, reload_epics, grace=True):
+        """Read again the state files named (None: list the state directories and read them all), and the
+        story file and epics when asked."""
         now = time.monotonic()
-        if reload_workflows:
-            workflows, warnings, errors, _ = load_workflows(self.paths)
-            self._parts["workflows"] = (self._keep_last_good_workflows(old, workflows, now), warnings, errors)
+        if state_files is None or any(path not in self._workflow_records or not os.path.lexists(path)
+                                      for path in state_files):
+            _, self._workflow_files, warnings, errors = list_workflow_sources(self.paths)
+            self._workflow_source_notices = (warnings, errors)
+        boundaries = dict(self._workflow_files)
+        if state_files is None:
+            state_files = list(boundaries) + [path for path in self._workflow_records if path not in boundaries]
+        for path in state_files:
+            if path not in boundaries:
+                self._workflow_records.pop(path, None)
+                self._bad_since.pop(_RETRY_WORKFLOW + path, None)
+                continue
+            self._read_state_file(path, boundaries[path], now, grace)
         if reload_stories:
             _, stories, warnings, errors = load_stories(self.paths)
-            if errors and not self._parts["stories"][2] and self._within_grace("stories", now):
+            previous = self._parts.get("stories")
+            if errors and grace and previous is not None and not previous[2] and \
+                    self._within_grace(_RETRY_STORIES, now):
                 pass  # unreadable for now: keep the last good stories and look again at the next poll
             else:
-                self._bad_since.pop("stories", None)
+                self._bad_since.pop(_RETRY_STORIES, None)
                 self._parts["stories"] = (stories, warnings, errors)
         if reload_epics:
             self._parts["epics"] = load_epics(self.paths)[1:]
-        return self._build_project()
+
+    def _read_state_file(self, path, boundary, now, grace):
+        """A file caught mid-write keeps its last good record (a new one stays unseen) until it has been bad for
+        INVALID_GRACE_S; meanwhile it is read again at every poll."""
+        record = read_workflow_file(path, self.paths.root, boundary)
+        before = self._workflow_records.get(path)
+        key = _RETRY_WORKFLOW + path
+        if grace and record.is_invalid and (before is None or not before.is_invalid) and \
+                self._within_grace(key, now):
+            return
+        self._bad_since.pop(key, None)
+        self._workflow_records[path] = record
 
     def _within_grace(self, key, now):
         first = self._bad_since.setdefault(key, now)
         return now - first < INVALID_GRACE_S
-
-    def _keep_last_good_workflows(self, old, workflows, now):
-        """A file caught mid-write keeps its last good record (a new file stays unseen) until it has been bad for
-        INVALID_GRACE_S."""
-        previous = {w.name: w for w in old.workflows}
-        kept = []
-        for workflow in workflows:
-            key = "workflow:" + workflow.name
-            before = previous.get(workflow.name)
-            if workflow.is_invalid and (before is None or not before.is_invalid):
-                if self._within_grace(key, now):
-                    if before is not None:
-                        kept.append(before)
-                    continue
-            self._bad_since.pop(key, None)
-            kept.append(workflow)
-        present = {"workflow:" + workflow.name for workflow in workflows}
-        for key in [key for key in self._bad_since if key.startswith("workflow:") and key not in present]:
-            del self._bad_since[key]  # gone while bad: stop re-reading for it, and time it afresh if it comes back
-        return kept
