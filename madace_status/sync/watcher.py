@@ -3,11 +3,24 @@
 A file's signature is `(st_mtime_ns, st_size, st_ino)`: an in-place write changes the time or size, an atomic
 rename changes the inode. Directories that do not exist yet are looked for again at every poll, so a state
 directory created after start-up is picked up.
+
+Polling cost grows with the number of files, so a large directory is polled in two speeds. Its listing is
+read again only when the directory's own signature changes (a file created, removed or renamed into it),
+at the poll after that, and every FULL_RESCAN_S. A file that changed in the last HOT_FOR_S seconds is stat'ed at every poll; the
+others — idle ones — are stat'ed in turns so that each is still checked every COLD_RECHECK_S. Directories
+of at most ALWAYS_STAT_ENTRIES entries (every ordinary project) have every file stat'ed at every poll.
 """
 
+import math
 import os
+import time
 
 from madace_status.project.workflows import workflow_name
+
+ALWAYS_STAT_ENTRIES = 64
+HOT_FOR_S = 10.0
+COLD_RECHECK_S = 0.5
+FULL_RESCAN_S = 2.0
 
 
 def file_signature(path):
@@ -19,6 +32,21 @@ def file_signature(path):
     return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
+class _Directory:
+    """One watched directory: its signature, and its accepted entries as last listed."""
+
+    __slots__ = ("path", "accepts", "signature", "entries", "listed_at", "cold_cursor", "changed_last_poll")
+
+    def __init__(self, path, accepts):
+        self.path = path
+        self.accepts = accepts
+        self.signature = None
+        self.entries = []
+        self.listed_at = None
+        self.cold_cursor = 0
+        self.changed_last_poll = False
+
+
 class PollingWatcher:
     """Watches single files and the matching entries of directories.
 
@@ -28,46 +56,96 @@ class PollingWatcher:
     path.
     """
 
-    def __init__(self, files=(), directories=()):
+    def __init__(self, files=(), directories=(), clock=time.monotonic):
         self._files = list(files)
-        self._directories = list(directories)
+        self._directories = [_Directory(path, accepts) for path, accepts in directories]
         self._signatures = {}
+        self._changed_at = {}  # path → clock time of its last change (what makes it "hot")
+        self._clock = clock
+        self._last_poll = None
 
     @property
     def watched_paths(self):
         return list(self._signatures)
 
-    def _current(self):
-        current = {}
-        for path in self._files:
-            signature = file_signature(path)
-            if signature is not None:
-                current[path] = signature
-        for directory, accepts in self._directories:
-            try:
-                entries = os.scandir(directory)
-            except OSError:
-                continue  # missing for now: looked for again at the next poll
-            with entries:
-                for entry in entries:
-                    if accepts(entry.name):
-                        signature = file_signature(entry.path)
-                        if signature is not None:
-                            current[entry.path] = signature
-        return current
-
     def poll(self):
-        current = self._current()
-        previous = self._signatures
+        now = self._clock()
+        elapsed = now - self._last_poll if self._last_poll is not None else None
         changes = {}
-        for path, signature in current.items():
-            if previous.get(path) != signature:
-                changes[path] = signature
-        for path in previous:
-            if path not in current:
-                changes[path] = None
-        self._signatures = current
+        for path in self._files:
+            self._check(path, now, changes)
+        for directory in self._directories:
+            self._poll_directory(directory, now, elapsed, changes)
+        self._last_poll = now
         return changes
+
+    def _check(self, path, now, changes):
+        signature = file_signature(path)
+        if signature != self._signatures.get(path):
+            changes[path] = signature
+            if self._last_poll is not None:  # the first poll finds what exists: that is not a change
+                self._changed_at[path] = now
+            if signature is None:
+                self._signatures.pop(path, None)
+            else:
+                self._signatures[path] = signature
+
+    def _forget(self, path, changes):
+        if path in self._signatures:
+            del self._signatures[path]
+            changes[path] = None
+        self._changed_at.pop(path, None)
+
+    def _poll_directory(self, directory, now, elapsed, changes):
+        signature = file_signature(directory.path)
+        changed = signature != directory.signature
+        # Small directories are listed at every poll. A large one is listed when its signature changed, and at
+        # the poll after that too: the kernel's timestamps are coarse (a few ms), so a second change within
+        # the same tick as the first leaves the signature as it was.
+        relist = changed or directory.changed_last_poll or len(directory.entries) <= ALWAYS_STAT_ENTRIES or \
+            directory.listed_at is None or now - directory.listed_at >= FULL_RESCAN_S
+        directory.changed_last_poll = changed
+        if relist:
+            old_entries = directory.entries
+            directory.signature = signature
+            directory.listed_at = now
+            directory.entries = self._list(directory) if signature is not None else []
+            current = set(directory.entries)
+            for path in old_entries:
+                if path not in current:
+                    self._forget(path, changes)
+            known = self._signatures
+            for path in directory.entries:
+                if path not in known:
+                    self._check(path, now, changes)  # new: looked at now, whatever its speed would be
+        entries = directory.entries
+        if len(entries) <= ALWAYS_STAT_ENTRIES or elapsed is None:
+            for path in entries:
+                self._check(path, now, changes)
+            return
+        changed_at = self._changed_at
+        cold = []
+        for path in entries:
+            if now - changed_at.get(path, -math.inf) < HOT_FOR_S:
+                self._check(path, now, changes)
+            else:
+                cold.append(path)
+        if not cold:
+            return
+        # Enough idle files this poll that each one's turn comes at least every COLD_RECHECK_S.
+        count = min(len(cold), max(1, math.ceil(len(cold) * elapsed / COLD_RECHECK_S)))
+        start = directory.cold_cursor % len(cold)
+        for index in range(start, start + count):
+            self._check(cold[index % len(cold)], now, changes)
+        directory.cold_cursor = (start + count) % len(cold)
+
+    @staticmethod
+    def _list(directory):
+        try:
+            with os.scandir(directory.path) as entries:
+                return sorted(entry.path for entry in entries if directory.accepts(entry.name))
+        except OSError:
+            return []  # missing or unreadable for now: looked for again at the next poll
 
 
 def project_watcher(paths):

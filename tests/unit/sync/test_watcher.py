@@ -1,0 +1,142 @@
+"""PollingWatcher: what a poll reports, for small directories (every file every poll) and large ones
+(listing only on a directory change, idle files checked in turns), with real files and a fake clock."""
+
+import os
+
+from madace_status.sync import watcher as watcher_module
+from madace_status.sync.watcher import COLD_RECHECK_S, HOT_FOR_S, PollingWatcher
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def state_files_only(name):
+    return name.endswith(".state.json")
+
+
+def write(path, text, mtime_ns=None):
+    with open(path, "w") as handle:
+        handle.write(text)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def make_watcher(directory, clock):
+    return PollingWatcher(directories=[(str(directory), state_files_only)], clock=clock)
+
+
+def test_first_poll_reports_every_existing_matching_file(tmp_path):
+    write(str(tmp_path / ".a.state.json"), "{}")
+    write(str(tmp_path / "notes.txt"), "x")
+    changes = make_watcher(tmp_path, FakeClock()).poll()
+    assert list(changes) == [str(tmp_path / ".a.state.json")]
+
+
+def test_in_place_write_atomic_rename_and_removal_are_reported(tmp_path):
+    clock = FakeClock()
+    path = str(tmp_path / ".a.state.json")
+    write(path, "{}", mtime_ns=1)
+    watcher = make_watcher(tmp_path, clock)
+    watcher.poll()
+    clock.now += 0.1
+    assert watcher.poll() == {}
+    write(path, '{"x": 1}', mtime_ns=2)
+    clock.now += 0.1
+    assert list(watcher.poll()) == [path]
+    replacement = str(tmp_path / ".tmp")
+    write(replacement, '{"x": 1}', mtime_ns=2)  # same size and time: only the inode tells
+    os.replace(replacement, path)
+    clock.now += 0.1
+    assert list(watcher.poll()) == [path]
+    os.remove(path)
+    clock.now += 0.1
+    assert watcher.poll() == {path: None}
+
+
+def test_a_directory_created_after_the_first_poll_is_picked_up(tmp_path):
+    clock = FakeClock()
+    directory = tmp_path / "later"
+    watcher = make_watcher(directory, clock)
+    assert watcher.poll() == {}
+    directory.mkdir()
+    write(str(directory / ".w.state.json"), "{}")
+    clock.now += 0.1
+    assert list(watcher.poll()) == [str(directory / ".w.state.json")]
+
+
+def large_directory(tmp_path, count):
+    paths = []
+    for index in range(count):
+        path = str(tmp_path / (".w%04d.state.json" % index))
+        write(path, "{}", mtime_ns=1)
+        paths.append(path)
+    return paths
+
+
+def test_large_directory_stats_idle_files_in_turns_and_each_within_the_recheck_time(tmp_path, monkeypatch):
+    clock = FakeClock()
+    paths = large_directory(tmp_path, 200)
+    watcher = make_watcher(tmp_path, clock)
+    watcher.poll()
+    clock.now += HOT_FOR_S + 1  # every file is idle now
+    watcher.poll()
+    stats = []
+    real_signature = watcher_module.file_signature
+    monkeypatch.setattr(watcher_module, "file_signature", lambda path: stats.append(path) or real_signature(path))
+    polls = int(COLD_RECHECK_S / 0.1)
+    for _ in range(polls):
+        clock.now += 0.1
+        watcher.poll()
+    file_stats = [path for path in stats if path != str(tmp_path)]
+    assert set(file_stats) == set(paths)  # every idle file got its turn within COLD_RECHECK_S
+    assert len(file_stats) < 1.2 * len(paths)  # ...and about once, not at every poll
+
+
+def test_large_directory_sees_a_write_to_an_idle_file_within_the_recheck_time(tmp_path):
+    clock = FakeClock()
+    paths = large_directory(tmp_path, 200)
+    watcher = make_watcher(tmp_path, clock)
+    watcher.poll()
+    clock.now += HOT_FOR_S + 1
+    watcher.poll()
+    write(paths[123], '{"changed": true}', mtime_ns=5)
+    seen = {}
+    for _ in range(int(COLD_RECHECK_S / 0.1) + 1):
+        clock.now += 0.1
+        seen.update(watcher.poll())
+    assert seen == {paths[123]: watcher_module.file_signature(paths[123])}
+
+
+def test_large_directory_sees_a_recently_changed_file_at_every_poll(tmp_path):
+    clock = FakeClock()
+    paths = large_directory(tmp_path, 200)
+    watcher = make_watcher(tmp_path, clock)
+    watcher.poll()
+    clock.now += HOT_FOR_S + 1
+    write(paths[7], "{ }", mtime_ns=2)
+    while paths[7] not in watcher.poll():
+        clock.now += 0.1
+    for mtime in range(3, 8):  # now hot: each write is seen at the very next poll
+        write(paths[7], "{  }" + " " * mtime, mtime_ns=mtime)
+        clock.now += 0.1
+        assert paths[7] in watcher.poll()
+
+
+def test_large_directory_sees_new_and_removed_files_at_the_next_poll(tmp_path):
+    clock = FakeClock()
+    paths = large_directory(tmp_path, 200)
+    watcher = make_watcher(tmp_path, clock)
+    watcher.poll()
+    clock.now += HOT_FOR_S + 1
+    watcher.poll()
+    new_path = str(tmp_path / ".new.state.json")
+    write(new_path, "{}")
+    os.remove(paths[0])
+    clock.now += 0.1
+    changes = watcher.poll()
+    assert changes[new_path] is not None and changes[paths[0]] is None
