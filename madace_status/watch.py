@@ -202,7 +202,8 @@ def record_from_dict(cls, data):
 class Replica(object):
     """The project as the server described it: the last snapshot with every event since applied.
 
-    The server sends the project-wide warnings and errors (in a snapshot and with every `stories_updated`);
+    The server sends the project-wide warnings and errors (in a snapshot, with every `stories_updated`, and with
+    any workflow or epic event that changed them);
     `project()` hands each notice back to the source it came from, so an entity's view shows the notices
     one-shot `status` shows for it.
     """
@@ -245,6 +246,8 @@ class Replica(object):
                 self.epics.pop(epic_id, None)
         else:
             return False  # lifecycle events repeat what the state_updated before them carried
+        if "warnings" in data:  # the project's notices changed with this event
+            self._set_notices(data)
         self._project = None
         return True
 

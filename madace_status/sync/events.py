@@ -92,10 +92,24 @@ def epic_events(old_project, new_project):
     return [("epics_updated", {"epics": changed, "removed": removed}, "epics", None)]
 
 
+_CARRY_NOTICES = ("state_updated", "workflow_removed", "epics_updated")
+
+
 def diff_projects(old_project, new_project):
-    """Every event that turns `old_project` into `new_project`: workflows, then stories, then epics."""
-    return workflow_events(old_project, new_project) + story_events(old_project, new_project) + \
+    """Every event that turns `old_project` into `new_project`: workflows, then stories, then epics.
+
+    When the project's warnings or errors changed, the workflow and epic events carry the new lists too
+    (`stories_updated` always does, in its summary), so a replica never shows stale notices.
+    """
+    events = workflow_events(old_project, new_project) + story_events(old_project, new_project) + \
         epic_events(old_project, new_project)
+    if old_project is None or (old_project.warnings, old_project.errors) != (new_project.warnings,
+                                                                              new_project.errors):
+        for event_type, data, _, _ in events:
+            if event_type in _CARRY_NOTICES:
+                data["warnings"] = new_project.warnings
+                data["errors"] = new_project.errors
+    return events
 
 
 def snapshot_data(project, topics, workflows=None):

@@ -129,6 +129,19 @@ def test_failed_workflow_shows_its_error_and_the_activity_feed_grows(server, pro
     later.assert_clean()
 
 
+def test_a_warning_that_comes_with_a_workflow_change_shows_in_the_notices_at_once(server, project, open_page):
+    recorder = open_page(server.dashboard_url)
+    page = recorder.page
+    expect(page.locator("#conn-text")).to_contain_text(CONNECTED, timeout=5000)
+    expect(page.locator("#notices li")).to_have_count(0)
+    document = project.read_workflow("pm-planning")
+    document["status"] = "paused-by-hand"  # an unknown status: kept as given, and warned about
+    project.write_workflow("pm-planning", document)
+    expect(page.locator("#notices li")).to_contain_text("paused-by-hand", timeout=2000)
+    assert len(recorder.api_requests("/api/status")) <= 1  # from the event itself, not a re-fetch
+    recorder.assert_clean()
+
+
 def test_events_are_not_refetched_and_only_one_socket_and_ping_timer_live(server, project, open_page):
     recorder = open_page(server.dashboard_url)
     page = recorder.page

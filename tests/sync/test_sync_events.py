@@ -325,6 +325,8 @@ def test_state_file_left_invalid_past_grace_is_reported_invalid(live, project):
             assert updated["data"]["workflow"]["status"] == "invalid"
             assert waited >= 0.5, "reported invalid after %.3f s, inside the 0.5 s grace period" % waited
             assert waited < 2.0, waited
+            # The project's notices changed with it, and the event says so: replicas show the error at once.
+            assert any(error.endswith(state["error"]) for error in updated["data"]["errors"]), updated["data"]
             assert await fence(ws) == []  # no lifecycle event for `invalid`
 
             project.write_state("pm-planning", good)  # repaired
@@ -332,6 +334,7 @@ def test_state_file_left_invalid_past_grace_is_reported_invalid(live, project):
             assert repaired["type"] == "state_updated" and repaired["seq"] == 2
             assert repaired["data"]["state"]["status"] == "in_progress"
             assert "error" not in repaired["data"]["state"]
+            assert (repaired["data"]["warnings"], repaired["data"]["errors"]) == ([], [])
 
     run(scenario)
 

@@ -119,6 +119,21 @@ def test_replica_follows_events_to_what_one_shot_status_shows(tmp_path):
         assert_same_view(one_shot(after, text), through_replica(before, text, paths, events, after))
 
 
+def test_replica_shows_a_notice_that_arrives_with_a_workflow_event_only(tmp_path):
+    # Only the workflow changes (no story event follows): the state_updated itself must bring the new error.
+    root = copy_project(str(tmp_path / "p"))
+    paths = ProjectPaths(root=root)
+    before = load_project(paths)
+    write_atomically(os.path.join(root, STATE_DIR, ".pm-planning.state.json"),
+                     '{"workflow": "pm-planning", "currentStep": 2, "totalSteps": 5, "status": "paused-by-hand"}')
+    after = load_project(paths)
+    events = diff_projects(before, after)
+    assert [e[0] for e in events] == ["state_updated"]
+    assert after.warnings and not before.warnings  # the unknown status: a warning no record carries
+    for text in ("summary", "pm-planning", "workflows"):
+        assert_same_view(one_shot(after, text), through_replica(before, text, paths, events, after))
+
+
 def test_backoff_is_full_jitter_doubling_from_half_a_second_to_30_s_and_resets_after_10_s_connected():
     top = Backoff(rand=lambda: 1.0)
     assert [top.next_delay() for _ in range(9)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
