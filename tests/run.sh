@@ -1,6 +1,7 @@
 #!/bin/sh
 # The one test command: sets up what the suite needs on a fresh machine, then runs everything.
-#   sh tests/run.sh            whole suite (unit, interop, conformance, browser) + unit tests on Python 3.9
+#   sh tests/run.sh            whole suite (unit, cli, interop, conformance, sync, watch, browser) on the current
+#                              Python, and the package's unit tests on Python 3.9 and on PyPy
 #   sh tests/run.sh -k NAME    extra arguments go to pytest
 set -eu
 cd "$(dirname "$0")/.."
@@ -59,29 +60,42 @@ if [ ! -x "$venv39/bin/python" ] || [ "$(cat "$venv39/.stamp" 2>/dev/null)" != "
     stamp > "$venv39/.stamp"
 fi
 
-# tests/browser drives Debian's Chromium through Playwright (never `playwright install`): install it when missing.
-# The emoji font is for the dashboard's 🟢/🟡/🔴 indicator in the screenshots the tests save.
-if [ ! -x /usr/bin/chromium ]; then
-    echo "== installing chromium with apt-get (for tests/browser)"
+# Debian packages the suite needs, installed with apt-get when missing (CI is a fresh machine).
+apt_install() {
     if [ "$(id -u)" -eq 0 ]; then
-        apt=""
+        sudo=""
     elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        apt="sudo"
+        sudo="sudo"
     else
-        apt="none"
-    fi
-    if [ "$apt" = none ]; then
-        echo "tests/run.sh: /usr/bin/chromium is missing and installing it needs root (apt-get install chromium)" >&2
+        echo "tests/run.sh: $* missing, and installing it needs root (apt-get install $*)" >&2
         exit 1
-    else
-        $apt env DEBIAN_FRONTEND=noninteractive apt-get update -q
-        $apt env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-color-emoji
     fi
+    echo "== installing $* with apt-get"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+}
+
+# tests/browser drives Debian's Chromium through Playwright (never `playwright install`).
+# The emoji font is for the dashboard's 🟢/🟡/🔴 indicator in the screenshots the tests save.
+[ -x /usr/bin/chromium ] || apt_install chromium fonts-noto-color-emoji
+
+# PyPy is supported too: the package's unit tests also run on Debian's pypy3 (Python 3.9).
+command -v pypy3 >/dev/null 2>&1 || apt_install pypy3
+venvpypy="$repo/tests/.venvpypy"
+if [ ! -x "$venvpypy/bin/python" ] || [ "$(cat "$venvpypy/.stamp" 2>/dev/null)" != "$(stamp)" ]; then
+    echo "== creating $venvpypy (PyPy) for the unit tests"
+    rm -rf "$venvpypy"
+    pypy3 -m venv "$venvpypy"
+    "$venvpypy/bin/python" -m pip install -q pytest hypothesis
+    stamp > "$venvpypy/.stamp"
 fi
 
 status=0
 echo "== unit tests on $("$venv39/bin/python" --version 2>&1) (package on sys.path, not installed)"
 "$venv39/bin/python" -m pytest -q -p no:cacheprovider tests/unit || status=1
+
+echo "== unit tests on $("$venvpypy/bin/python" -c 'import platform; print(platform.python_implementation(), platform.python_version())')"
+"$venvpypy/bin/python" -m pytest -q -p no:cacheprovider tests/unit || status=1
 
 echo "== whole suite on $("$venv/bin/python" --version 2>&1)"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests || status=1

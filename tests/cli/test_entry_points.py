@@ -1,7 +1,7 @@
-"""The entry points of issue 2: the console script, `python -m`, --help and --version, a plain copy."""
+"""The entry points of issue 2: the console script, `python -m` and --help on every command (the plain copy of
+the folder is tested in tests/unit, so on every interpreter)."""
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -23,17 +23,6 @@ def test_console_script_installed_by_the_test_extra_prints_the_version_and_the_s
     status = run([script, "status", "--root", SAMPLE, "--format", "json"], cwd=REPO_ROOT)
     assert status.returncode == 0, status.stderr
     assert '"entityType": "summary"' in status.stdout
-
-
-def test_a_plain_copy_of_the_package_folder_runs_help_version_and_status(tmp_path):
-    shutil.copytree(os.path.join(REPO_ROOT, "madace_status"), str(tmp_path / "madace_status"))
-    help_text = run([sys.executable, "-m", "madace_status", "--help"], cwd=str(tmp_path))
-    assert help_text.returncode == 0 and "status" in help_text.stdout and "serve" in help_text.stdout
-    version = run([sys.executable, "-m", "madace_status", "--version"], cwd=str(tmp_path))
-    assert version.stdout.strip() == "madace-status " + __version__
-    status = run([sys.executable, "-m", "madace_status", "status", "STORY-V3-020", "--root", SAMPLE, "-f", "json"],
-                 cwd=str(tmp_path))
-    assert status.returncode == 0 and '"entityId": "STORY-V3-020"' in status.stdout
 
 
 def test_every_command_has_help():

@@ -1,0 +1,27 @@
+"""The package runs from a plain copy of its folder (no install), on every interpreter the unit tests run on:
+Python 3.9, the current CPython, and PyPy."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+from madace_status import __version__
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMPLE = os.path.join(REPO_ROOT, "..", "shared", "sample-project")
+
+
+def run(command, cwd):
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_a_plain_copy_of_the_package_folder_runs_help_version_and_status(tmp_path):
+    shutil.copytree(os.path.join(REPO_ROOT, "madace_status"), str(tmp_path / "madace_status"))
+    help_text = run([sys.executable, "-m", "madace_status", "--help"], cwd=str(tmp_path))
+    assert help_text.returncode == 0 and "status" in help_text.stdout and "serve" in help_text.stdout
+    version = run([sys.executable, "-m", "madace_status", "--version"], cwd=str(tmp_path))
+    assert version.stdout.strip() == "madace-status " + __version__
+    status = run([sys.executable, "-m", "madace_status", "status", "STORY-V3-020", "--root", SAMPLE, "-f", "json"],
+                 cwd=str(tmp_path))
+    assert status.returncode == 0 and '"entityId": "STORY-V3-020"' in status.stdout
