@@ -71,7 +71,7 @@ def run(args, stdout=None, stderr=None, environ=None):
         return _fail(stderr, str(exc), EXIT_NOT_FOUND)
     text = render(entity, options, stdout, env)
     try:
-        _write(stdout, text)
+        write_text(stdout, text)
     except BrokenPipeError:
         _silence_stdout(stdout)
     return EXIT_OK
@@ -114,7 +114,8 @@ def terminal_width():
     return shutil.get_terminal_size().columns
 
 
-def _write(stream, text):
+def write_text(stream, text):
+    """Write and flush; characters the stream's encoding cannot carry become replacement marks."""
     try:
         stream.write(text)
     except UnicodeEncodeError:

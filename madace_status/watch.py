@@ -32,7 +32,8 @@ from madace_status.project.registry import (ACCEPTED_PATTERNS, EPIC, EPICS, STOR
 from madace_status.project.render.envelope import _C1_ESCAPES, envelope, utc_timestamp
 from madace_status.project.render.text import cut, display_width
 from madace_status.settings import ENV_PREFIX, SettingError, setting
-from madace_status.status_command import EXIT_OK, EXIT_USAGE, UsageError, _fail, _silence_stdout, render
+from madace_status.status_command import (EXIT_OK, EXIT_USAGE, UsageError, _fail, _silence_stdout, render,
+                                          write_text)
 from madace_status.sync.watcher import project_watcher
 from madace_status.websocket import ConnectionClosed, HandshakeError, connect
 
@@ -417,12 +418,7 @@ class Screen(object):
             return
         stream = self.stream
         try:
-            try:
-                stream.write(text)
-            except UnicodeEncodeError:
-                encoding = getattr(stream, "encoding", None) or "ascii"
-                stream.write(text.encode(encoding, "replace").decode(encoding))
-            stream.flush()
+            write_text(stream, text)
         except BrokenPipeError:
             self.broken = True
             _silence_stdout(stream)
