@@ -4,7 +4,6 @@ One small method per route. Every error is the JSON envelope `{"success": false,
 No route serves files from disk by path: the two pages are fixed documents of the package.
 """
 
-import hmac
 import json
 import logging
 import re
@@ -16,7 +15,7 @@ from madace_status import __version__
 from madace_status.project import registry
 from madace_status.project.loader import ProjectUnreadable
 from madace_status.project.render.envelope import envelope
-from madace_status.sync.service import TOKEN_COOKIE, token_from_cookie_header
+from madace_status.sync.service import TOKEN_COOKIE, token_from_cookie_header, token_matches
 from madace_status.web import pages
 from madace_status.web.app import SyncActionError
 
@@ -161,8 +160,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
         token = self.app.token
         if not token:
             return True
-        offered = self._offered_token()
-        return offered is not None and hmac.compare_digest(token.encode("utf-8"), offered.encode("utf-8"))
+        return token_matches(token, self._offered_token())
 
     def _check_token(self):
         if not self._token_ok():
