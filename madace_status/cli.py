@@ -8,6 +8,7 @@ from madace_status import __version__
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def build_parser():
@@ -148,7 +149,11 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return EXIT_OK
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:  # Ctrl+C before a command installed its own handling (e.g. during imports)
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
