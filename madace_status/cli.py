@@ -126,6 +126,8 @@ def _add_serve_parser(commands):
 def _serve_settings(args, settings):
     """Fill the serve options left unset from MADACE_STATUS_* variables, then the defaults."""
     args.host = settings.setting(args.host, "HOST") or "127.0.0.1"
+    if args.host.startswith("[") and args.host.endswith("]"):
+        args.host = args.host[1:-1]  # "[::1]", as written in URLs, is the address ::1
     args.port = _or_default(settings.setting(args.port, "PORT", convert=int), 3000)
     args.ws_port = _or_default(settings.setting(args.ws_port, "WS_PORT", convert=int), 3001)
     args.poll_interval = _or_default(settings.setting(args.poll_interval, "POLL_INTERVAL", convert=float), 0.1)

@@ -193,8 +193,9 @@ def test_demo_serves_a_changing_sample_project_and_removes_it_on_sigterm(serve):
     assert not os.path.exists(directory)
 
 
-def test_ipv6_loopback_host_serves_http_and_websocket(project, serve):
-    server = serve(project.root, "--host", "::1")
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_ipv6_loopback_host_serves_http_and_websocket(project, serve, host):
+    server = serve(project.root, "--host", host)
     assert server.dashboard_url == "http://[::1]:%d/status" % server.http_port
     connection = http.client.HTTPConnection("::1", server.http_port, timeout=5)
     try:
