@@ -14,8 +14,8 @@ from urllib.parse import unquote
 
 from madace_status.project.loader import (assemble_workflows, check_root, list_workflow_sources, load_epics,
                                          load_stories)
-from madace_status.project.workflows import read_workflow_file
 from madace_status.project.model import Project
+from madace_status.project.workflows import read_workflow_file
 from madace_status.sync.events import diff_projects, snapshot_data
 from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_topics, parse_workflows
 from madace_status.sync.watcher import project_watcher
@@ -97,6 +97,9 @@ class SyncService:
         if ws_port is not None:
             self.ws_port = ws_port
         self.loop = asyncio.get_running_loop()
+        # The watcher's baseline first, then the read: a write in between is seen at the first poll, not lost.
+        self._watcher = project_watcher(self.paths)
+        self._watcher.poll()
         self.project = self._load_all()
         self.hub = Hub(self.loop, self._snapshot_for, heartbeat_s=self.heartbeat_s)
         try:
@@ -113,8 +116,6 @@ class SyncService:
         self.ws_port = self._server.port  # after --ws-port 0 too, a stop/start or restart comes back on this port
         self.started_at = time.time()
         self.hub.start()
-        self._watcher = project_watcher(self.paths)
-        self._watcher.poll()  # the baseline: what exists now is already in self.project
         self._poll_task = self.loop.create_task(self._poll_forever())
         logger.info("sync service listening on ws://%s:%d (run %s)", self.host, self.bound_port, self.hub.run_id)
 
