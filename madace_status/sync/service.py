@@ -20,6 +20,7 @@ from madace_status.sync.events import diff_projects, snapshot_data
 from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_topics, parse_workflows
 from madace_status.sync.watcher import project_watcher
 from madace_status.websocket import HandshakeError, serve
+from madace_status.websocket.handshake import MAX_HEADERS, MAX_LINE_BYTES, refusal_response
 
 logger = logging.getLogger("madace_status.sync")
 
@@ -46,6 +47,31 @@ def token_matches(expected, offered):
     return offered is not None and hmac.compare_digest(expected.encode("utf-8"), offered.encode("utf-8"))
 
 
+STOPPED_REASON = 'the sync service is stopped; POST /api/sync {"action": "start"} starts it'
+STOPPED_REQUEST_BYTES = MAX_LINE_BYTES * (MAX_HEADERS + 1)  # the most of a handshake read before answering
+STOPPED_TIMEOUT_S = 10.0
+
+
+class StoppedResponder(asyncio.Protocol):
+    """Holds the WebSocket port while the service is stopped: each handshake is answered 503 with the reason,
+    so a client learns the service is stopped on purpose (and the port stays ours for the restart)."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.received = bytearray()
+        self.timer = asyncio.get_running_loop().call_later(STOPPED_TIMEOUT_S, transport.abort)
+
+    def data_received(self, data):
+        self.received += data
+        # Answer once the request is all here, so closing does not reset a connection with unread bytes.
+        if b"\r\n\r\n" in self.received or len(self.received) > STOPPED_REQUEST_BYTES:
+            self.transport.write(refusal_response(503, STOPPED_REASON))
+            self.transport.close()
+
+    def connection_lost(self, exc):
+        self.timer.cancel()
+
+
 class SyncService:
     """Watcher + hub + WebSocket server. All methods but the read-only properties run on `loop`."""
 
@@ -67,6 +93,7 @@ class SyncService:
         self.started_at = None
         self.last_error = None
         self._server = None
+        self._stopped_responder = None  # the listener that answers 503 while stopped by POST /api/sync
         self._poll_task = None
         self._watcher = None
         self._bad_since = {}  # "workflow:<path>" or "stories" → monotonic time it first failed to parse
@@ -97,6 +124,7 @@ class SyncService:
         if ws_port is not None:
             self.ws_port = ws_port
         self.loop = asyncio.get_running_loop()
+        await self._release_port()
         # The watcher's baseline first, then the read: a write in between is seen at the first poll, not lost.
         self._watcher = project_watcher(self.paths)
         self._watcher.poll()
@@ -119,8 +147,12 @@ class SyncService:
         self._poll_task = self.loop.create_task(self._poll_forever())
         logger.info("sync service listening on ws://%s:%d (run %s)", self.host, self.bound_port, self.hub.run_id)
 
-    async def stop(self, code=1001, reason="server shutting down", timeout=2.0):
+    async def stop(self, code=1001, reason="server shutting down", timeout=2.0, hold_port=False):
+        """Close every client with `code` and stop watching. With `hold_port`, handshakes are answered 503
+        until the next start; without it the port is released (and a held one too)."""
         if not self.running:
+            if not hold_port:
+                await self._release_port()
             return
         server, self._server = self._server, None
         if self._poll_task is not None:
@@ -129,7 +161,18 @@ class SyncService:
         self.hub.stop()
         await server.close(code, reason, timeout=timeout)
         self.started_at = None
+        if hold_port:
+            try:
+                self._stopped_responder = await self.loop.create_server(StoppedResponder, self.host, self.ws_port)
+            except OSError as error:  # taken by someone else meanwhile: clients then find nothing listening
+                logger.info("cannot hold port %d while stopped: %s", self.ws_port, error.strerror or error)
         logger.info("sync service stopped")
+
+    async def _release_port(self):
+        responder, self._stopped_responder = self._stopped_responder, None
+        if responder is not None:
+            responder.close()
+            await responder.wait_closed()
 
     # -- the handshake checks of SPEC §6.1 and §6.6 -----------------------------------------------------------
 

@@ -86,7 +86,7 @@ class DashboardApp:
             if action == "stop":
                 if not service.running:
                     return "sync service is already stopped"
-                await service.stop()
+                await service.stop(hold_port=True)
                 return "sync service stopped"
             if action == "restart" and service.running:
                 await service.stop(reason="sync service restarting")

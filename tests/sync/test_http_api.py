@@ -10,9 +10,11 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from madace_status.websocket import HandshakeError
+from madace_status.websocket import connect as madace_connect
 from sync_helpers import (
-    ProjectFiles, ServeProcess, client_for, free_port, port_refuses, parse_prometheus, raw_http, recv_json,
-    recv_welcome, run, serve_args, ws_connect)
+    ProjectFiles, ServeProcess, client_for, free_port, parse_prometheus, raw_http, recv_json,
+    recv_welcome, run, serve_args, upgrade_request, ws_connect)
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +286,12 @@ def test_post_sync_stop_start_and_restart(live, project):
                 assert closed.rcvd.code == 1001
             assert (await own.wait_closed()) is None and own.close_code == 1001
 
-        assert port_refuses(ws_port)
+        # While stopped the port answers every handshake 503 with the reason (SPEC §6.1), for both clients.
+        refusal = raw_http(ws_port, upgrade_request(ws_port))
+        assert refusal.status == 503 and b"sync service is stopped" in refusal.body
+        with pytest.raises(HandshakeError) as refused:
+            await madace_connect(live.ws_url())
+        assert refused.value.status == 503 and "stopped" in str(refused.value)
         info = live.get_json("/api/sync")
         assert (info["running"], info["runId"], info["uptimeSeconds"], info["startedAt"]) == (False, None, 0, None)
         assert info["clientCount"] == 0
