@@ -26,6 +26,7 @@ LAGGING_CLOSE_S = 30.0  # a client stuck above the high-water mark this long is 
 HEARTBEAT_S = 20.0
 TOPICS = ("workflows", "stories", "epics")
 MAX_SUBSCRIBED_WORKFLOWS = 1000
+MAX_CACHED_SNAPSHOTS = 64  # distinct subscriptions whose encoded snapshot is kept
 WELCOME_MESSAGE = "Connected to MADACE sync server"
 
 
@@ -150,6 +151,7 @@ class Hub:
         self.high_water_bytes = high_water_bytes
         self.lagging_close_s = lagging_close_s
         self._snapshot_data = snapshot_data
+        self._snapshot_cache = {}  # (topics, workflows) → the snapshot's data as JSON (see send_snapshot)
         self._lock = threading.Lock()
         self._heartbeat_handle = None
         self._last_ping_at = loop.time()
@@ -183,9 +185,23 @@ class Hub:
         self.metrics.bytes_sent_total += len(frame)
 
     def send_snapshot(self, client, reason):
-        data = dict(self._snapshot_data(client.topics, client.workflows))
-        data["reason"] = reason
-        self._send(client, self._envelope("snapshot", data))
+        # The project part is encoded once per project version and subscription, not once per client: a
+        # reconnect storm after a restart would otherwise serialise the whole project thousands of times.
+        key = (client.topics, client.workflows)
+        encoded = self._snapshot_cache.get(key)
+        if encoded is None:
+            if len(self._snapshot_cache) >= MAX_CACHED_SNAPSHOTS:
+                self._snapshot_cache.clear()
+            encoded = json.dumps(self._snapshot_data(client.topics, client.workflows), separators=(",", ":"))
+            self._snapshot_cache[key] = encoded
+        members = encoded[:-1] + ("," if encoded != "{}" else "")  # the data object, open for "reason"
+        text = '{"type":"snapshot","timestamp":%d,"seq":%d,"data":%s"reason":%s}}' % (
+            now_ms(), self.seq, members, json.dumps(reason))
+        self._write(client, frames.serialize_frame(frames.OP_TEXT, text.encode()))
+
+    def project_changed(self):
+        """The project the snapshots show has changed: encode them afresh."""
+        self._snapshot_cache.clear()
 
     # -- publishing -------------------------------------------------------------------------------------------
 

@@ -261,6 +261,7 @@ class SyncService:
         self._reload(state_files, stories, epics)
         new = self._build_project()
         self.project = new
+        self.hub.project_changed()
         for event_type, data, topic, workflow in diff_projects(old, new):
             self.hub.publish(event_type, data, topic, workflow)
 
