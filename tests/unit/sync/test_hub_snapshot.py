@@ -18,6 +18,12 @@ class RecordingWebSocket:
         return [json.loads(frame[2:] if frame[1] < 126 else frame[4:]) for frame in self.frames]
 
 
+def closed_loop():
+    loop = asyncio.new_event_loop()
+    loop.close()  # the hub only reads its clock here; nothing is scheduled
+    return loop
+
+
 class FakeClient:
     def __init__(self, topics=frozenset(TOPICS), workflows=None):
         self.topics = topics
@@ -32,7 +38,7 @@ def make_hub(project):
         calls.append((topics, workflows))
         return {"summary": {"version": project["version"]}, "topics": sorted(topics)}
 
-    return Hub(asyncio.new_event_loop(), snapshot_data), calls
+    return Hub(closed_loop(), snapshot_data), calls
 
 
 def test_snapshot_is_encoded_once_per_subscription_until_the_project_changes():
@@ -57,7 +63,7 @@ def test_snapshot_is_encoded_once_per_subscription_until_the_project_changes():
 
 
 def test_snapshot_of_an_empty_project_part_is_still_valid_json():
-    hub = Hub(asyncio.new_event_loop(), lambda topics, workflows: {})
+    hub = Hub(closed_loop(), lambda topics, workflows: {})
     client = FakeClient()
     hub.send_snapshot(client, "connected")
     assert client.websocket.messages()[0]["data"] == {"reason": "connected"}
