@@ -125,20 +125,24 @@ def _add_serve_parser(commands):
 
 def _serve_settings(args, settings):
     """Fill the serve options left unset from MADACE_STATUS_* variables, then the defaults."""
-    args.host = settings.setting(args.host, "HOST") or "127.0.0.1"
+    from madace_status import serve_command
+    from madace_status.sync.hub import HEARTBEAT_S
+    from madace_status.sync.service import DEFAULT_WS_PORT, POLL_INTERVAL_S
+    args.host = settings.setting(args.host, "HOST") or serve_command.DEFAULT_HOST
     if args.host.startswith("[") and args.host.endswith("]"):
         args.host = args.host[1:-1]  # "[::1]", as written in URLs, is the address ::1
-    args.port = _or_default(settings.setting(args.port, "PORT", convert=int), 3000)
-    args.ws_port = _or_default(settings.setting(args.ws_port, "WS_PORT", convert=int), 3001)
-    args.poll_interval = _or_default(settings.setting(args.poll_interval, "POLL_INTERVAL", convert=float), 0.1)
-    args.heartbeat = _or_default(settings.setting(args.heartbeat, "HEARTBEAT", convert=float), 20.0)
+    args.port = _or_default(settings.setting(args.port, "PORT", convert=int), serve_command.DEFAULT_HTTP_PORT)
+    args.ws_port = _or_default(settings.setting(args.ws_port, "WS_PORT", convert=int), DEFAULT_WS_PORT)
+    args.poll_interval = _or_default(settings.setting(args.poll_interval, "POLL_INTERVAL", convert=float),
+                                     POLL_INTERVAL_S)
+    args.heartbeat = _or_default(settings.setting(args.heartbeat, "HEARTBEAT", convert=float), HEARTBEAT_S)
     args.token = settings.setting(args.token, "TOKEN")
     args.allow_origin = args.allow_origin or [
         origin.strip() for origin in (settings.env_value("ALLOW_ORIGIN") or "").split(",") if origin.strip()]
     args.no_sync = settings.flag(args.no_sync, "NO_SYNC")
     args.demo = settings.flag(args.demo, "DEMO")
     args.insecure = settings.flag(args.insecure, "INSECURE")
-    args.log_level = settings.setting(args.log_level, "LOG_LEVEL") or "info"
+    args.log_level = settings.setting(args.log_level, "LOG_LEVEL") or serve_command.DEFAULT_LOG_LEVEL
 
 
 def _or_default(value, default):

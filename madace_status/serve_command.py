@@ -22,6 +22,10 @@ from madace_status.web.http import DashboardServer
 
 logger = logging.getLogger("madace_status")
 
+DEFAULT_HOST = "127.0.0.1"  # loopback unless asked: exposing the project is a decision
+DEFAULT_HTTP_PORT = 3000
+DEFAULT_LOG_LEVEL = "info"
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -60,7 +64,7 @@ def _port_in_use(error):
 
 
 def configure_logging(level_name):
-    level = getattr(logging, (level_name or "info").upper(), None)
+    level = getattr(logging, (level_name or DEFAULT_LOG_LEVEL).upper(), None)
     if not isinstance(level, int):
         raise ServeError("unknown log level %r (use debug, info, warning or error)" % level_name, EXIT_USAGE)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -25,6 +25,7 @@ from madace_status.websocket.handshake import MAX_HEADERS, MAX_LINE_BYTES, refus
 logger = logging.getLogger("madace_status.sync")
 
 POLL_INTERVAL_S = 0.1
+DEFAULT_WS_PORT = 3001
 INVALID_GRACE_S = 0.5  # a file must stay unparseable this long before it is reported invalid
 _RETRY_WORKFLOW = "workflow:"  # _bad_since keys: "workflow:<path>" and "stories"
 _RETRY_STORIES = "stories"
@@ -75,7 +76,7 @@ class StoppedResponder(asyncio.Protocol):
 class SyncService:
     """Watcher + hub + WebSocket server. All methods but the read-only properties run on `loop`."""
 
-    def __init__(self, paths, host="127.0.0.1", ws_port=3001, poll_interval=POLL_INTERVAL_S, token=None,
+    def __init__(self, paths, host="127.0.0.1", ws_port=DEFAULT_WS_PORT, poll_interval=POLL_INTERVAL_S, token=None,
                  allowed_origins=(), heartbeat_s=HEARTBEAT_S, max_connections=MAX_CONNECTIONS,
                  max_message_bytes=SERVER_MAX_MESSAGE_BYTES):
         self.paths = paths
