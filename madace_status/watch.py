@@ -29,7 +29,7 @@ from madace_status.project.model import STORY_STATES, Epic, Project, Story, Work
 from madace_status.project.registry import (ACCEPTED_PATTERNS, EPIC, EPICS, STORIES, STORY, SUMMARY, WORKFLOW,
                                             WORKFLOWS, EntityError, UnrecognisedEntity, check_entity_text, classify,
                                             resolve, shown)
-from madace_status.project.render.envelope import _C1_ESCAPES, envelope, utc_timestamp
+from madace_status.project.render.envelope import envelope, json_text, utc_timestamp
 from madace_status.project.render.text import cut, display_width
 from madace_status.settings import ENV_PREFIX, SettingError, setting
 from madace_status.status_command import (EXIT_OK, EXIT_USAGE, UsageError, _fail, _silence_stdout, render,
@@ -367,9 +367,9 @@ class Screen(object):
         if self.fmt == "json":
             document = dict(body)
             document["connection"] = link.to_dict()
-            text = json.dumps(document, ensure_ascii=False, separators=(",", ":")).translate(_C1_ESCAPES) + "\n"
+            text = json_text(document) + "\n"
             if not _can_encode(self.stream, text):
-                text = json.dumps(document, ensure_ascii=True, separators=(",", ":")) + "\n"
+                text = json_text(document, ensure_ascii=True) + "\n"
         elif self.in_place:
             text = self._frame(self.header_text(link), body)
         else:

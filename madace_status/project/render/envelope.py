@@ -40,9 +40,16 @@ def envelope(entity, timestamp=None):
             "errors": list(entity.errors)}
 
 
-def render_json(entity, timestamp=None, ensure_ascii=False):
-    """The envelope as indented JSON text (ends with a newline)."""
-    text = json.dumps(envelope(entity, timestamp), ensure_ascii=ensure_ascii, indent=2)
+def json_text(document, ensure_ascii=False, indent=None):
+    """`document` as JSON text safe for a terminal: C1 control characters are escaped even when the rest of
+    the text is not. Compact without `indent`."""
+    separators = (",", ":") if indent is None else None
+    text = json.dumps(document, ensure_ascii=ensure_ascii, indent=indent, separators=separators)
     if not ensure_ascii and _C1.search(text):
         text = text.translate(_C1_ESCAPES)
-    return text + "\n"
+    return text
+
+
+def render_json(entity, timestamp=None, ensure_ascii=False):
+    """The envelope as indented JSON text (ends with a newline)."""
+    return json_text(envelope(entity, timestamp), ensure_ascii=ensure_ascii, indent=2) + "\n"
