@@ -3,7 +3,7 @@
 Three pieces:
 
 - `create_demo_project(directory)` writes a small, realistic MADACE project (the same shapes as
-  `shared/sample-project/`: workflow state files in both schemas, a story status file mixing the
+  `tests/fixtures/sample-project/`, but its own content: workflow state files in both schemas, a story status file mixing the
   story-line forms, three epics). Everything is generated from the data in this module, so it works
   from a plain copy of the package.
 - `DemoSimulator(directory, seed=None).step()` makes one realistic change (a workflow advances,

@@ -1,7 +1,7 @@
 """Shared helpers of the `serve` benchmarks (sync_latency, broadcast_cpu, idle_memory, many_connections,
 watcher_cpu). Not a benchmark itself and not a test: imported by those scripts.
 
-- a writable copy of shared/sample-project, and generated state files;
+- a writable copy of tests/fixtures/sample-project, and generated state files;
 - a real `python -m madace_status serve` subprocess on free loopback ports (stderr to a temporary file, so a
   chatty log never blocks it), with its /metrics;
 - CPU seconds and RSS of any process from /proc;
@@ -25,9 +25,7 @@ import time
 import urllib.request
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SAMPLE_PROJECT = os.path.join(os.path.dirname(REPO_ROOT), "shared", "sample-project")
-if not os.path.isdir(SAMPLE_PROJECT):
-    SAMPLE_PROJECT = "/work/shared/sample-project"
+SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
 STATE_DIR = os.path.join("madace-data", "workflow-states")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -81,7 +79,7 @@ def verdict(ok):
 # -- projects -----------------------------------------------------------------------------------------------
 
 def make_project(parent, with_sample=True):
-    """A writable copy of shared/sample-project in `parent`/project; returns its root."""
+    """A writable copy of tests/fixtures/sample-project in `parent`/project; returns its root."""
     root = os.path.join(parent, "project")
     if with_sample:
         shutil.copytree(SAMPLE_PROJECT, root)

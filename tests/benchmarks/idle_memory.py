@@ -7,7 +7,7 @@ connections first (so one-time allocations — imports, the first snapshot, the 
 the baseline), VmRSS read from /proc/<pid>/status, then CONNECTIONS more idle connections from a separate client
 process (lean raw sockets, tests/benchmarks/_serve_bench.RawClient), a pause for the server to settle, and
 VmRSS again. KiB per connection = (after − before) / CONNECTIONS. The servers:
-  serve          the real `python -m madace_status serve` on a copy of shared/sample-project (default poll
+  serve          the real `python -m madace_status serve` on a copy of tests/fixtures/sample-project (default poll
                  interval): our WebSocket server, the Hub with its per-client state, the watcher — every client
                  also got the welcome and a full snapshot (RSS read without a gc: it is another program);
   ours-bare      madace_status.websocket.serve(on_connect=...) with the real Hub and a trivial snapshot

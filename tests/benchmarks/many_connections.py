@@ -3,7 +3,7 @@
     tests/.venv/bin/python tests/benchmarks/many_connections.py [--connections 10000] [--processes 4]
                                                               [--writes 5] [--spacing 2]
 
-Copies shared/sample-project to a temporary directory and starts `python -m madace_status serve` on it (default
+Copies tests/fixtures/sample-project to a temporary directory and starts `python -m madace_status serve` on it (default
 poll interval 0.1 s, log level warning). CONNECTIONS connections are opened from PROCESSES client processes
 (lean raw-socket clients, tests/benchmarks/_serve_bench.RawClient; each answers pings and reads the welcome
 and the snapshot). Then, WRITES times, SPACING s apart, `.pm-planning.state.json` is rewritten (atomic rename,

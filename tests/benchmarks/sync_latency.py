@@ -3,7 +3,7 @@
     tests/.venv/bin/python tests/benchmarks/sync_latency.py [--clients 100] [--writes 50] [--rounds 3]
                                                           [--spacing 0.3] [--poll-interval S]
 
-Copies shared/sample-project to a temporary directory, starts `python -m madace_status serve` on it as a
+Copies tests/fixtures/sample-project to a temporary directory, starts `python -m madace_status serve` on it as a
 subprocess with the DEFAULT poll interval (0.1 s; `--poll-interval` passes another one), and connects the
 clients with the package's own client (`madace_status.websocket.connect`, callback mode, all in this
 process). Each round then rewrites `.pm-planning.state.json` WRITES times, about SPACING s apart (random

@@ -3,7 +3,7 @@
     tests/.venv/bin/python tests/benchmarks/watcher_cpu.py [--files 1000] [--seconds 20] [--windows 5]
                                                          [--no-fast]
 
-Builds a temporary project: a copy of shared/sample-project plus generated schema-A state files up to FILES
+Builds a temporary project: a copy of tests/fixtures/sample-project plus generated schema-A state files up to FILES
 state files in madace-data/workflow-states/ (none of them changes during the run). Starts
 `python -m madace_status serve` on it with no client, waits for start-up, then reads the process's utime+stime
 from /proc/<pid>/stat (every thread: the asyncio loop with the watcher, and the idle HTTP thread) over SECONDS,

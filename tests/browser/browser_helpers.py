@@ -23,7 +23,7 @@ from madace_status.demo import atomic_write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
-SAMPLE_PROJECT = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "sample-project"))
+SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
 SCREENSHOT_DIR = os.path.join(REPO_ROOT, "tests", "output", "screenshots")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -87,7 +87,7 @@ def wait_until(condition, timeout=5.0, interval=0.05, message="condition", page=
 
 
 class SampleProject:
-    """A writable copy of the shared sample project, with the edits the tests make to it."""
+    """A writable copy of the sample project (tests/fixtures/sample-project), with the edits the tests make to it."""
 
     def __init__(self, root):
         self.root = root

@@ -35,7 +35,7 @@ def browser():
 
 @pytest.fixture
 def project(tmp_path):
-    assert os.path.isdir(SAMPLE_PROJECT), "the shared sample project is expected at %s" % SAMPLE_PROJECT
+    assert os.path.isdir(SAMPLE_PROJECT), "the sample project fixture is expected at %s" % SAMPLE_PROJECT
     return SampleProject(str(tmp_path / "project"))
 
 

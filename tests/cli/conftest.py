@@ -9,7 +9,7 @@ from status_cli_helpers import SAMPLE_PROJECT, run_status
 
 @pytest.fixture
 def sample_root():
-    assert os.path.isdir(SAMPLE_PROJECT), "the shared sample project is expected at %s" % SAMPLE_PROJECT
+    assert os.path.isdir(SAMPLE_PROJECT), "the sample project fixture is expected at %s" % SAMPLE_PROJECT
     return SAMPLE_PROJECT
 
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SAMPLE_PROJECT = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "sample-project"))
+SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
 
 
 def clean_env(**extra):

@@ -8,7 +8,7 @@ import sys
 from madace_status import __version__
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SAMPLE = os.path.join(REPO_ROOT, "..", "shared", "sample-project")
+SAMPLE = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
 
 
 def run(command, cwd):

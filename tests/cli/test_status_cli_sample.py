@@ -1,4 +1,4 @@
-"""`status` on the shared sample project gives exactly the figures of its README, in every format."""
+"""`status` on the sample project (tests/fixtures/sample-project) gives exactly the figures of its README, in every format."""
 
 import json
 import re

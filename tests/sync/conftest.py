@@ -1,6 +1,6 @@
 """Fixtures for the sync-server tests (the helpers themselves live in sync_helpers.py beside this file).
 
-`project`: a writable copy of the shared sample project in tmp_path. `serve(root, *flags)`: start
+`project`: a writable copy of the sample project (tests/fixtures/sample-project) in tmp_path. `serve(root, *flags)`: start
 `python -m madace_status serve --port 0 --ws-port 0 …` and wait for the URLs it prints; every process a test
 started is sent SIGTERM when the test ends (its exit is collected a little later, so the next test does not wait
 for http.server's half-second shutdown). `live`: the usual case, a server on `project` polling every 0.05 s.

@@ -28,7 +28,7 @@ import websockets.asyncio.client
 from madace_status.websocket import connect as own_connect_raw
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SAMPLE_PROJECT = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "sample-project"))
+SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
 STATE_DIR = os.path.join("madace-data", "workflow-states")
 STATUS_FILE = os.path.join("docs", "workflow-status.md")
 EPICS_DIR = os.path.join("docs", "v3-planning", "epics")
@@ -68,7 +68,7 @@ class ProjectFiles:
 
     @classmethod
     def copy_of_sample(cls, target):
-        assert os.path.isdir(SAMPLE_PROJECT), "the shared sample project is expected at %s" % SAMPLE_PROJECT
+        assert os.path.isdir(SAMPLE_PROJECT), "the sample project fixture is expected at %s" % SAMPLE_PROJECT
         shutil.copytree(SAMPLE_PROJECT, str(target))
         for directory, _, names in os.walk(str(target)):
             os.chmod(directory, os.stat(directory).st_mode | stat.S_IWUSR)

@@ -19,7 +19,7 @@ import time
 import urllib.request
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SAMPLE_PROJECT = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "sample-project"))
+SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
 STATE_DIR = os.path.join("madace-data", "workflow-states")
 STATUS_FILE = os.path.join("docs", "workflow-status.md")
 WAIT_S = 10.0  # the longest any single awaited condition may take
@@ -38,7 +38,7 @@ def clean_env(**extra):
 
 
 def copy_project(destination):
-    """A writable copy of the shared sample project at `destination`."""
+    """A writable copy of the sample project (tests/fixtures/sample-project) at `destination`."""
     shutil.copytree(SAMPLE_PROJECT, destination)
     for directory, _, files in os.walk(destination):
         os.chmod(directory, 0o755)

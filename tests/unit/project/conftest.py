@@ -1,4 +1,4 @@
-"""Fixtures for the project-model tests: the shared sample project and small projects built in tmp_path."""
+"""Fixtures for the project-model tests: the sample project (tests/fixtures/sample-project) and small projects built in tmp_path."""
 
 import json
 import os
@@ -6,12 +6,12 @@ import os
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SAMPLE_PROJECT = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "sample-project"))
+SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
 
 
 @pytest.fixture
 def sample_root():
-    assert os.path.isdir(SAMPLE_PROJECT), "the shared sample project is expected at %s" % SAMPLE_PROJECT
+    assert os.path.isdir(SAMPLE_PROJECT), "the sample project fixture is expected at %s" % SAMPLE_PROJECT
     return SAMPLE_PROJECT
 
 
