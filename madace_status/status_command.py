@@ -1,28 +1,21 @@
 """`madace-status status`: one-shot status of the project or of one entity (SPEC §5.1).
 
 Imports stay lean on purpose: this path runs for every invocation, so nothing here pulls in asyncio,
-http.server or the sync machinery, and table-only modules load only for the table format.
+http.server or the sync machinery, and table-only modules load only for the table format. What this command
+shares with `--watch` (exit codes, rendering, writing) lives one floor down, in `console`.
 """
 
 import os
 import sys
 
 from madace_status import settings
+from madace_status.console import (EXIT_NOT_FOUND, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, UsageError, fail,
+                                   render, silence_stdout, write_text)
 from madace_status.project.loader import ProjectUnreadable, load_project
 from madace_status.project.registry import (ACCEPTED_PATTERNS, EntityNotFound, UnrecognisedEntity,
                                             check_entity_text, resolve)
 
-EXIT_OK = 0
-EXIT_NOT_FOUND = 1
-EXIT_USAGE = 2
-EXIT_UNREADABLE = 3
-
 FORMATS = ("table", "json", "markdown")
-PROG = "madace-status"
-
-
-class UsageError(Exception):
-    """A bad option value found after argparse (e.g. in an environment variable)."""
 
 
 class StatusOptions(object):
@@ -55,7 +48,7 @@ def run(args, stdout=None, stderr=None, environ=None):
     try:
         options = StatusOptions.from_args(args, env)
     except UsageError as exc:
-        return _fail(stderr, str(exc), EXIT_USAGE)
+        return fail(stderr, str(exc), EXIT_USAGE)
     if options.watch:
         from madace_status import watch   # asyncio and the WebSocket client load only for --watch
         return watch.run(options, args, stdout, stderr, env)
@@ -64,77 +57,14 @@ def run(args, stdout=None, stderr=None, environ=None):
         project = load_project(options.paths)
         entity = resolve(project, options.entity)
     except UnrecognisedEntity as exc:
-        return _fail(stderr, "%s\n%s" % (exc, ACCEPTED_PATTERNS), EXIT_USAGE)
+        return fail(stderr, "%s\n%s" % (exc, ACCEPTED_PATTERNS), EXIT_USAGE)
     except ProjectUnreadable as exc:
-        return _fail(stderr, "cannot read the project: %s" % exc, EXIT_UNREADABLE)
+        return fail(stderr, "cannot read the project: %s" % exc, EXIT_UNREADABLE)
     except EntityNotFound as exc:
-        return _fail(stderr, str(exc), EXIT_NOT_FOUND)
+        return fail(stderr, str(exc), EXIT_NOT_FOUND)
     text = render(entity, options, stdout, env)
     try:
         write_text(stdout, text)
     except BrokenPipeError:
-        _silence_stdout(stdout)
+        silence_stdout(stdout)
     return EXIT_OK
-
-
-def render(entity, options, stdout, environ):
-    """The text for `entity` in the chosen format, suited to `stdout` (encoding, TTY, width)."""
-    encoding = getattr(stdout, "encoding", None) or "ascii"
-    if options.format == "json":
-        from madace_status.project.render.envelope import render_json
-        text = render_json(entity)
-        try:
-            text.encode(encoding)
-        except (UnicodeError, LookupError):
-            text = render_json(entity, ensure_ascii=True)
-        return text
-    if options.format == "markdown":
-        from madace_status.project.render.markdown import render_markdown
-        return render_markdown(entity)
-    from madace_status.project.render.table import TableStyle, render_table
-    from madace_status.project.render.text import glyphs_for
-    style = TableStyle(glyphs=glyphs_for(encoding, options.ascii), color=use_color(stdout, environ),
-                       width=terminal_width())
-    return render_table(entity, style)
-
-
-def use_color(stream, environ):
-    """Colour only on a TTY, and never when NO_COLOR is set (no-color.org) or TERM is dumb."""
-    if environ.get("NO_COLOR") or environ.get("TERM") == "dumb":
-        return False
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except (OSError, ValueError):
-        return False
-
-
-def terminal_width():
-    import shutil
-    return shutil.get_terminal_size().columns
-
-
-def write_text(stream, text):
-    """Write and flush; characters the stream's encoding cannot carry become replacement marks."""
-    try:
-        stream.write(text)
-    except UnicodeEncodeError:
-        encoding = getattr(stream, "encoding", None) or "ascii"
-        stream.write(text.encode(encoding, "replace").decode(encoding))
-    stream.flush()
-
-
-def _silence_stdout(stream):
-    """After EPIPE (`| head`), point stdout at /dev/null so the interpreter's final flush is quiet."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
-def _fail(stderr, message, code):
-    stderr.write("%s: %s\n" % (PROG, message))
-    stderr.flush()
-    return code

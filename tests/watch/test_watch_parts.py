@@ -13,11 +13,13 @@ from madace_status.project.registry import WORKFLOW, EntityError, resolve
 from madace_status.project.render.envelope import envelope
 from madace_status.project.render.markdown import render_markdown
 from madace_status.project.render.table import TableStyle, render_table
-from madace_status.status_command import UsageError
+from madace_status.console import UsageError
 from madace_status.sync.events import diff_projects, snapshot_data
 from madace_status.sync.hub import TOPICS
-from madace_status.watch import (Backoff, KeyboardMode, Replica, WatchSettings, initial_query, subscription,
-                                 subscription_url)
+from madace_status.sync.replica import Replica
+from madace_status.watch.backoff import Backoff
+from madace_status.watch.keyboard import KeyboardMode
+from madace_status.watch.settings import WatchSettings, initial_query, subscription, subscription_url
 
 from watch_helpers import STATE_DIR, copy_project, set_story_title, set_workflow_step, write_atomically
 

@@ -1,0 +1,50 @@
+"""`status --watch`: the live terminal view (SPEC §5.1).
+
+WebSocket first: the view keeps a replica of the project built from the server's `snapshot` and the events
+that follow (`madace_status.sync.replica`, where the rules are written down), and renders it with the same
+renderers as one-shot `status`. When the server cannot be reached, or drops, it polls the local files every
+`--interval` seconds and reconnects in the background (exponential backoff with full jitter), resuming from
+the last event it saw so nothing that changed meanwhile is missed.
+
+One job per module: `settings` (options, the subscription, the server URL), `backoff`, `screen` (header and
+frames), `keyboard` (`q`), `live` (the session, the polling fallback, the redraws); `run()` below is the command.
+"""
+
+import asyncio
+import os
+import sys
+
+from madace_status.console import EXIT_OK, EXIT_USAGE, UsageError, fail
+from madace_status.project.registry import ACCEPTED_PATTERNS, UnrecognisedEntity
+from madace_status.watch.live import LiveView
+from madace_status.watch.settings import WatchSettings, initial_query
+
+STOPPED_MESSAGE = "Watch mode stopped"
+
+
+def run(options, args, stdout=None, stderr=None, environ=None, stdin=None):
+    """Run `status --watch` until q, Ctrl+C or a signal; returns the exit code."""
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
+    environ = os.environ if environ is None else environ
+    stdin = sys.stdin if stdin is None else stdin
+    try:
+        settings = WatchSettings.from_args(args, environ)
+        query = initial_query(options.entity, options.paths)
+    except UsageError as error:
+        return fail(stderr, str(error), EXIT_USAGE)
+    except UnrecognisedEntity as error:
+        return fail(stderr, "%s\n%s" % (error, ACCEPTED_PATTERNS), EXIT_USAGE)
+    view = LiveView(options, settings, query, stdout, environ)
+    try:
+        code = asyncio.run(view.main(stdin))
+    except KeyboardInterrupt:  # Ctrl+C before the signal handlers were in place
+        code = EXIT_OK
+    if view.fatal_message is not None:
+        return fail(stderr, view.fatal_message, code)
+    try:
+        stderr.write(STOPPED_MESSAGE + "\n")
+        stderr.flush()
+    except (OSError, ValueError):
+        pass
+    return code

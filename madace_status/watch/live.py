@@ -1,0 +1,358 @@
+"""The live view: the WebSocket session that keeps the replica in step, the polling fallback while the server
+cannot be reached, and the redraws (the replica's rules: `madace_status.sync.replica`)."""
+
+import asyncio
+import json
+import math
+import os
+import signal
+import time
+
+from madace_status import __version__
+from madace_status.console import EXIT_OK, EXIT_USAGE, can_encode, is_terminal, render
+from madace_status.project.loader import ProjectUnreadable, load_project
+from madace_status.project.registry import WORKFLOW, EntityError, resolve
+from madace_status.project.render.envelope import envelope, utc_timestamp
+from madace_status.settings import ENV_PREFIX
+from madace_status.sync.replica import Replica, ReplicaOutOfStep, parse_message
+from madace_status.sync.watcher import project_watcher
+from madace_status.watch.backoff import Backoff
+from madace_status.watch.keyboard import KeyboardMode
+from madace_status.watch.screen import EMOJI_SAMPLE, POLLING, WEBSOCKET, Link, Screen
+from madace_status.watch.settings import subscription, subscription_url
+from madace_status.websocket import ConnectionClosed, HandshakeError, connect
+
+HANDSHAKE_TIMEOUT_S = 10.0
+PING_INTERVAL_S = 5.0  # JSON ping → pong: the round-trip time shown in the header, and liveness
+PONG_TIMEOUT_S = 10.0  # a ping unanswered this long means the connection is dead
+CLOSE_TIMEOUT_S = 1.0
+HEADER_TICK_S = 1.0  # the in-place header (retry countdown) is refreshed this often
+_HTTP_FATAL = range(400, 500)  # a refusal no retry can fix (403: the token; 404: the path; 400: the query)
+
+
+class LiveView(object):
+    """Runs the watch: the WebSocket session, the polling fallback, the screen and the keyboard."""
+
+    def __init__(self, options, settings, query, stdout, environ):
+        self.options = options
+        self.settings = settings
+        self.query = query
+        self.text = options.entity.strip()
+        self.stdout = stdout
+        self.environ = environ
+        self.topics, self.workflow_filter = subscription(self.text, query)
+        in_place = options.format == "table" and is_terminal(stdout) and environ.get("TERM") != "dumb"
+        emoji = not options.ascii and environ.get("TERM") != "linux" and can_encode(stdout, EMOJI_SAMPLE)
+        self.screen = Screen(stdout, options.format, in_place, emoji)
+        paths = options.paths
+        epics_dir = os.path.relpath(paths.epics_dir_path()[0], paths.root).replace(os.sep, "/")
+        self.replica = Replica(paths.root, epics_dir)
+        self.backoff = Backoff()
+        self.exit_code = EXIT_OK
+        self.fatal_message = None
+        self.keyboard = None
+        # connection state
+        self.synced = False  # connected, and the replica is up to date with the server
+        self.rtt_s = None
+        self.retry_at = None
+        self._barrier = None  # the ping whose pong says "everything sent before it has been applied"
+        self._pings = {}  # JSON ping timestamp → loop time sent
+        self._last_ping_ms = 0
+        self._websocket = None
+        # polling state
+        self._files = project_watcher(paths)
+        self._local = None  # (project, error message) read from the files
+        self._render_scheduled = False
+        self._resized = False
+
+    # -- running --------------------------------------------------------------------------------------------
+
+    async def main(self, stdin):
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        self._stop = asyncio.Event()
+        self._offline = asyncio.Event()
+        handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+        for signum in handled:
+            loop.add_signal_handler(signum, self.stop)
+        if self.screen.in_place:
+            loop.add_signal_handler(signal.SIGWINCH, self._on_resize)
+            handled.append(signal.SIGWINCH)
+        tasks = []
+        stopped = None
+        with KeyboardMode(stdin) as keyboard:
+            self.keyboard = keyboard
+            try:
+                if keyboard.active:
+                    loop.add_reader(keyboard.fd, self._on_key)
+                tasks = [loop.create_task(self._connection_loop()), loop.create_task(self._poll_loop())]
+                if self.screen.in_place:
+                    tasks.append(loop.create_task(self._header_ticks()))
+                stopped = loop.create_task(self._stop.wait())
+                await asyncio.wait(tasks + [stopped], return_when=asyncio.FIRST_COMPLETED)
+                for task in tasks:
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        raise task.exception()
+            finally:
+                self._stop.set()  # also on an exception: every loop ends
+                for task in tasks + ([stopped] if stopped is not None else []):
+                    task.cancel()
+                if tasks:
+                    await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
+                await self._close_websocket()
+                if keyboard.active:
+                    loop.remove_reader(keyboard.fd)
+                keyboard.restore()
+                self.screen.finish()
+                for signum in handled:
+                    loop.remove_signal_handler(signum)
+        return self.exit_code
+
+    def stop(self, exit_code=EXIT_OK, message=None):
+        if not self._stop.is_set():
+            self.exit_code = exit_code
+            self.fatal_message = message
+            self._stop.set()
+
+    def _on_key(self):
+        try:
+            data = os.read(self.keyboard.fd, 64)
+        except OSError:
+            data = b""
+        if not data:
+            self.loop.remove_reader(self.keyboard.fd)  # stdin closed: only signals stop us now
+            return
+        if b"q" in data or b"Q" in data:
+            self.stop()
+
+    def _on_resize(self):
+        self._resized = True
+        self._schedule_render()
+
+    async def _header_ticks(self):
+        while not self._stop.is_set():
+            await asyncio.sleep(HEADER_TICK_S)
+            self.screen.refresh_header(self._link())
+
+    # -- rendering ------------------------------------------------------------------------------------------
+
+    def _link(self):
+        retry_in = None
+        if self.retry_at is not None:
+            retry_in = max(0, int(math.ceil(self.retry_at - self.loop.time())))
+        if self.synced:
+            return Link(WEBSOCKET, self.rtt_s, None, self.settings.server)
+        return Link(POLLING, None, retry_in, self.settings.server)
+
+    def _schedule_render(self):
+        # Called once per message: rendering after the loop's next turn draws a burst of events once.
+        if not self._render_scheduled:
+            self._render_scheduled = True
+            self.loop.call_soon(self._render)
+
+    def _render(self):
+        self._render_scheduled = False
+        if self.synced:
+            project, problem = self.replica.project(), None
+        elif self._local is not None:
+            project, problem = self._local
+        else:
+            return  # nothing to show yet: the first frame waits for data
+        entity = None
+        if problem is None:
+            try:
+                entity = resolve(project, self.text)
+            except EntityError as error:
+                problem = str(error)
+        if self.options.format == "json":
+            if entity is not None:
+                body = envelope(entity)
+            else:
+                body = {"entityType": self.query.kind, "entityId": self.query.key, "data": None,
+                        "timestamp": utc_timestamp(), "warnings": [], "errors": [problem]}
+            content = dict(body)
+            del content["timestamp"]
+        elif entity is not None:
+            content = body = render(entity, self.options, self.stdout, self.environ)
+        else:
+            content = body = problem + "\n"
+        force, self._resized = self._resized, False
+        self.screen.show(content, body, self._link(), force)
+        if self.screen.broken:
+            self.stop()
+
+    # -- polling --------------------------------------------------------------------------------------------
+
+    async def _poll_loop(self):
+        await self._wait_offline(self.settings.interval)  # the first attempt failed, or one interval went by
+        while not self._stop.is_set():
+            if self.synced:
+                self._offline.clear()
+                await self._offline.wait()
+                continue
+            self._offline.clear()
+            self._poll_once()
+            await self._wait_offline(self.settings.interval)
+
+    async def _wait_offline(self, timeout):
+        try:
+            await asyncio.wait_for(self._offline.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def _poll_once(self):
+        changes = self._files.poll()
+        if changes or self._local is None or self._local[1] is not None:
+            try:
+                self._local = (load_project(self.options.paths), None)
+            except ProjectUnreadable as error:
+                self._local = (None, "cannot read the project: %s" % error)
+        self._render()
+
+    # -- the WebSocket session ------------------------------------------------------------------------------
+
+    async def _connection_loop(self):
+        # Every loop here checks the stop flag too: before Python 3.12, wait_for() can swallow a cancellation
+        # that arrives as the awaited thing finishes.
+        while not self._stop.is_set():
+            connected_at = None
+            try:
+                websocket = await connect(self._url(), authorization=self._authorization(),
+                                          headers=[("User-Agent", "madace-status/%s" % __version__)],
+                                          open_timeout=HANDSHAKE_TIMEOUT_S)
+            except HandshakeError as error:
+                if error.status in _HTTP_FATAL:
+                    self.stop(EXIT_USAGE, self._refusal_message(error))
+                    return
+            except (OSError, ValueError, ConnectionClosed):
+                pass
+            else:
+                connected_at = self.loop.time()
+                await self._session(websocket)
+            if connected_at is not None:
+                self.backoff.connection_lasted(self.loop.time() - connected_at)
+            self.retry_at = self.loop.time() + self.backoff.next_delay()
+            self._went_offline()
+            await asyncio.sleep(max(0.0, self.retry_at - self.loop.time()))
+            self.retry_at = None
+
+    def _url(self):
+        run_id, since = self.replica.position()
+        token = self.settings.token
+        in_query = token is not None and not _is_header_safe(token)
+        return subscription_url(self.settings.server, self.topics, self.workflow_filter, run_id, since,
+                                token if in_query else None)
+
+    def _authorization(self):
+        token = self.settings.token
+        return "Bearer " + token if token is not None and _is_header_safe(token) else None
+
+    def _refusal_message(self, error):
+        server = self.settings.server
+        if error.status == 403:
+            if self.settings.token is None:
+                return ("the sync server at %s refused the connection (HTTP 403): it needs a token; pass --token "
+                        "or set %sTOKEN" % (server, ENV_PREFIX))
+            return ("the sync server at %s refused the token (HTTP 403): check --token or %sTOKEN"
+                    % (server, ENV_PREFIX))
+        return "the sync server at %s refused the connection: %s" % (server, error.reason)
+
+    def _went_offline(self):
+        was_synced = self.synced
+        self.synced = False
+        self._offline.set()
+        if not was_synced:
+            self.screen.refresh_header(self._link())
+
+    async def _session(self, websocket):
+        self._websocket = websocket
+        self._pings.clear()
+        self._barrier = self._send_ping(websocket)
+        keepalive = self.loop.create_task(self._keepalive(websocket))
+        try:
+            async for message in websocket:
+                self._on_message(websocket, message)
+        finally:
+            keepalive.cancel()
+            self._barrier = None
+            if not self._stop.is_set():  # when stopping, main() closes it with a close frame
+                self._websocket = None
+                if not websocket.closed:
+                    websocket.transport.abort()
+
+    async def _keepalive(self, websocket):
+        last_sent = self.loop.time()
+        while not self._stop.is_set():
+            await asyncio.sleep(min(1.0, PING_INTERVAL_S))
+            now = self.loop.time()
+            if any(now - sent > PONG_TIMEOUT_S for sent in self._pings.values()):
+                websocket.transport.abort()  # silent too long: a dead peer or a dead network
+                return
+            if now - last_sent >= PING_INTERVAL_S:
+                self._send_ping(websocket)
+                last_sent = now
+
+    def _send_ping(self, websocket):
+        stamp = max(int(time.time() * 1000), self._last_ping_ms + 1)
+        self._last_ping_ms = stamp
+        try:
+            websocket.send(json.dumps({"type": "ping", "timestamp": stamp}))
+        except ConnectionClosed:
+            return None
+        self._pings[stamp] = self.loop.time()
+        return stamp
+
+    def _on_message(self, websocket, text):
+        message = parse_message(text)
+        if message is None:
+            return  # not a message of the protocol: nothing to apply
+        kind, data, seq = message
+        try:
+            if kind == "pong":
+                self._on_pong(websocket, data.get("timestamp"))
+            elif self.replica.receive(kind, data, seq):
+                self._changed()
+        except (ReplicaOutOfStep, ValueError, TypeError, KeyError, AttributeError):
+            # A message this replica cannot apply: start over from a fresh snapshot rather than show a wrong view.
+            self.replica.forget_position()
+            websocket.transport.abort()
+
+    def _changed(self):
+        if self.synced:
+            self._schedule_render()
+
+    def _on_pong(self, websocket, stamp):
+        sent = self._pings.pop(stamp, None)
+        if sent is None:
+            return
+        self.rtt_s = self.loop.time() - sent
+        if stamp != self._barrier:
+            self.screen.refresh_header(self._link())
+            return
+        self._barrier = None
+        if self.workflow_filter is not None and self.query.kind == WORKFLOW and \
+                self.replica.project().workflow(self.query.key) is None:
+            # Not under its exact name: one-shot also matches a workflow's name in any case, so ask for them all.
+            self.workflow_filter = None
+            try:
+                websocket.send(json.dumps({"type": "subscribe", "topics": list(self.topics)}))
+            except ConnectionClosed:
+                return
+            self._barrier = self._send_ping(websocket)
+            return
+        self.synced = True
+        self.retry_at = None
+        self._schedule_render()
+
+    async def _close_websocket(self):
+        websocket = self._websocket
+        if websocket is None or websocket.closed:
+            return
+        try:
+            await asyncio.wait_for(websocket.close(reason="watch stopped"), CLOSE_TIMEOUT_S)
+        except (asyncio.TimeoutError, ConnectionClosed, OSError):
+            websocket.transport.abort()
+
+
+def _is_header_safe(token):
+    return all(0x20 <= ord(ch) < 0x7f for ch in token)

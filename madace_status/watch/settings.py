@@ -1,0 +1,119 @@
+"""The watch's settings and URLs: --interval, --server and --token (command line first, then MADACE_STATUS_*),
+the entity classified before any data arrived, the subscription it needs, and the sync server URL to ask."""
+
+import math
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from madace_status.console import UsageError
+from madace_status.project.loader import ProjectUnreadable, load_workflows
+from madace_status.project.registry import (EPIC, EPICS, STORIES, STORY, SUMMARY, WORKFLOWS, UnrecognisedEntity,
+                                            check_entity_text, classify, shown)
+from madace_status.settings import SettingError, setting
+
+DEFAULT_SERVER = "ws://127.0.0.1:3001"
+DEFAULT_INTERVAL_S = 2.0
+MIN_INTERVAL_S = 0.1
+CLIENT_SOURCE = "cli"
+
+
+class WatchSettings(object):
+    """--interval, --server and --token, from the command line first, then MADACE_STATUS_* variables."""
+
+    __slots__ = ("interval", "server", "token")
+
+    def __init__(self, interval=DEFAULT_INTERVAL_S, server=DEFAULT_SERVER, token=None):
+        self.interval = interval
+        self.server = server
+        self.token = token
+
+    @classmethod
+    def from_args(cls, args, environ):
+        try:
+            interval = setting(getattr(args, "interval", None), "INTERVAL", environ, convert=float)
+        except SettingError as error:
+            raise UsageError(str(error))
+        if interval is None:
+            interval = DEFAULT_INTERVAL_S
+        if not (math.isfinite(interval) and interval >= MIN_INTERVAL_S):
+            raise UsageError("--interval must be a number of seconds, at least %g (got %s)"
+                             % (MIN_INTERVAL_S, interval))
+        server = setting(getattr(args, "server", None), "SERVER", environ) or DEFAULT_SERVER
+        check_server_url(server)
+        token = setting(getattr(args, "token", None), "TOKEN", environ)
+        if token is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in token):
+            raise UsageError("--token must not contain control characters")
+        return cls(interval, server, token)
+
+
+def check_server_url(url):
+    """Raise UsageError unless `url` is a usable ws:// or wss:// URL."""
+    example = "e.g. ws://127.0.0.1:3001"
+    if any(ch <= " " or ch == "\x7f" for ch in url):
+        raise UsageError("--server URL must not contain spaces or control characters: '%s'" % shown(url))
+    try:
+        parts = urlsplit(url)
+        parts.port  # ValueError for a port that is not a number from 0 to 65535
+    except ValueError as error:
+        raise UsageError("--server URL '%s' is malformed (%s); %s" % (shown(url), error, example))
+    if parts.scheme not in ("ws", "wss"):
+        raise UsageError("--server must be a ws:// or wss:// URL, %s (got '%s')" % (example, shown(url)))
+    if not parts.hostname:
+        raise UsageError("--server URL '%s' has no host; %s" % (shown(url), example))
+    if parts.username is not None or parts.password is not None:
+        raise UsageError("--server URL '%s' holds credentials; pass the token with --token" % shown(url))
+    if parts.fragment:
+        raise UsageError("--server URL '%s' must not have a #fragment" % shown(url))
+
+
+def initial_query(text, paths):
+    """Classify ENTITY before any data arrived (UnrecognisedEntity is a usage error, exit 2).
+
+    Rule 5 (a workflow state file's name) needs the workflow names: the local ones are asked only when the
+    text is unrecognised without them. Every render classifies again against the data shown.
+    """
+    text = text.strip()
+    check_entity_text(text)
+    try:
+        return classify(text)
+    except UnrecognisedEntity:
+        try:
+            names = {w.name for w in load_workflows(paths)[0]}
+        except (OSError, ProjectUnreadable):
+            names = set()
+        return classify(text, names)
+
+
+def subscription(text, query):
+    """(topics, workflow names) the view needs; None means "all"."""
+    kind = query.kind
+    if kind == SUMMARY:
+        return None, None
+    if kind == STORIES:
+        return ("stories",), None
+    if kind == STORY:
+        prefix, colon, _ = text.strip().partition(":")
+        if colon and prefix.lower() == "story":
+            return ("stories",), None
+        return ("stories", "workflows"), (text.strip(),)  # rule 5: a workflow of that very name would win
+    if kind in (EPIC, EPICS):
+        return ("epics",), None
+    if kind == WORKFLOWS:
+        return ("workflows",), None
+    return ("workflows",), (query.key,)
+
+
+def subscription_url(base, topics, workflows, run_id=None, since=None, token=None):
+    """`base` with the query the sync server reads: source, topics, workflows, and runId/since to resume."""
+    parts = urlsplit(base)
+    ours = {"source", "topics", "workflows", "runId", "since"}
+    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key not in ours]
+    query.append(("source", CLIENT_SOURCE))
+    if topics is not None:
+        query.append(("topics", ",".join(topics)))
+    if workflows is not None:
+        query.append(("workflows", ",".join(workflows)))
+    if run_id is not None and since is not None:
+        query.extend((("runId", run_id), ("since", str(since))))
+    if token is not None:
+        query.append(("token", token))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))

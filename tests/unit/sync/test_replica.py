@@ -1,0 +1,68 @@
+"""The replica's position rules (madace_status/sync/replica.py): the welcome's runId, seq from snapshots and
+events, events already applied skipped, and a message it cannot apply forgetting the position."""
+
+import json
+import os
+
+import pytest
+
+from madace_status.project.loader import ProjectPaths, load_project
+from madace_status.sync.events import snapshot_data
+from madace_status.sync.replica import Replica, ReplicaOutOfStep, parse_message
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
+TOPICS = ("workflows", "stories", "epics")
+
+
+@pytest.fixture
+def project():
+    return load_project(ProjectPaths(SAMPLE_PROJECT))
+
+
+@pytest.fixture
+def replica(project):
+    replica = Replica(SAMPLE_PROJECT)
+    replica.receive("ping", {"runId": "run-1"}, 0)
+    assert replica.receive("snapshot", snapshot_data(project, TOPICS), 7) is True
+    return replica
+
+
+def test_welcome_and_snapshot_set_the_position_to_resume_from(replica, project):
+    assert replica.position() == ("run-1", 7)
+    assert [s.id for s in replica.project().stories] == [s.id for s in project.stories]
+
+
+def test_an_event_at_or_below_the_last_seq_is_skipped_and_a_new_one_applied(replica, project):
+    first = project.stories[0].to_dict()
+    renamed = dict(first, title="Renamed")
+    data = {"summary": {}, "changes": [], "stories": [renamed]}
+    assert replica.receive("stories_updated", data, 7) is False
+    assert replica.project().stories[0].title == first["title"]
+    assert replica.receive("stories_updated", data, 8) is True
+    assert [s.title for s in replica.project().stories] == ["Renamed"]
+    assert replica.position() == ("run-1", 8)
+
+
+def test_a_lifecycle_event_moves_the_seq_but_changes_nothing(replica):
+    assert replica.receive("workflow_completed", {"workflowName": "pm-planning", "message": "done"}, 8) is False
+    assert replica.position() == ("run-1", 8)
+
+
+def test_pong_error_and_unknown_types_neither_change_nor_move_the_seq(replica):
+    for kind in ("pong", "error", "something_new"):
+        assert replica.receive(kind, {"timestamp": 1}, 99) is False
+    assert replica.position() == ("run-1", 7)
+
+
+def test_an_event_it_cannot_apply_forgets_the_position(replica):
+    with pytest.raises(ReplicaOutOfStep):
+        replica.receive("state_updated", {"workflowName": "x"}, 8)  # no record
+    assert replica.position() == (None, None)
+
+
+def test_parse_message_ignores_what_is_not_a_protocol_message():
+    assert parse_message(json.dumps({"type": "snapshot", "seq": 3, "data": {"a": 1}})) == ("snapshot", {"a": 1}, 3)
+    assert parse_message(json.dumps({"type": "ping"})) == ("ping", {}, None)
+    for text in ("not json", "[1, 2]", '"text"', json.dumps({"data": {}})):
+        assert parse_message(text) is None
