@@ -354,3 +354,29 @@ def test_demo_project_is_removed_after_an_exception():
             assert os.path.isdir(path)
             raise RuntimeError("boom")
     assert seen and not os.path.exists(seen[0])
+
+
+# -- the sample tree (package data) -----------------------------------------------------------------
+
+def test_the_sample_tree_is_what_the_simulator_writes_back(tmp_path):
+    """Each record read from the sample and written again gives the sample file: data and code agree."""
+    from madace_status.demo.board import Board
+    from madace_status.demo.epics import DemoEpic
+    from madace_status.demo.tree import (EPICS_DIR, STATE_DIR, STATUS_FILE, sample_epic_files, sample_state_files,
+                                         sample_text, utcnow)
+    from madace_status.demo.workflows import WorkflowRun, template_from_document
+
+    now = utcnow()
+    status_text = sample_text(STATUS_FILE, now)
+    assert Board(status_text).render(now.date()) == status_text
+    for name in sample_epic_files():
+        text = sample_text(EPICS_DIR + "/" + name, now)
+        assert DemoEpic(name, text).render() == text
+    documents = {name: json.loads(sample_text(STATE_DIR + "/" + name, now)) for name in sample_state_files()}
+    runs = {}
+    for document in documents.values():
+        run = WorkflowRun(template_from_document(document))
+        run.load(document)
+        runs[run.name] = run
+    assert {run.path_name: run.document(runs) for run in runs.values()} == documents
+    assert "{{" not in "".join(open(path, encoding="utf-8").read() for path in create_demo_project(str(tmp_path)))

@@ -1,0 +1,152 @@
+"""The demo's sample tree (data files of the package, under `sample/`) and how it becomes a project.
+
+The files under `sample/` are the demo project exactly as `create_demo_project` writes it, except for the
+times: a time or date relative to now is written as a placeholder and filled in when the tree is copied,
+so a fresh demo always looks current:
+
+- `{{time}}`, `{{time-30m}}`: now, or 30 minutes ago, as an ISO 8601 UTC timestamp with milliseconds;
+- `{{date}}`, `{{date-5d}}`, `{{date+30d}}`: today, 5 days ago, in 30 days, as YYYY-MM-DD.
+
+The tree is read next to this module (`__file__`), so it works installed (it is package data, see
+pyproject.toml) and from a plain copy of the package folder alike. Every write is atomic: a `.tmp-…` file
+in the same directory, then `os.replace`, so a watcher never reads half a file and never mistakes the
+temporary file for a state file (`.<name>.state.json`), a status file or an epic (`*.md`).
+"""
+
+import datetime
+import os
+import re
+import tempfile
+import time
+
+# Where the files are, relative to the project root: the loader's default locations (SPEC §2).
+STATE_DIR = "madace-data/workflow-states"
+STATUS_FILE = "docs/workflow-status.md"
+EPICS_DIR = "docs/v3-planning/epics"
+
+SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample")
+_TEMP_PREFIX = ".tmp-"
+_REPLACE_ATTEMPTS = 10  # Windows: replacing a file another process holds open fails for a moment
+_REPLACE_RETRY_S = 0.02
+_TIME_PLACEHOLDER = re.compile(r"\{\{time(?:-(\d+)m)?\}\}")
+_DATE_PLACEHOLDER = re.compile(r"\{\{date(?:([+-]\d+)d)?\}\}")
+
+
+# -- times ----------------------------------------------------------------------------------------------
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso(moment):
+    """`moment` as the state files write it: 2026-11-22T09:41:00.000Z."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
+
+
+def fill_times(text, now):
+    """`text` with every time and date placeholder replaced, relative to `now` (an aware UTC datetime)."""
+    text = _TIME_PLACEHOLDER.sub(
+        lambda match: iso(now - datetime.timedelta(minutes=int(match.group(1) or 0))), text)
+    today = now.date()
+    return _DATE_PLACEHOLDER.sub(
+        lambda match: (today + datetime.timedelta(days=int(match.group(1) or 0))).isoformat(), text)
+
+
+# -- the sample tree ------------------------------------------------------------------------------------
+
+def sample_files():
+    """The sample tree's files as paths relative to its root, with `/` separators, sorted."""
+    found = []
+    for folder, folders, files in os.walk(SAMPLE_DIR):
+        folders.sort()
+        for name in files:
+            found.append(os.path.relpath(os.path.join(folder, name), SAMPLE_DIR).replace(os.sep, "/"))
+    return sorted(found)
+
+
+def sample_text(relative, now):
+    """One file of the sample tree, its placeholders filled in for `now`."""
+    with open(os.path.join(SAMPLE_DIR, *relative.split("/")), "r", encoding="utf-8") as handle:
+        return fill_times(handle.read(), now)
+
+
+def sample_state_files():
+    """The sample's workflow state file names (`.<name>.state.json`), sorted."""
+    prefix = STATE_DIR + "/"
+    return [path[len(prefix):] for path in sample_files() if path.startswith(prefix) and "/" not in
+            path[len(prefix):]]
+
+
+def sample_epic_files():
+    """The sample's epic file names, sorted."""
+    prefix = EPICS_DIR + "/"
+    return [path[len(prefix):] for path in sample_files() if path.startswith(prefix) and "/" not in
+            path[len(prefix):]]
+
+
+def create_demo_project(directory):
+    """Copy the sample tree into `directory`, times relative to now; return the absolute paths written.
+
+    `directory` should exist and be empty (it is created when missing; files of the same names are
+    overwritten, others are left alone). The project holds, at the loader's default locations:
+
+    - `madace-data/workflow-states/.<name>.state.json`: five workflows, schema A (`pm-planning`
+      in progress, `route-workflow` completed, `architecture-review` failed with "LLM API timeout")
+      and schema B (`dev-implementation` in progress with a child, `code-review` pending);
+    - `docs/workflow-status.md`: twelve stories (6 BACKLOG under milestones, 1 TODO, 1 IN PROGRESS,
+      4 DONE) in the real-file line forms, with points, assignees, due/started/completed dates;
+    - `docs/v3-planning/epics/`: EPIC-MAM, EPIC-V3-001 and EPIC-V3-002;
+    - `README.md` saying what the directory is.
+    """
+    root = os.path.abspath(directory)
+    now = utcnow()
+    written = []
+    for relative in sample_files():
+        path = os.path.join(root, *relative.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write(path, sample_text(relative, now))
+        written.append(path)
+    return written
+
+
+# -- files ----------------------------------------------------------------------------------------------
+
+def atomic_write(path, text):
+    """Write `text` (UTF-8) to `path` atomically: a `.tmp-…` file in the same directory, then
+    `os.replace`. A reader sees the old file or the new one, never a part of either."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        try:
+            os.chmod(temp, 0o644)
+        except OSError:
+            pass
+        _replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
+def _replace(source, target):
+    for attempt in range(_REPLACE_ATTEMPTS):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if os.name != "nt" or attempt == _REPLACE_ATTEMPTS - 1:
+                raise
+            time.sleep(_REPLACE_RETRY_S)
+
+
+def read_text(path):
+    """The file's text, or None when it cannot be read."""
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
