@@ -2,6 +2,14 @@
 the broadcaster and its slow-consumer policy, heartbeats, and the client → server message protocol
 (SPEC §6.2–§6.5).
 
+Output budget: the WebSocket layer stops reading a peer whose unsent output is over the high-water mark
+(backpressure), so a client that does not read cannot make the hub answer more. The hub adds: events are held
+back from a client over the mark (it gets one snapshot once drained), a replay stops when the client passes
+the mark (a snapshot follows the same way), and the snapshots a client asks for (`subscribe`, `resume`) are
+rate-limited per connection by a token bucket; requests beyond it are coalesced into one pending snapshot,
+sent as soon as the budget allows, so the client converges with nothing lost. A client over the mark for
+LAGGING_CLOSE_S is closed with 1008.
+
 Runs on the asyncio loop of the sync service. The broadcaster serialises each event into one frame and
 writes that frame to every subscriber without awaiting anyone. The HTTP thread reads the hub through the
 methods that take `_lock`.
@@ -27,6 +35,10 @@ HEARTBEAT_S = 20.0
 TOPICS = ("workflows", "stories", "epics")
 MAX_SUBSCRIBED_WORKFLOWS = 1000
 MAX_CACHED_SNAPSHOTS = 64  # distinct subscriptions whose encoded snapshot is kept
+SNAPSHOT_BURST = 5  # snapshots a client may ask for (subscribe, resume) back to back…
+SNAPSHOT_REFILL_S = 0.5  # …then one per this many seconds; the requests in between are coalesced into one
+MAX_SEQ_DIGITS = 16  # `since` in ASCII digits: a seq stays below 2**53, which a JavaScript number holds exactly
+MAX_SEQ = 10 ** MAX_SEQ_DIGITS - 1
 WELCOME_MESSAGE = "Connected to MADACE sync server"
 
 
@@ -52,7 +64,7 @@ class Client:
     """What the hub knows of one connected WebSocket."""
 
     __slots__ = ("websocket", "id", "source", "topics", "workflows", "connected_at", "last_seen", "lagging_since",
-                 "remote")
+                 "remote", "snapshot_due", "snapshot_timer", "tokens", "tokens_at")
 
     def __init__(self, websocket, client_id, source, topics, workflows):
         self.websocket = websocket
@@ -63,6 +75,10 @@ class Client:
         self.connected_at = time.time()
         self.last_seen = self.connected_at
         self.lagging_since = None  # loop time at which it went over the high-water mark
+        self.snapshot_due = None  # the reason of the snapshot it will get next; events are held back meanwhile
+        self.snapshot_timer = None  # sends the coalesced snapshot when the rate limit allows
+        self.tokens = SNAPSHOT_BURST  # the snapshot rate limit's token bucket
+        self.tokens_at = None  # loop time of the last refill
         address = websocket.remote_address
         self.remote = "%s:%s" % (address[0], address[1]) if address else ""
 
@@ -75,7 +91,7 @@ class Client:
         return {"id": self.id, "source": self.source, "connectedAt": utc_timestamp(self.connected_at),
                 "lastSeen": utc_timestamp(self.last_seen), "remote": self.remote, "topics": sorted(self.topics),
                 "workflows": sorted(self.workflows) if self.workflows is not None else None,
-                "lagging": self.lagging_since is not None}
+                "lagging": self.lagging_since is not None or self.websocket.over_mark_since is not None}
 
 
 class SubscriptionError(ValueError):
@@ -106,6 +122,16 @@ def parse_workflows(value):
     if len(value) > MAX_SUBSCRIBED_WORKFLOWS:
         raise SubscriptionError("more than %d workflows" % MAX_SUBSCRIBED_WORKFLOWS)
     return frozenset(value)
+
+
+def parse_since(value):
+    """A `since` query value → int (None when absent): ASCII digits only (str.isdigit also takes '²'), at most
+    MAX_SEQ_DIGITS of them."""
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= MAX_SEQ_DIGITS):
+        raise SubscriptionError("since must be a sequence number: 1 to %d ASCII digits" % MAX_SEQ_DIGITS)
+    return int(value)
 
 
 def source_from_user_agent(user_agent):
@@ -221,11 +247,11 @@ class Hub:
             if not client.wants(event):
                 continue
             websocket = client.websocket
-            if client.lagging_since is not None:
+            if client.snapshot_due is not None:  # lagging, or a snapshot on its way that will show this event
                 self.metrics.dropped_total += 1
                 continue
             if websocket.buffered_amount > high_water:
-                client.lagging_since = self.loop.time()  # it gets a snapshot once it drains
+                self._hold_for_snapshot(client)  # it gets a snapshot once it drains
                 self.metrics.dropped_total += 1
                 logger.info("client %s (%s) is lagging; events paused until it drains", client.id, client.source)
                 continue
@@ -250,10 +276,65 @@ class Hub:
             self.metrics.resyncs_total += 1
             self.send_snapshot(client, "resync")
             return False
+        websocket = client.websocket
         for event in events:
             if event.seq > since and client.wants(event):
                 self._write(client, event.frame)
+                if websocket.over_mark_since is not None:  # not reading: a snapshot replaces the rest once drained
+                    self._hold_for_snapshot(client)
+                    break
         return True
+
+    def _hold_for_snapshot(self, client):
+        """The client is over the high-water mark: hold its events back; it gets a snapshot once drained."""
+        client.lagging_since = self.loop.time()
+        client.snapshot_due = "lagging"
+
+    # -- the snapshot rate limit ------------------------------------------------------------------------------
+
+    def _take_token(self, client):
+        now = self.loop.time()
+        if client.tokens_at is not None:
+            client.tokens = min(SNAPSHOT_BURST, client.tokens + (now - client.tokens_at) / SNAPSHOT_REFILL_S)
+        client.tokens_at = now
+        if client.tokens >= 1:
+            client.tokens -= 1
+            return True
+        return False
+
+    def _may_answer_now(self, client):
+        """True (and a token taken) when a snapshot request can be answered at once."""
+        return client.snapshot_due is None and self._take_token(client)
+
+    def _coalesce(self, client, reason):
+        """Answer a snapshot request later, with one snapshot for every request made meanwhile."""
+        if client.snapshot_due != "lagging":
+            client.snapshot_due = reason
+        if client.lagging_since is None and client.snapshot_timer is None:
+            delay = max(0.0, 1 - client.tokens) * SNAPSHOT_REFILL_S
+            client.snapshot_timer = self.loop.call_later(delay, self._snapshot_timer_fired, client)
+
+    def _snapshot_timer_fired(self, client):
+        client.snapshot_timer = None
+        if self.clients.get(client.websocket) is client:
+            self._send_due_snapshot(client)
+
+    def _send_due_snapshot(self, client):
+        reason = client.snapshot_due
+        if reason is None or client.websocket.over_mark_since is not None:
+            return  # nothing due, or not drained yet: _client_drained comes back here
+        if client.lagging_since is None and not self._take_token(client):
+            self._coalesce(client, reason)
+            return
+        client.snapshot_due = None
+        if client.lagging_since is not None:
+            client.lagging_since = None
+            self.metrics.resyncs_total += 1
+            logger.info("client %s drained; sending a fresh snapshot", client.id)
+            reason = "lagging"
+        elif reason == "resync":
+            self.metrics.resyncs_total += 1
+        self.send_snapshot(client, reason)
 
     # -- connections ------------------------------------------------------------------------------------------
 
@@ -272,25 +353,29 @@ class Hub:
         self._send(client, self._envelope("ping", {
             "clientId": client.id, "message": WELCOME_MESSAGE, "runId": self.run_id,
             "heartbeatMs": int(self.heartbeat_s * 1000)}))
-        run_id, since = request.query_value("runId"), request.query_value("since")
-        if run_id and since is not None and since.isdigit():
-            self._replay_or_resync(client, run_id, int(since))
+        run_id = request.query_value("runId")
+        try:
+            since = parse_since(request.query_value("since"))  # refused with 400 at the handshake
+        except SubscriptionError:
+            since = None
+        if run_id and since is not None:
+            self._replay_or_resync(client, run_id, since)
         else:
             self.send_snapshot(client, "connected")
 
     def client_disconnected(self, websocket):
         client = self.clients.pop(websocket, None)
         if client is not None:
+            if client.snapshot_timer is not None:
+                client.snapshot_timer.cancel()
+                client.snapshot_timer = None
             logger.info("client %s disconnected (%s), %d connected", client.id, websocket.close_code,
                         len(self.clients))
 
     def _client_drained(self, websocket):
         client = self.clients.get(websocket)
-        if client is not None and client.lagging_since is not None:
-            client.lagging_since = None
-            self.metrics.resyncs_total += 1
-            logger.info("client %s drained; sending a fresh snapshot", client.id)
-            self.send_snapshot(client, "lagging")
+        if client is not None and client.snapshot_due is not None:
+            self._send_due_snapshot(client)
 
     def client_message(self, websocket, message):
         """Handle one client message. Nothing a client sends is ever relayed to another client."""
@@ -304,7 +389,7 @@ class Hub:
             return
         try:
             request = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep (a 2 KB message can be)
             self._refuse(client, "INVALID_JSON", "message is not valid JSON")
             return
         if not isinstance(request, dict) or not isinstance(request.get("type"), str):
@@ -322,7 +407,10 @@ class Hub:
         self._send(client, self._envelope("error", {"code": code, "message": message}))
 
     def _on_ping(self, client, request):
-        self._send(client, self._envelope("pong", {"timestamp": request.get("timestamp")}))
+        timestamp = request.get("timestamp")
+        if not isinstance(timestamp, (int, float, str)):
+            timestamp = None  # echo a scalar only: a nested value could be too deep to encode again
+        self._send(client, self._envelope("pong", {"timestamp": timestamp}))
 
     def _on_pong(self, client, request):
         pass  # last_seen is already updated
@@ -335,14 +423,22 @@ class Hub:
             self._refuse(client, "INVALID_SUBSCRIPTION", str(error))
             return
         client.topics, client.workflows = topics, workflows
-        self.send_snapshot(client, "subscribed")  # what the new subscription shows, as of now
+        if self._may_answer_now(client):
+            self.send_snapshot(client, "subscribed")  # what the new subscription shows, as of now
+        else:
+            self._coalesce(client, "subscribed")
 
     def _on_resume(self, client, request):
         run_id, since = request.get("runId"), request.get("since")
-        if not isinstance(run_id, str) or not isinstance(since, int) or isinstance(since, bool) or since < 0:
-            self._refuse(client, "INVALID_RESUME", "resume needs a string runId and a non-negative integer since")
+        if not isinstance(run_id, str) or not isinstance(since, int) or isinstance(since, bool) or \
+                not 0 <= since <= MAX_SEQ:
+            self._refuse(client, "INVALID_RESUME", "resume needs a string runId and an integer since from 0 to %d"
+                         % MAX_SEQ)
             return
-        self._replay_or_resync(client, run_id, since)
+        if self._may_answer_now(client):
+            self._replay_or_resync(client, run_id, since)
+        else:
+            self._coalesce(client, "resync")
 
     _HANDLERS = {"ping": _on_ping, "pong": _on_pong, "subscribe": _on_subscribe, "resume": _on_resume}
 
@@ -357,14 +453,18 @@ class Hub:
         for websocket, client in list(self.clients.items()):
             if not websocket.open:
                 continue  # already closing: counted and logged once, gone when its TCP connection is
-            if now - websocket.last_received > 2 * self.heartbeat_s:
+            # A peer not read for backpressure is not silent as far as we know: the rule below closes it.
+            if not websocket.reading_paused and now - websocket.last_received > 2 * self.heartbeat_s:
                 self.metrics.heartbeat_closed_total += 1
                 logger.info("client %s sent nothing for %.0f s; closing", client.id, now - websocket.last_received)
                 websocket.start_close(frames.CLOSE_GOING_AWAY, "no response to heartbeat", timeout=1.0)
                 continue
-            if client.lagging_since is not None and now - client.lagging_since > self.lagging_close_s:
+            stuck_since = websocket.over_mark_since
+            if client.lagging_since is not None and (stuck_since is None or client.lagging_since < stuck_since):
+                stuck_since = client.lagging_since
+            if stuck_since is not None and now - stuck_since > self.lagging_close_s:
                 self.metrics.lagging_closed_total += 1
-                logger.info("client %s lagged for %.0f s; closing", client.id, now - client.lagging_since)
+                logger.info("client %s lagged for %.0f s; closing", client.id, now - stuck_since)
                 websocket.start_close(frames.CLOSE_POLICY_VIOLATION, "too slow to keep up", timeout=1.0)
                 continue
             if ping_due:
@@ -376,7 +476,8 @@ class Hub:
 
     def _next_check_s(self):
         # Lagging clients are checked more often than the heartbeat so the 30 s limit is kept closely.
-        if any(client.lagging_since is not None for client in self.clients.values()):
+        if any(client.lagging_since is not None or client.websocket.over_mark_since is not None
+               for client in self.clients.values()):
             return min(self.heartbeat_s, 1.0)
         return self.heartbeat_s
 

@@ -17,7 +17,7 @@ from madace_status.project.loader import (assemble_workflows, check_root, list_w
 from madace_status.project.model import Project
 from madace_status.project.workflows import read_workflow_file
 from madace_status.sync.events import diff_projects, snapshot_data
-from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_topics, parse_workflows
+from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_since, parse_topics, parse_workflows
 from madace_status.sync.watcher import project_watcher
 from madace_status.websocket import HandshakeError, serve
 from madace_status.websocket.handshake import MAX_HEADERS, MAX_LINE_BYTES, refusal_response
@@ -206,6 +206,7 @@ class SyncService:
         try:
             parse_topics(request.query_value("topics"))
             parse_workflows(request.query_value("workflows"))
+            parse_since(request.query_value("since"))
         except SubscriptionError as error:
             raise HandshakeError(str(error), status=400)
         return ()

@@ -8,6 +8,13 @@ is read (and can be answered) before the connection fails.
 
 Every frame is written with one `transport.write`. The server closes TCP first once the close handshake is
 done; the client waits for it (up to CLOSE_TIMEOUT_S). A protocol error closes with the error's code.
+
+Output budget (server side): a peer's unsent output is bounded. Once it passes the high-water mark
+(OUTPUT_HIGH_WATER_BYTES) the server stops parsing what that peer sent and stops reading its socket
+(backpressure: a peer that does not read cannot make us answer more); parsing and reading resume once the
+output has drained to a quarter of the mark. So the output exceeds the mark by at most one message. A write
+that would take a peer already over the mark past OUTPUT_HARD_CAP_BYTES is not made: the connection is closed
+with 1008 at once. Received bytes kept unparsed meanwhile are at most one read (256 KiB in asyncio).
 """
 
 import asyncio
@@ -29,6 +36,12 @@ SERVER_MAX_MESSAGE_BYTES = 64 * 1024
 CLIENT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 MAX_CONNECTIONS = 10000
 READ_BACKLOG_BYTES = 256 * 1024  # recv() mode: unparsed bytes kept before the socket stops being read
+OUTPUT_HIGH_WATER_BYTES = 1024 * 1024  # server: unsent output above which a peer's input is no longer read
+OUTPUT_HARD_CAP_BYTES = 4 * 1024 * 1024  # server: unsent output never grown past this once over the mark
+OVER_BUDGET_REASON = "output over budget"
+
+_PAUSE_RECV = 1  # why reading is paused (a bit mask): recv() mode, the reader has not taken the last message
+_PAUSE_OUTPUT = 2  # backpressure: our unsent output to the peer is over the high-water mark
 
 
 _NOTHING = object()  # recv() mode: no message waiting
@@ -41,9 +54,9 @@ class WebSocket(asyncio.Protocol):
     __slots__ = ("role", "_max_message_bytes", "_on_message", "_on_close", "_loop", "transport", "connection",
                  "remote_address", "last_received", "_is_closed", "_closed_waiter", "_message", "_message_waiter",
                  "_ping_waiters", "_timer", "_close_timeout", "_write_paused", "_drain_waiters", "_reading_paused",
-                 "on_drain")
+                 "on_drain", "_hard_cap", "_over_mark_since", "_resume_scheduled")
 
-    def __init__(self, role, max_message_bytes, on_message=None, on_close=None):
+    def __init__(self, role, max_message_bytes, on_message=None, on_close=None, hard_cap_bytes=None):
         self.role = role
         self._max_message_bytes = max_message_bytes
         self._on_message = on_message
@@ -62,8 +75,12 @@ class WebSocket(asyncio.Protocol):
         self._close_timeout = CLOSE_TIMEOUT_S
         self._write_paused = False
         self._drain_waiters = None
-        self._reading_paused = False
+        self._reading_paused = 0  # _PAUSE_* bits
         self.on_drain = None  # called with the WebSocket when its write buffer drains below the low-water mark
+        # Backpressure and the hard cap (server side; None: neither). See the module docstring.
+        self._hard_cap = hard_cap_bytes
+        self._over_mark_since = None  # loop time at which the unsent output passed the high-water mark
+        self._resume_scheduled = False
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
 
@@ -101,6 +118,8 @@ class WebSocket(asyncio.Protocol):
 
     def pause_writing(self):
         self._write_paused = True
+        if self._over_mark_since is None:
+            self._over_mark_since = self._loop.time()
 
     def _release_drain_waiters(self):
         if self._drain_waiters:
@@ -111,9 +130,43 @@ class WebSocket(asyncio.Protocol):
 
     def resume_writing(self):
         self._write_paused = False
+        self._over_mark_since = None
         self._release_drain_waiters()
         if self.on_drain is not None:
             self.on_drain(self)
+        if self._reading_paused & _PAUSE_OUTPUT and not self._resume_scheduled:
+            # Not from inside the transport's write callback: handling input may write, or close, again.
+            self._resume_scheduled = True
+            self._loop.call_soon(self._resume_input)
+
+    def _resume_input(self):
+        """The output drained: handle the input kept unparsed, then read the socket again (unless the output
+        passed the mark again meanwhile)."""
+        self._resume_scheduled = False
+        connection = self.connection
+        if self._is_closed or connection is None or self._write_paused:
+            return  # closed, or over the mark again: the next resume_writing comes back here
+        if self._on_message is not None:
+            if connection.state != CLOSED:
+                self._process()
+        else:
+            self._wake_reader()
+        if not self._write_paused:
+            self._resume_reading(_PAUSE_OUTPUT)
+
+    def _backpressured(self):
+        return self._hard_cap is not None and self._write_paused
+
+    def _pause_reading(self, reason):
+        if not self._reading_paused:
+            self.transport.pause_reading()
+        self._reading_paused |= reason
+
+    def _resume_reading(self, reason):
+        if self._reading_paused & reason:
+            self._reading_paused &= ~reason
+            if not self._reading_paused and not self._is_closed:
+                self.transport.resume_reading()
 
     # -- receiving ----------------------------------------------------------------------------------------
 
@@ -135,9 +188,11 @@ class WebSocket(asyncio.Protocol):
         connection.receive_data(data)
         if self._on_message is None and self._message is not _NOTHING:
             # The reader has not taken the last message: leave the bytes unparsed (see the module docstring).
-            if connection.buffered_bytes > READ_BACKLOG_BYTES and not self._reading_paused:
-                self._reading_paused = True
-                self.transport.pause_reading()
+            if connection.buffered_bytes > READ_BACKLOG_BYTES:
+                self._pause_reading(_PAUSE_RECV)
+            return
+        if self._backpressured():
+            self._pause_reading(_PAUSE_OUTPUT)  # parsed once the output has drained (resume_writing)
             return
         self._process()
 
@@ -149,7 +204,10 @@ class WebSocket(asyncio.Protocol):
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
                 if self._on_message is not None:
-                    self._on_message(self, event.data)
+                    try:
+                        self._on_message(self, event.data)
+                    except Exception as error:  # a bug: never let what a peer sent reach a traceback
+                        self._callback_failed("on_message", error)
                 else:
                     self._message = event.data
                     self._wake_reader()
@@ -163,6 +221,9 @@ class WebSocket(asyncio.Protocol):
             reply = connection.data_to_send()
             if reply:
                 write(reply)
+            if self._backpressured():  # the peer does not read what we answer: stop reading what it asks
+                self._pause_reading(_PAUSE_OUTPUT)
+                break
         reply = connection.data_to_send()  # the failing close, if parsing stopped on an error
         if reply:
             write(reply)
@@ -191,12 +252,11 @@ class WebSocket(asyncio.Protocol):
             message = self._message
             if message is not _NOTHING:
                 self._message = _NOTHING
-                if self._reading_paused:
-                    self._reading_paused = False
-                    self.transport.resume_reading()
+                self._resume_reading(_PAUSE_RECV)
                 return message
             connection = self.connection
-            if connection is not None and connection.state != CLOSED and not self._is_closed:
+            if connection is not None and connection.state != CLOSED and not self._is_closed and \
+                    not self._backpressured():
                 self._process()  # bytes that arrived while the reader was busy
                 if self._message is not _NOTHING:
                     continue
@@ -229,14 +289,35 @@ class WebSocket(asyncio.Protocol):
             frame = self.connection.send_text(message)
         else:
             frame = self.connection.send_binary(message)
-        self.transport.write(frame)
+        self._write(frame)
 
     def send_frame(self, frame):
         """Write an already-serialised frame (a broadcast builds one server frame for every recipient)."""
         self._require_connection()
         if self.connection.state != OPEN:
             raise self.connection.closed_error()
-        self.transport.write(frame)
+        self._write(frame)
+
+    def _write(self, data):
+        """Write bytes within the output budget: raises ConnectionClosed(1008) and closes the connection
+        instead of taking a peer that is already over the high-water mark past the hard cap."""
+        transport = self.transport
+        if self._backpressured() and transport.get_write_buffer_size() + len(data) > self._hard_cap:
+            logger.info("closing %s: more than %d bytes of output it does not read", self.remote_address,
+                        self._hard_cap)
+            self.start_close(frames.CLOSE_POLICY_VIOLATION, OVER_BUDGET_REASON)
+            raise ConnectionClosed(frames.CLOSE_POLICY_VIOLATION, OVER_BUDGET_REASON)
+        transport.write(data)
+
+    def _callback_failed(self, name, error):
+        """A callback raised (a bug): one log line without the exception's text (it may quote what the peer
+        sent), and the connection is closed with 1011."""
+        trace = error.__traceback__
+        while trace is not None and trace.tb_next is not None:
+            trace = trace.tb_next
+        where = "%s:%d" % (os.path.basename(trace.tb_frame.f_code.co_filename), trace.tb_lineno) if trace else "?"
+        logger.error("%s failed for %s: %s at %s", name, self.remote_address, type(error).__name__, where)
+        self.start_close(frames.CLOSE_INTERNAL_ERROR, "internal error")
 
     def _require_connection(self):
         if self.connection is None:
@@ -251,8 +332,19 @@ class WebSocket(asyncio.Protocol):
             if isinstance(fragment, str):
                 fragment = fragment.encode("utf-8")
             last = index == len(fragments) - 1
-            self.transport.write(self.connection.send_fragment(opcode, fragment, last))
+            self._write(self.connection.send_fragment(opcode, fragment, last))
             opcode = frames.OP_CONTINUATION
+
+    @property
+    def over_mark_since(self):
+        """Loop time at which the unsent output passed the high-water mark; None while it is under (or drained
+        to the low-water mark since)."""
+        return self._over_mark_since
+
+    @property
+    def reading_paused(self):
+        """True while the peer's socket is not read (backpressure, or recv() mode with a message not taken)."""
+        return bool(self._reading_paused)
 
     @property
     def buffered_amount(self):
@@ -273,19 +365,19 @@ class WebSocket(asyncio.Protocol):
         self._require_connection()
         payload = os.urandom(4) if payload is None else bytes(payload)
         frame = self.connection.send_ping(payload)  # raises when the connection is not open
+        sent_at = self._loop.time()
+        self._write(frame)
         waiter = self._loop.create_future()
         if self._ping_waiters is None:
             self._ping_waiters = {}
         self._ping_waiters[payload] = waiter
-        sent_at = self._loop.time()
-        self.transport.write(frame)
         answered_at = await waiter
         return answered_at - sent_at
 
     def send_ping(self, payload=b""):
         """Send a ping without waiting for the pong (heartbeats)."""
         self._require_connection()
-        self.transport.write(self.connection.send_ping(payload))
+        self._write(self.connection.send_ping(payload))
 
     async def close(self, code=frames.CLOSE_NORMAL, reason="", timeout=CLOSE_TIMEOUT_S):
         """Start (or finish) the closing handshake and wait until the TCP connection is gone."""
@@ -361,7 +453,8 @@ class ServerWebSocket(WebSocket):
     __slots__ = ("server", "request", "_reader", "_handler_task")
 
     def __init__(self, server):
-        super().__init__(SERVER, server.max_message_bytes, server.on_message, server.on_close)
+        super().__init__(SERVER, server.max_message_bytes, server.on_message, server.on_close,
+                         hard_cap_bytes=server.output_hard_cap_bytes)
         self.server = server
         self.request = None
         self._reader = RequestReader()
@@ -373,6 +466,7 @@ class ServerWebSocket(WebSocket):
         if len(server.connections) >= server.max_connections:
             self._refuse(HandshakeError("too many connections (limit %d)" % server.max_connections, status=503))
             return
+        transport.set_write_buffer_limits(high=server.output_high_water_bytes)
         server.connections.add(self)
         self._timer = self._loop.call_later(server.handshake_timeout, self._handshake_timed_out)
 
@@ -400,9 +494,16 @@ class ServerWebSocket(WebSocket):
         except HandshakeError as error:
             self._refuse(error)
             return
+        except Exception as error:  # a bug in process_request: refuse without a traceback of the request
+            self._callback_failed_in_handshake(error)
+            return
         self.transport.write(accept_response(key, extra_headers))
         leftover, self._reader = self._reader.leftover, None
         self._open(leftover)
+
+    def _callback_failed_in_handshake(self, error):
+        logger.error("process_request failed for %s: %s", self.remote_address, type(error).__name__)
+        self._refuse(HandshakeError("internal error", status=500))
 
     def _refuse(self, error):
         logger.info("refused WebSocket handshake from %s: %d %s", self.remote_address, error.status, error.reason)
@@ -414,7 +515,11 @@ class ServerWebSocket(WebSocket):
     def _opened(self):
         server = self.server
         if server.on_connect is not None:
-            server.on_connect(self)
+            try:
+                server.on_connect(self)
+            except Exception as error:  # a bug: never let what a peer sent reach a traceback
+                self._callback_failed("on_connect", error)
+                return
         if server.handler is not None:
             self._handler_task = self._loop.create_task(self._run_handler())
 
@@ -423,9 +528,8 @@ class ServerWebSocket(WebSocket):
             await self.server.handler(self)
         except ConnectionClosed:
             pass
-        except Exception:
-            logger.exception("WebSocket handler failed for %s", self.remote_address)
-            self.start_close(frames.CLOSE_INTERNAL_ERROR, "internal error")
+        except Exception as error:
+            self._callback_failed("WebSocket handler", error)
             return
         self.start_close()
 
@@ -434,7 +538,8 @@ class Server:
     """A listening WebSocket server. Use `await serve(...)` to make one."""
 
     def __init__(self, handler, on_connect, on_message, on_close, process_request, max_message_bytes,
-                 max_connections, handshake_timeout):
+                 max_connections, handshake_timeout, output_high_water_bytes=OUTPUT_HIGH_WATER_BYTES,
+                 output_hard_cap_bytes=OUTPUT_HARD_CAP_BYTES):
         self.handler = handler
         self.on_connect = on_connect
         self.on_message = on_message
@@ -443,6 +548,8 @@ class Server:
         self.max_message_bytes = max_message_bytes
         self.max_connections = max_connections
         self.handshake_timeout = handshake_timeout
+        self.output_high_water_bytes = output_high_water_bytes
+        self.output_hard_cap_bytes = output_hard_cap_bytes
         self.connections = set()  # every connection, from TCP accept to TCP close
         self._server = None
 
@@ -475,7 +582,8 @@ class Server:
 
 async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_message=None, on_close=None,
                 process_request=None, max_message_bytes=SERVER_MAX_MESSAGE_BYTES, max_connections=MAX_CONNECTIONS,
-                handshake_timeout=HANDSHAKE_TIMEOUT_S, backlog=1024, sock=None):
+                handshake_timeout=HANDSHAKE_TIMEOUT_S, backlog=1024, sock=None,
+                output_high_water_bytes=OUTPUT_HIGH_WATER_BYTES, output_hard_cap_bytes=OUTPUT_HARD_CAP_BYTES):
     """Listen for WebSocket connections.
 
     handler(websocket): a coroutine run for each connection (read with `recv()` / `async for`); the
@@ -483,9 +591,10 @@ async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_m
     on_message(websocket, message) called in arrival order, on_close(websocket).
     process_request(websocket): called with `websocket.request` (path, query, headers, origin) set; raise
     HandshakeError(reason, status) to refuse, or return extra response headers.
+    output_high_water_bytes, output_hard_cap_bytes: the output budget of each connection (module docstring).
     """
     server = Server(handler, on_connect, on_message, on_close, process_request, max_message_bytes,
-                    max_connections, handshake_timeout)
+                    max_connections, handshake_timeout, output_high_water_bytes, output_hard_cap_bytes)
     loop = asyncio.get_running_loop()
     if sock is not None:
         server._server = await loop.create_server(lambda: ServerWebSocket(server), sock=sock, backlog=backlog)
