@@ -27,6 +27,7 @@ from madace_status.websocket.connection import (
 from madace_status.websocket.errors import ConnectionClosed, HandshakeError
 from madace_status.websocket.handshake import (
     ClientHandshake, RequestReader, accept_response, check_upgrade_request, refusal_response)
+from madace_status.websocket.listener import Listener, listening_sockets
 
 logger = logging.getLogger("madace_status.websocket")
 
@@ -564,6 +565,7 @@ class Server:
     async def close(self, code=frames.CLOSE_GOING_AWAY, reason="server shutting down", timeout=2.0):
         """Stop accepting, close every connection with `code`, and return within `timeout` seconds."""
         self._server.close()
+        await self._server.wait_closed()  # connections accepted just before are in self.connections now
         pending = list(self.connections)
         for websocket in pending:
             websocket.start_close(code, reason, timeout=timeout)
@@ -571,7 +573,6 @@ class Server:
             await asyncio.wait([asyncio.ensure_future(ws.wait_closed()) for ws in pending], timeout=timeout)
         for websocket in list(self.connections):
             websocket.transport.abort()
-        await self._server.wait_closed()
 
     async def __aenter__(self):
         return self
@@ -595,11 +596,14 @@ async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_m
     """
     server = Server(handler, on_connect, on_message, on_close, process_request, max_message_bytes,
                     max_connections, handshake_timeout, output_high_water_bytes, output_hard_cap_bytes)
-    loop = asyncio.get_running_loop()
     if sock is not None:
-        server._server = await loop.create_server(lambda: ServerWebSocket(server), sock=sock, backlog=backlog)
+        sock.listen(backlog)
+        sockets = [sock]
     else:
-        server._server = await loop.create_server(lambda: ServerWebSocket(server), host, port, backlog=backlog)
+        sockets = await listening_sockets(host, port, backlog)
+    # Our own accept loop rather than loop.create_server's: it backs off when out of descriptors (listener.py).
+    server._server = Listener(sockets, lambda: ServerWebSocket(server))
+    server._server.start()
     return server
 
 
