@@ -297,13 +297,17 @@ class WebSocket(asyncio.Protocol):
         self._require_connection()
         if self.connection.state != OPEN:
             raise self.connection.closed_error()
-        self._write(frame)
+        if self._write_paused:
+            self._write(frame)
+        else:
+            self.transport.write(frame)  # under the mark: no budget check (the broadcast's hot path)
 
     def _write(self, data):
         """Write bytes within the output budget: raises ConnectionClosed(1008) and closes the connection
         instead of taking a peer that is already over the high-water mark past the hard cap."""
         transport = self.transport
-        if self._backpressured() and transport.get_write_buffer_size() + len(data) > self._hard_cap:
+        if self._write_paused and self._hard_cap is not None and \
+                transport.get_write_buffer_size() + len(data) > self._hard_cap:
             logger.info("closing %s: more than %d bytes of output it does not read", self.remote_address,
                         self._hard_cap)
             self.start_close(frames.CLOSE_POLICY_VIOLATION, OVER_BUDGET_REASON)
