@@ -147,6 +147,7 @@ class WebSocket(asyncio.Protocol):
         connection = self.connection
         if self._is_closed or connection is None or self._write_paused:
             return  # closed, or over the mark again: the next resume_writing comes back here
+        self.last_received = self._loop.time()  # it was not heard because it was not read: not silent
         if self._on_message is not None:
             if connection.state != CLOSED:
                 self._process()
@@ -499,15 +500,15 @@ class ServerWebSocket(WebSocket):
         except HandshakeError as error:
             self._refuse(error)
             return
-        except Exception as error:  # a bug in process_request: refuse without a traceback of the request
-            self._callback_failed_in_handshake(error)
+        except Exception as error:  # a bug (in process_request, say): refuse without a traceback of the request
+            self._handshake_failed(error)
             return
         self.transport.write(accept_response(key, extra_headers))
         leftover, self._reader = self._reader.leftover, None
         self._open(leftover)
 
-    def _callback_failed_in_handshake(self, error):
-        logger.error("process_request failed for %s: %s", self.remote_address, type(error).__name__)
+    def _handshake_failed(self, error):
+        logger.error("handshake from %s failed: %s", self.remote_address, type(error).__name__)
         self._refuse(HandshakeError("internal error", status=500))
 
     def _refuse(self, error):

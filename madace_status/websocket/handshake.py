@@ -161,7 +161,10 @@ class RequestReader:
         method, target, version = parts
         if not version.startswith("HTTP/"):
             raise HandshakeError("malformed request line %r" % start_line[:80], status=400)
-        return Request(method, target, version, headers)
+        try:
+            return Request(method, target, version, headers)
+        except ValueError:  # urlsplit: "Invalid IPv6 URL" for a target such as //[x
+            raise HandshakeError("malformed request target", status=400)
 
 
 def check_upgrade_request(request):

@@ -258,6 +258,9 @@ def test_since_that_is_not_a_short_ascii_number_is_refused_400_at_the_handshake(
         assert response.status == 400, (since[:20], response)
         assert b"since" in response.body, response.body
 
+    malformed = raw_http(live.ws_port, upgrade_request(live.ws_port, path="//[x/ws"))  # urlsplit: Invalid IPv6 URL
+    assert malformed.status == 400, malformed
+
     async def scenario():  # the longest valid since still connects (an unknown run: a resync snapshot)
         async with ws_connect(live.ws_url("runId=abc&since=" + "9" * MAX_SEQ_DIGITS)) as ws:
             await recv_welcome(ws, reason="resync")
