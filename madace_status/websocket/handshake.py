@@ -15,6 +15,7 @@ from madace_status.websocket.errors import HandshakeError
 
 MAX_LINE_BYTES = 8 * 1024  # request line, status line and each header line
 MAX_HEADERS = 100
+MAX_HEAD_BYTES = 64 * 1024  # a whole request head (kept for the connection's life): 100 full 8 KiB lines are not
 MAX_REFUSAL_BODY_BYTES = 4096  # how much of a refusal's body the client keeps for its error message
 WEBSOCKET_VERSION = "13"
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -95,6 +96,8 @@ class _HeaderBlockReader:
     def _feed_block(self, data):
         self._buffer += data
         end = self._buffer.find(b"\r\n\r\n")
+        if end > MAX_HEAD_BYTES or (end < 0 and len(self._buffer) > MAX_HEAD_BYTES):
+            raise HandshakeError("the request head is larger than %d bytes" % MAX_HEAD_BYTES, status=431)
         if end < 0:
             tail_start = self._buffer.rfind(b"\r\n") + 2 if b"\r\n" in self._buffer else 0
             tail_length = len(self._buffer) - tail_start

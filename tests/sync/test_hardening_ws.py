@@ -226,6 +226,42 @@ def test_writes_beyond_the_hard_cap_close_with_1008_and_are_not_buffered():
     run(scenario)
 
 
+def test_handler_mode_echo_to_a_non_reader_stops_reading_it_instead_of_buffering():
+    """The same budget in recv() mode: an echo handler that never awaits drain() answers a peer that floods and
+    never reads; the server stops parsing and reading it at the mark, so the echoes stay within it."""
+    async def scenario():
+        handled = []
+        seen = {}
+
+        async def echo(websocket):
+            seen["websocket"] = websocket
+            async for message in websocket:
+                handled.append(len(message))
+                websocket.send(message)
+
+        server = await ws_serve(echo)
+        try:
+            peer = await asyncio.to_thread(RawWebSocket, server.port, "/", TINY_RECEIVE_BUFFER)
+            flood = masked(b"e" * 1000) * 20000  # 20 MB of echoes asked for
+            sender, _ = send_in_background(peer.sock, flood, timeout=3.0)
+            deadline = time.monotonic() + 10
+            while "websocket" not in seen or not seen["websocket"].reading_paused:
+                assert time.monotonic() < deadline, "the echo server never stopped reading the flooder"
+                await asyncio.sleep(0.01)
+            websocket = seen["websocket"]
+            await asyncio.to_thread(sender.join, 10)
+            count = len(handled)
+            await asyncio.sleep(0.3)
+            assert len(handled) == count  # nothing more handled while the peer does not read
+            assert count < 20000
+            assert websocket.buffered_amount <= OUTPUT_HIGH_WATER_BYTES + 2 * 1024
+            peer.close()
+        finally:
+            await server.close()
+
+    run(scenario)
+
+
 # -- §8: input that must be refused, not crash --------------------------------------------------------------------
 
 def test_message_nested_too_deep_gets_invalid_json_and_the_connection_stays(live):

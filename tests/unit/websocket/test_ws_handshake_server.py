@@ -390,3 +390,20 @@ def test_refusal_response_body_carries_a_non_ascii_reason_as_utf8():
     response, body = parse_http_response(refusal_response(403, "origin “evil” refused"))
     assert response.status == 403
     assert body.decode("utf-8").strip() == "origin “evil” refused"
+
+
+def test_a_request_head_over_max_head_bytes_is_431_even_in_valid_lines_and_at_the_limit_it_is_read():
+    from madace_status.websocket.handshake import MAX_HEAD_BYTES
+    line_value = "c" * 4000
+    too_many = [("X-Fill-%d" % index, line_value) for index in range(MAX_HEAD_BYTES // 4000 + 1)]
+    raw = build_request(extra=too_many)
+    error = reader_refusal(*[raw[i:i + 1000] for i in range(0, len(raw), 1000)])  # refused while it arrives
+    assert error.status == 431 and str(MAX_HEAD_BYTES) in error.reason
+    fits = build_request(extra=too_many[:MAX_HEAD_BYTES // 4020 - 1])
+    assert MAX_HEAD_BYTES - 8000 < len(fits) <= MAX_HEAD_BYTES
+    assert read_request(fits).headers.get("X-Fill-0") == line_value
+
+
+def test_a_request_target_urlsplit_rejects_is_a_400():
+    error = reader_refusal(build_request("GET //[x/chat HTTP/1.1"))
+    assert error.status == 400
