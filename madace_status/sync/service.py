@@ -21,7 +21,7 @@ from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_si
 from madace_status.sync.watcher import project_watcher
 from madace_status.websocket import HandshakeError, serve
 from madace_status.websocket.handshake import refusal_response
-from madace_status.websocket.listener import Listener, listening_sockets
+from madace_status.websocket.listener import listening_sockets, start_listening
 
 logger = logging.getLogger("madace_status.sync")
 
@@ -53,6 +53,7 @@ STOPPED_REASON = 'the sync service is stopped; POST /api/sync {"action": "start"
 STOPPED_REQUEST_BYTES = 16 * 1024  # the most of a handshake read before answering (the answer is the same anyway)
 STOPPED_TIMEOUT_S = 10.0
 STOPPED_MAX_CONNECTIONS = 64  # connections answered at once while stopped; more are dropped at once
+STOPPED_BACKLOG = 100
 
 
 class StoppedResponder(asyncio.Protocol):
@@ -183,10 +184,9 @@ class SyncService:
         if hold_port:
             try:
                 live = set()
-                responder = Listener(await listening_sockets(self.host, self.ws_port, 100),
-                                     lambda: StoppedResponder(live))
-                responder.start()
-                self._stopped_responder = responder
+                sockets = await listening_sockets(self.host, self.ws_port, STOPPED_BACKLOG)
+                self._stopped_responder = await start_listening(sockets, lambda: StoppedResponder(live),
+                                                                STOPPED_BACKLOG)
             except OSError as error:  # taken by someone else meanwhile: clients then find nothing listening
                 logger.info("cannot hold port %d while stopped: %s", self.ws_port, error.strerror or error)
         logger.info("sync service stopped")

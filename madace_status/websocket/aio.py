@@ -27,7 +27,7 @@ from madace_status.websocket.connection import (
 from madace_status.websocket.errors import ConnectionClosed, HandshakeError
 from madace_status.websocket.handshake import (
     ClientHandshake, RequestReader, accept_response, check_upgrade_request, refusal_response)
-from madace_status.websocket.listener import Listener, listening_sockets
+from madace_status.websocket.listener import listening_sockets, start_listening
 
 logger = logging.getLogger("madace_status.websocket")
 
@@ -607,8 +607,7 @@ async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_m
     else:
         sockets = await listening_sockets(host, port, backlog)
     # Our own accept loop rather than loop.create_server's: it backs off when out of descriptors (listener.py).
-    server._server = Listener(sockets, lambda: ServerWebSocket(server))
-    server._server.start()
+    server._server = await start_listening(sockets, lambda: ServerWebSocket(server), backlog)
     return server
 
 

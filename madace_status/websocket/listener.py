@@ -51,6 +51,36 @@ async def listening_sockets(host, port, backlog):
     return sockets
 
 
+async def start_listening(sockets, protocol_factory, backlog):
+    """A started Listener on `sockets`; on a loop without add_reader (the proactor loop of Windows), asyncio's
+    own servers instead (its accept loop there does not spin on EMFILE the same way)."""
+    listener = Listener(sockets, protocol_factory)
+    try:
+        listener.start()
+    except NotImplementedError:
+        listener.close_readers()
+        loop = asyncio.get_running_loop()
+        servers = [await loop.create_server(protocol_factory, sock=sock, backlog=backlog) for sock in sockets]
+        return _AsyncioServers(sockets, servers)
+    return listener
+
+
+class _AsyncioServers:
+    """asyncio.Server objects behind the Listener interface (sockets, close, wait_closed)."""
+
+    def __init__(self, sockets, servers):
+        self.sockets = list(sockets)
+        self._servers = servers
+
+    def close(self):
+        for server in self._servers:
+            server.close()
+
+    async def wait_closed(self):
+        for server in self._servers:
+            await server.wait_closed()
+
+
 class Listener:
     """Accepts on `sockets` and runs `protocol_factory()` for each connection."""
 
@@ -67,6 +97,14 @@ class Listener:
         for sock in self.sockets:
             sock.setblocking(False)
             self._loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def close_readers(self):
+        """Stop accepting without closing the sockets."""
+        for sock in self.sockets:
+            try:
+                self._loop.remove_reader(sock.fileno())
+            except NotImplementedError:
+                pass
 
     def _accept(self, sock):
         for _ in range(ACCEPTS_PER_READY):
@@ -114,10 +152,9 @@ class Listener:
         if self._retry_handle is not None:
             self._retry_handle.cancel()
             self._retry_handle = None
+        self.close_readers()
         for sock in self.sockets:
-            if sock.fileno() >= 0:
-                self._loop.remove_reader(sock.fileno())
-                sock.close()
+            sock.close()
 
     async def wait_closed(self):
         """Wait until the connections accepted before `close()` have their transport (or failed)."""

@@ -62,14 +62,17 @@ def frame_of(document):
     return masked(json.dumps(document, separators=(",", ":")).encode())
 
 
-def send_in_background(sock, data, timeout):
-    """sendall(data) in a thread; returns (thread, outcome dict: "done" or the exception's name)."""
+def send_in_background(sock, data, timeout, repeat_until=None):
+    """sendall(data) in a thread (again and again until the event `repeat_until` is set, if given); returns
+    (thread, outcome dict: "done" or the exception's name, e.g. timeout once the server stopped reading)."""
     outcome = {}
 
     def send():
         sock.settimeout(timeout)
         try:
             sock.sendall(data)
+            while repeat_until is not None and not repeat_until.is_set():
+                sock.sendall(data)
             outcome["result"] = "done"
         except OSError as error:
             outcome["result"] = type(error).__name__
@@ -145,21 +148,23 @@ def test_flood_of_subscribe_and_resume_from_a_non_reader_keeps_memory_bounded_an
 
 
 def test_non_reader_over_the_mark_is_closed_with_1008_while_heartbeats_spare_it(project):
-    """LAGGING_CLOSE_S (30 s) has no flag: the service runs in-process with it shortened to 0.5 s, and a heartbeat of
-    0.5 s. The flooder sends JSON pings and never reads: the pongs pass the mark, the server stops reading it (so it
-    hears nothing from it — yet the heartbeat rule must not be what closes it), and it is closed with 1008."""
+    """LAGGING_CLOSE_S (30 s) has no flag: the service runs in-process with it shortened to 3 s, and a heartbeat of
+    1 s. The flooder sends JSON pings and never reads: the pongs pass the mark, the server stops reading it (so it
+    hears nothing from it for longer than the heartbeat's two intervals — yet that rule must not be what closes
+    it), and it is closed with 1008."""
     async def scenario():
-        service = SyncService(ProjectPaths(root=project.root), ws_port=0, poll_interval=0.05, heartbeat_s=0.5)
+        service = SyncService(ProjectPaths(root=project.root), ws_port=0, poll_interval=0.05, heartbeat_s=1.0)
         await service.start()
         hub = service.hub
-        hub.lagging_close_s = 0.5
+        hub.lagging_close_s = 3.0
         try:
             async with ws_connect("ws://127.0.0.1:%d/ws" % service.bound_port) as healthy:
                 await recv_welcome(healthy)
                 flooder = await asyncio.to_thread(RawWebSocket, service.bound_port, "/ws", TINY_RECEIVE_BUFFER)
                 try:
-                    pings = frame_of({"type": "ping", "timestamp": 1}) * 100000
-                    sender, _ = send_in_background(flooder.sock, pings, timeout=10)
+                    stop = threading.Event()
+                    pings = frame_of({"type": "ping", "timestamp": 1}) * 10000
+                    sender, _ = send_in_background(flooder.sock, pings, timeout=1.0, repeat_until=stop)
                     websocket = None
                     deadline = time.monotonic() + 10
                     while websocket is None:
@@ -169,6 +174,7 @@ def test_non_reader_over_the_mark_is_closed_with_1008_while_heartbeats_spare_it(
                         await asyncio.sleep(0.01)
                     assert websocket.reading_paused  # backpressure: its socket is no longer read
                     assert websocket.buffered_amount <= OUTPUT_HIGH_WATER_BYTES + 1024  # over by one pong at most
+                    deadline = time.monotonic() + 10
                     while websocket in hub.clients:
                         assert time.monotonic() < deadline, "the flooder was never closed"
                         assert websocket.buffered_amount <= OUTPUT_HARD_CAP_BYTES
@@ -178,9 +184,10 @@ def test_non_reader_over_the_mark_is_closed_with_1008_while_heartbeats_spare_it(
                     assert hub.metrics.lagging_closed_total == 1
                     assert hub.metrics.heartbeat_closed_total == 0
                     await fence(healthy)  # the healthy client (answering pings) is still served
-                    await asyncio.to_thread(sender.join, 15)
                 finally:
+                    stop.set()
                     flooder.close()
+                    await asyncio.to_thread(sender.join, 15)
         finally:
             await service.stop()
 
@@ -242,19 +249,22 @@ def test_handler_mode_echo_to_a_non_reader_stops_reading_it_instead_of_buffering
         server = await ws_serve(echo)
         try:
             peer = await asyncio.to_thread(RawWebSocket, server.port, "/", TINY_RECEIVE_BUFFER)
-            flood = masked(b"e" * 1000) * 20000  # 20 MB of echoes asked for
-            sender, _ = send_in_background(peer.sock, flood, timeout=3.0)
+            flood = masked(b"e" * 1000) * 20000  # 20 MB of echoes asked for, until the server stops reading
+            stop = threading.Event()
+            sender, _ = send_in_background(peer.sock, flood, timeout=1.0, repeat_until=stop)
             deadline = time.monotonic() + 10
             while "websocket" not in seen or not seen["websocket"].reading_paused:
                 assert time.monotonic() < deadline, "the echo server never stopped reading the flooder"
                 await asyncio.sleep(0.01)
             websocket = seen["websocket"]
-            await asyncio.to_thread(sender.join, 10)
+            await asyncio.to_thread(sender.join, 20)  # it ends on a send timeout: the server no longer reads
+            assert not sender.is_alive()
             count = len(handled)
             await asyncio.sleep(0.3)
             assert len(handled) == count  # nothing more handled while the peer does not read
-            assert count < 20000
+            assert count < 40000
             assert websocket.buffered_amount <= OUTPUT_HIGH_WATER_BYTES + 2 * 1024
+            stop.set()
             peer.close()
         finally:
             await server.close()
@@ -395,3 +405,26 @@ def test_stopped_service_holds_a_bounded_number_of_connections(live):
         assert time.monotonic() < deadline, answer
         time.sleep(0.05)
     assert b"stopped" in answer.body
+
+
+def test_on_a_loop_without_add_reader_the_server_falls_back_to_asyncios_accept_loop():
+    """The proactor loop of Windows has no add_reader: serve() then uses loop.create_server (stood in for here by
+    a loop whose add_reader raises NotImplementedError, as the proactor's does)."""
+    async def scenario():
+        loop = asyncio.get_running_loop()
+
+        def no_add_reader(*args):
+            raise NotImplementedError
+        loop.add_reader = no_add_reader
+        try:
+            server = await ws_serve(on_message=lambda ws, message: ws.send(message))
+            try:
+                async with ws_connect("ws://127.0.0.1:%d/" % server.port) as client:
+                    await client.send("hello")
+                    assert await asyncio.wait_for(client.recv(), WAIT_S) == "hello"
+            finally:
+                await server.close()
+        finally:
+            del loop.add_reader
+
+    run(scenario)
