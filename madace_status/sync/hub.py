@@ -23,6 +23,7 @@ import threading
 import time
 
 from madace_status.project.render.envelope import utc_timestamp
+from madace_status.sync.ratelimit import TokenBucket
 from madace_status.websocket import ConnectionClosed
 from madace_status.websocket import frames
 
@@ -64,7 +65,7 @@ class Client:
     """What the hub knows of one connected WebSocket."""
 
     __slots__ = ("websocket", "id", "source", "topics", "workflows", "connected_at", "last_seen", "lagging_since",
-                 "remote", "snapshot_due", "snapshot_timer", "tokens", "tokens_at")
+                 "remote", "snapshot_due", "snapshot_timer", "snapshot_budget")
 
     def __init__(self, websocket, client_id, source, topics, workflows):
         self.websocket = websocket
@@ -77,8 +78,7 @@ class Client:
         self.lagging_since = None  # loop time at which it went over the high-water mark
         self.snapshot_due = None  # the reason of the snapshot it will get next; events are held back meanwhile
         self.snapshot_timer = None  # sends the coalesced snapshot when the rate limit allows
-        self.tokens = SNAPSHOT_BURST  # the snapshot rate limit's token bucket
-        self.tokens_at = None  # loop time of the last refill
+        self.snapshot_budget = TokenBucket(SNAPSHOT_BURST, SNAPSHOT_REFILL_S)  # the snapshot rate limit
         address = websocket.remote_address
         self.remote = "%s:%s" % (address[0], address[1]) if address else ""
 
@@ -293,14 +293,7 @@ class Hub:
     # -- the snapshot rate limit ------------------------------------------------------------------------------
 
     def _take_token(self, client):
-        now = self.loop.time()
-        if client.tokens_at is not None:
-            client.tokens = min(SNAPSHOT_BURST, client.tokens + (now - client.tokens_at) / SNAPSHOT_REFILL_S)
-        client.tokens_at = now
-        if client.tokens >= 1:
-            client.tokens -= 1
-            return True
-        return False
+        return client.snapshot_budget.take(self.loop.time())
 
     def _may_answer_now(self, client):
         """True (and a token taken) when a snapshot request can be answered at once."""
@@ -311,7 +304,7 @@ class Hub:
         if client.snapshot_due != "lagging":
             client.snapshot_due = reason
         if client.lagging_since is None and client.snapshot_timer is None:
-            delay = max(0.0, 1 - client.tokens) * SNAPSHOT_REFILL_S
+            delay = client.snapshot_budget.wait_s(self.loop.time())
             client.snapshot_timer = self.loop.call_later(delay, self._snapshot_timer_fired, client)
 
     def _snapshot_timer_fired(self, client):

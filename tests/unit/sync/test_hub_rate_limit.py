@@ -128,3 +128,13 @@ def test_the_timer_of_a_disconnected_client_sends_nothing():
     timer = client.snapshot_timer
     hub.client_disconnected(websocket)
     assert timer.cancelled and client.snapshot_timer is None
+
+
+def test_token_bucket_allows_a_burst_then_one_per_refill_interval():
+    from madace_status.sync.ratelimit import TokenBucket
+    bucket = TokenBucket(3, 0.5)
+    assert [bucket.take(10.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.wait_s(10.0) == 0.5
+    assert bucket.wait_s(10.25) == 0.25
+    assert bucket.take(10.5) and not bucket.take(10.5)
+    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]  # refilled to the burst, not beyond
