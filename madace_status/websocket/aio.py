@@ -96,6 +96,8 @@ class WebSocket(asyncio.Protocol):
     def eof_received(self):
         if self.connection is not None:
             self.connection.receive_data(b"")
+        if self._timer is None:  # asyncio's close waits for our output to flush: not forever (peer may not read)
+            self._timer = self._loop.call_later(self._close_timeout, self._abort)
         return False  # let asyncio close the transport
 
     def connection_lost(self, exc):

@@ -19,7 +19,7 @@ from madace_status.project.loader import ProjectPaths
 from madace_status.sync.hub import MAX_SEQ, MAX_SEQ_DIGITS, SNAPSHOT_BURST
 from madace_status.sync.service import STOPPED_MAX_CONNECTIONS, SyncService
 from madace_status.websocket import ConnectionClosed, serve as ws_serve
-from madace_status.websocket.aio import OUTPUT_HARD_CAP_BYTES, OUTPUT_HIGH_WATER_BYTES
+from madace_status.websocket.aio import CLOSE_TIMEOUT_S, OUTPUT_HARD_CAP_BYTES, OUTPUT_HIGH_WATER_BYTES
 from sync_helpers import (
     OP_CLOSE, OP_TEXT, WAIT_S, RawWebSocket, close_payload, fence, raw_http, recv_json, recv_until, recv_welcome, run,
     send_text, story_board, upgrade_request, ws_connect)
@@ -265,6 +265,29 @@ def test_handler_mode_echo_to_a_non_reader_stops_reading_it_instead_of_buffering
             assert count < 40000
             assert websocket.buffered_amount <= OUTPUT_HIGH_WATER_BYTES + 2 * 1024
             stop.set()
+            peer.close()
+        finally:
+            await server.close()
+
+    run(scenario)
+
+
+def test_peer_that_half_closes_with_output_pending_and_never_reads_is_dropped():
+    """asyncio's close after EOF waits for the output to be flushed; a peer that shut down its sending side and never
+    reads would hold the connection and its output forever. It is aborted after CLOSE_TIMEOUT_S instead."""
+    async def scenario():
+        server = await ws_serve(on_connect=lambda ws: ws.send(b"x" * 8 * 1024 * 1024))
+        try:
+            peer = await asyncio.to_thread(RawWebSocket, server.port, "/", TINY_RECEIVE_BUFFER)
+            deadline = time.monotonic() + 10
+            while not any(ws.buffered_amount for ws in server.connections):
+                assert time.monotonic() < deadline, "the server never had output pending"
+                await asyncio.sleep(0.01)
+            peer.sock.shutdown(socket.SHUT_WR)
+            started = time.monotonic()
+            while server.connections:
+                assert time.monotonic() - started < CLOSE_TIMEOUT_S + 10, "the half-closed peer was never dropped"
+                await asyncio.sleep(0.05)
             peer.close()
         finally:
             await server.close()
