@@ -78,7 +78,7 @@ class Client:
         self.lagging_since = None  # loop time at which it went over the high-water mark
         self.snapshot_due = None  # the reason of the snapshot it will get next; events are held back meanwhile
         self.snapshot_timer = None  # sends the coalesced snapshot when the rate limit allows
-        self.snapshot_budget = TokenBucket(SNAPSHOT_BURST, SNAPSHOT_REFILL_S)  # the snapshot rate limit
+        self.snapshot_budget = None  # the snapshot rate limit's TokenBucket, made at the first request
         address = websocket.remote_address
         self.remote = "%s:%s" % (address[0], address[1]) if address else ""
 
@@ -292,8 +292,14 @@ class Hub:
 
     # -- the snapshot rate limit ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _budget(client):
+        if client.snapshot_budget is None:
+            client.snapshot_budget = TokenBucket(SNAPSHOT_BURST, SNAPSHOT_REFILL_S)
+        return client.snapshot_budget
+
     def _take_token(self, client):
-        return client.snapshot_budget.take(self.loop.time())
+        return self._budget(client).take(self.loop.time())
 
     def _may_answer_now(self, client):
         """True (and a token taken) when a snapshot request can be answered at once."""
@@ -304,7 +310,7 @@ class Hub:
         if client.snapshot_due != "lagging":
             client.snapshot_due = reason
         if client.lagging_since is None and client.snapshot_timer is None:
-            delay = client.snapshot_budget.wait_s(self.loop.time())
+            delay = self._budget(client).wait_s(self.loop.time())
             client.snapshot_timer = self.loop.call_later(delay, self._snapshot_timer_fired, client)
 
     def _snapshot_timer_fired(self, client):
