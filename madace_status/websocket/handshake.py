@@ -27,6 +27,11 @@ _STATUS_REASONS = {
 _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+def _is_ascii_number(text, max_digits):
+    """1 to `max_digits` ASCII digits (str.isdigit alone also takes '²', which int() refuses)."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
 def accept_key(key):
     """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2 step 5.4)."""
     digest = hashlib.sha1(key.encode("ascii") + _ACCEPT_GUID).digest()
@@ -282,7 +287,8 @@ class ClientHandshake:
         except HandshakeError as error:
             raise HandshakeError("invalid handshake response: %s" % error.reason, status=0)
         parts = status_line.split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or len(parts[1]) != 3 or \
+                not _is_ascii_number(parts[1], 3):
             raise HandshakeError("invalid handshake response: status line %r" % status_line[:80], status=0)
         status = int(parts[1])
         self.response_headers = headers
@@ -296,7 +302,7 @@ class ClientHandshake:
         status, status_line, headers, body = self._refusal
         body += data
         length = headers.get("Content-Length")
-        wanted = int(length) if length and length.isdigit() else MAX_REFUSAL_BODY_BYTES
+        wanted = int(length) if length and _is_ascii_number(length, 18) else MAX_REFUSAL_BODY_BYTES
         if len(body) >= min(wanted, MAX_REFUSAL_BODY_BYTES):
             self.refused()
         return False

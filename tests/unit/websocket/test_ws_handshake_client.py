@@ -242,3 +242,19 @@ def test_response_header_line_over_8_kib_is_refused():
     error = handshake_error(handshake, response_for(handshake, extra=[("X-Big", "b" * 9000)]))
     assert error.status == 0
     assert "invalid handshake response" in error.reason
+
+
+def test_status_or_content_length_that_is_not_a_short_ascii_number_is_a_handshake_error_not_a_crash():
+    for status_line in ("HTTP/1.1 \u00b2\u00b2\u00b2 Odd", "HTTP/1.1 " + "4" * 5000 + " Long", "HTTP/1.1 40 Short"):
+        handshake = ClientHandshake("ws://example.com/")
+        error = handshake_error(handshake, response_for(handshake, status_line))
+        assert error.status == 0 and "status line" in error.reason
+    handshake = ClientHandshake("ws://example.com/")
+    raw = response_for(handshake, "HTTP/1.1 403 Forbidden", headers=[("Content-Length", "\u00b2")]) + b"no"
+    assert handshake.feed(raw) is False  # the length is ignored: the body is read up to the cap or the close
+    try:
+        handshake.refused()
+    except HandshakeError as error:
+        assert error.status == 403 and "no" in error.reason
+    else:
+        raise AssertionError("refused() did not raise")
