@@ -16,9 +16,11 @@ import threading
 from urllib.parse import quote
 
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, check_root
+from madace_status.security import Credentials, HostPolicy
 from madace_status.sync.service import SyncService
 from madace_status.web.app import DashboardApp
 from madace_status.web.http import DashboardServer
+from madace_status.web.limits import DEFAULT_LIMITS
 
 logger = logging.getLogger("madace_status")
 
@@ -111,7 +113,7 @@ def _serve(args, paths):
     service = SyncService(paths, host=args.host, ws_port=args.ws_port, poll_interval=args.poll_interval,
                           token=args.token, allowed_origins=args.allow_origin or (), heartbeat_s=args.heartbeat)
     try:
-        httpd = DashboardServer((args.host, args.port), None)
+        httpd = DashboardServer((args.host, args.port), None, getattr(args, "http_limits", DEFAULT_LIMITS))
     except OSError as error:
         _close_loop(loop)
         if _port_in_use(error):
@@ -119,8 +121,13 @@ def _serve(args, paths):
                              % (args.port, args.host))
         raise ServeError("cannot listen on %s:%d: %s" % (args.host, args.port, error.strerror or error))
     http_port = httpd.server_address[1]
+    host_policy = HostPolicy(args.host, getattr(args, "allowed_host", None) or ())
+    credentials = Credentials(args.token, http_port)
     service.http_port = http_port
-    app = DashboardApp(paths, service, loop, token=args.token, http_port=http_port, public_host=args.host)
+    service.host_policy = host_policy
+    service.credentials = credentials
+    app = DashboardApp(paths, service, loop, token=args.token, http_port=http_port, public_host=args.host,
+                       credentials=credentials, host_policy=host_policy, allowed_origins=args.allow_origin or ())
     httpd.app = app
     http_thread = None
     try:
