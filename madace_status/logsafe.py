@@ -7,6 +7,8 @@ distinguishable. Bidi controls and the Unicode line separators are escaped too (
 break a terminal line just as well. Long values are cut, so one request cannot write a megabyte-long line.
 """
 
+import logging
+
 MAX_LOGGED_CHARS = 300  # of one value; a request line may be 64 KiB, a log line should stay readable
 
 _BIDI_AND_SEPARATORS = tuple(range(0x202A, 0x202F)) + tuple(range(0x2066, 0x206A)) + (0x2028, 0x2029)
@@ -21,3 +23,24 @@ def escape(value, limit=MAX_LOGGED_CHARS):
     cut = len(text) > limit
     text = text[:limit].translate(_TABLE)
     return text + "…(cut)" if cut else text
+
+
+_GUARD = dict(_TABLE)
+del _GUARD[ord("\\")]  # the guard runs on text already escaped: a backslash there is no control character
+_GUARD_KEEPING_NEWLINES = dict(_GUARD)
+del _GUARD_KEEPING_NEWLINES[ord("\n")]
+
+
+class SafeFormatter(logging.Formatter):
+    """A safety net under `escape`: whatever control character still reaches a log record (a call site that
+    forgot, an exception message quoting a file) leaves as `\\xNN`, and a message stays on one line. Only a
+    traceback keeps its own line breaks."""
+
+    def formatMessage(self, record):
+        return super().formatMessage(record).translate(_GUARD)
+
+    def formatException(self, exc_info):
+        return super().formatException(exc_info).translate(_GUARD_KEEPING_NEWLINES)
+
+    def formatStack(self, stack_info):
+        return super().formatStack(stack_info).translate(_GUARD_KEEPING_NEWLINES)

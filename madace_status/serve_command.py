@@ -15,6 +15,7 @@ import sys
 import threading
 from urllib.parse import quote
 
+from madace_status.logsafe import SafeFormatter
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, check_root
 from madace_status.security import Credentials, HostPolicy
 from madace_status.sync.service import SyncService
@@ -69,7 +70,9 @@ def configure_logging(level_name):
     level = getattr(logging, (level_name or DEFAULT_LOG_LEVEL).upper(), None)
     if not isinstance(level, int):
         raise ServeError("unknown log level %r (use debug, info, warning or error)" % level_name, EXIT_USAGE)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def run(args, paths):

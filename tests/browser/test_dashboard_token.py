@@ -25,6 +25,11 @@ def test_token_link_works_through_the_cookie_and_a_wrong_token_shows_a_message(s
     # The cookie keeps working for the other page and a plain /status in the same browser.
     sync = open_page(server.base_url + "/sync-status", context=good_context)
     expect(sync.page.locator("#state")).to_have_text("Running")
+    # Its buttons write with the cookie plus the page's anti-CSRF token (the cookie alone would be refused).
+    sync.page.locator("#stop").click()
+    expect(sync.page.locator("#state")).to_have_text("Stopped", timeout=5000)
+    sync.page.locator("#start").click()
+    expect(sync.page.locator("#state")).to_have_text("Running", timeout=5000)
     plain = open_page(server.base_url + "/status", context=good_context)
     expect(plain.page.locator("#conn-text")).to_contain_text("Connected", timeout=5000)
 
