@@ -72,7 +72,7 @@ class HostPolicy:
             host = parts[0].rstrip(".") if not parts[0].startswith("[") else parts[0]
             if host in self.names or _is_ip_literal(host):
                 return None
-        return ("host %r is not allowed: add it with %s NAME (or MADACE_STATUS_ALLOWED_HOSTS) if this server is "
+        return ("host '%s' is not allowed: add it with %s NAME (or MADACE_STATUS_ALLOWED_HOSTS) if this server is "
                 "meant to answer to it" % (host_header[:100], ALLOWED_HOSTS_FLAG))
 
 
@@ -139,6 +139,6 @@ def write_refusal(origin, fetch_site, allowed_origins):
     if fetch_site is not None and fetch_site.strip().lower() in CROSS_SITE_FETCHES:
         return "a write started by another site (Sec-Fetch-Site: %s) is refused" % fetch_site.strip().lower()[:20]
     if origin is not None and origin not in allowed_origins:
-        return ("a write from origin %r is refused: only the dashboard's own origin or an --allow-origin value may "
+        return ("a write from origin '%s' is refused: only the dashboard's own origin or an --allow-origin value may "
                 "write" % origin[:100])
     return None
