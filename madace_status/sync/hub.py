@@ -228,7 +228,8 @@ class Hub:
             if websocket.buffered_amount > high_water:
                 client.lagging_since = self.loop.time()  # it gets a snapshot once it drains
                 self.metrics.dropped_total += 1
-                logger.info("client %s (%s) is lagging; events paused until it drains", client.id, escape(client.source))
+                logger.info("client %s (%s) is lagging; events paused until it drains", client.id,
+                            escape(client.source))
                 continue
             try:
                 websocket.send_frame(frame)

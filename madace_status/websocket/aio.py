@@ -406,7 +406,8 @@ class ServerWebSocket(WebSocket):
         self._open(leftover)
 
     def _refuse(self, error):
-        logger.info("refused WebSocket handshake from %s: %d %s", self.remote_address, error.status, escape(error.reason))
+        logger.info("refused WebSocket handshake from %s: %d %s", self.remote_address, error.status,
+                    escape(error.reason))
         self._cancel_timer()
         self._reader = None
         self.transport.write(refusal_response(error.status, error.reason, error.headers))
