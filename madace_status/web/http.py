@@ -94,6 +94,8 @@ class DashboardHandler(TimedRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """http.server's own errors (bad request line, unsupported method) in the JSON envelope too."""
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"  # a garbled request line: answer with a status line all the same
         names = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 414: "URI_TOO_LONG",
                  431: "HEADERS_TOO_LARGE", 501: "METHOD_NOT_ALLOWED"}
         try:
@@ -125,14 +127,22 @@ class DashboardHandler(TimedRequestHandler):
     do_DELETE = do_PATCH = do_PUT
 
     def _method_not_allowed(self):
-        self._send_error_envelope(ApiError(405, "METHOD_NOT_ALLOWED", "%s is not supported" % self.command))
-
-    def _route(self, method):
-        parts = urlsplit(self.path)
-        self.query = parse_qs(parts.query, keep_blank_values=True)
-        path = parts.path
         try:
             self._check_host()
+            raise ApiError(405, "METHOD_NOT_ALLOWED", "%s is not supported" % self.command)
+        except ApiError as error:
+            self._send_error_envelope(error)
+
+    def _route(self, method):
+        self.query = {}
+        try:
+            self._check_host()
+            try:
+                parts = urlsplit(self.path)  # ValueError for a target such as //[x
+                self.query = parse_qs(parts.query, keep_blank_values=True)
+            except ValueError:
+                raise ApiError(400, "BAD_REQUEST", "the request target is not a valid URL")
+            path = parts.path
             if path.startswith("/api/") or path == "/metrics":
                 self._check_token()
             if method == "POST":
@@ -153,7 +163,7 @@ class DashboardHandler(TimedRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception:
-            logger.exception("error answering %s %s", method, escape(path))
+            logger.exception("error answering %s %s", method, escape(self.path))
             self._send_error_envelope(ApiError(500, "INTERNAL_ERROR", "internal error; see the server log"))
 
     # -- security ---------------------------------------------------------------------------------------------

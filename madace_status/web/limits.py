@@ -20,6 +20,7 @@ import logging
 import queue
 import selectors
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -193,7 +194,9 @@ class BoundedHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         """One escaped line instead of socketserver's traceback on stderr: a peer must not write tracebacks."""
-        logger.debug("error handling a request from %s", escape(client_address))
+        error = sys.exc_info()[1]
+        logger.info("error handling a request from %s: %s", escape(client_address[0] if client_address else ""),
+                    escape(repr(error)))
 
     def server_close(self):
         super().server_close()

@@ -184,3 +184,32 @@ def test_hostile_bodies_and_lengths_get_400_and_nothing_reaches_a_traceback(live
     assert live.get_json("/api/activity?limit=5")["success"] is True
     assert live.get_json("/api/sync")["running"] is True
     assert "Traceback" not in live.stderr_text and "INTERNAL_ERROR" not in live.stderr_text
+
+
+NASTY_REQUESTS = [
+    b"GET //[x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",  # urlsplit raises ValueError
+    b"GET http://evil.example/api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET /api/status?%ff%fe=%00&&&=&token HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET /api/status/story/%ff%fe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET /api/status/story/" + b"%2e" * 3000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET /\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET / HTTP/9.9\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nbroken header line\r\n\r\n",
+    b"PUT /api/sync HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40 + b"\r\n\r\n",  # a TLS hello
+]
+
+
+@pytest.mark.parametrize("request_bytes", NASTY_REQUESTS, ids=range(len(NASTY_REQUESTS)))
+def test_malformed_requests_get_an_answer_never_a_500_or_a_traceback(live, request_bytes):
+    response = raw_http(live.http_port, request_bytes)
+    assert response.status < 500 or response.status in (501, 505), response  # never a 500
+    assert response.status != 0, "the server hung up without an answer"
+    assert live.get("/healthz").status == 200
+    assert "Traceback" not in live.stderr_text and "INTERNAL_ERROR" not in live.stderr_text
+
+
+def test_put_with_a_foreign_host_is_refused_by_the_host_check(live):
+    response = live.http("PUT", "/api/sync", b"{}", {"Host": EVIL})
+    assert_envelope(response, 403, "HOST_NOT_ALLOWED")
