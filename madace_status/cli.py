@@ -9,6 +9,7 @@ from madace_status import __version__
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+MAX_HTTP_LIMIT = 10 ** 6  # for the MADACE_STATUS_HTTP_* limits (seconds or connections)
 
 
 def build_parser():
@@ -161,8 +162,9 @@ def _http_limits(settings):
                                  float), ("body_timeout_s", "HTTP_BODY_TIMEOUT", float),
                                  ("max_connections", "HTTP_MAX_CONNECTIONS", int)):
         value = _or_default(settings.setting(None, name, convert=convert), getattr(DEFAULT_LIMITS, field))
-        if not value > 0:
-            raise settings.SettingError("%s%s must be greater than 0" % (settings.ENV_PREFIX, name))
+        if not 0 < value < MAX_HTTP_LIMIT:  # also refuses nan and inf, which no socket timeout takes
+            raise settings.SettingError("%s%s must be greater than 0 and below %d" % (settings.ENV_PREFIX, name,
+                                                                                       MAX_HTTP_LIMIT))
         values.append(value)
     return HttpLimits(*values)
 

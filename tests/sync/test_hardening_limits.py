@@ -8,6 +8,8 @@ mechanism under test is the one that runs with the defaults."""
 import os
 import resource
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -207,3 +209,14 @@ def test_out_of_descriptors_the_server_backs_off_and_recovers_by_itself(project,
     wait_until(lambda: "accepting connections again" in server.stderr_text, WAIT_S, "no recovery was logged")
     assert server.stderr_text.count("out of file descriptors") == 1, "one warning per episode, not one per accept"
     assert "Traceback" not in server.stderr_text
+
+
+@pytest.mark.parametrize("name,value", [("HTTP_HEAD_TIMEOUT", "0"), ("HTTP_IDLE_TIMEOUT", "inf"),
+                                        ("HTTP_BODY_TIMEOUT", "nan"), ("HTTP_MAX_CONNECTIONS", "-1"),
+                                        ("HTTP_MAX_CONNECTIONS", "many")])
+def test_a_limit_that_cannot_work_is_a_usage_error(project, name, value):
+    result = subprocess.run([sys.executable, "-m", "madace_status", "serve", "--root", project.root, "--port", "0",
+                             "--ws-port", "0"], env=clean_env(**{"MADACE_STATUS_" + name: value}),
+                            stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert result.returncode == 2, result
+    assert ("MADACE_STATUS_" + name).encode() in result.stderr and result.stdout == b""
