@@ -94,7 +94,7 @@ class DashboardHandler(TimedRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """http.server's own errors (bad request line, unsupported method) in the JSON envelope too."""
         self.close_connection = True
-        if self.request_version == "HTTP/0.9":
+        if getattr(self, "request_version", None) in ("HTTP/0.9", None):
             self.request_version = "HTTP/1.0"  # a garbled request line: answer with a status line all the same
         names = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 414: "URI_TOO_LONG",
                  431: "HEADERS_TOO_LARGE", 501: "METHOD_NOT_ALLOWED"}
