@@ -9,6 +9,7 @@ from madace_status import __version__
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+MAX_HTTP_LIMIT = 10 ** 6  # for the MADACE_STATUS_HTTP_* limits (seconds or connections)
 
 
 def build_parser():
@@ -82,8 +83,10 @@ def _add_serve_parser(commands):
         "WebSocket clients in real time.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Every option can also be set by an environment variable MADACE_STATUS_<OPTION> (the option wins),\n"
-        "e.g. MADACE_STATUS_PORT, MADACE_STATUS_WS_PORT, MADACE_STATUS_TOKEN, MADACE_STATUS_ALLOW_ORIGIN\n"
-        "(comma-separated), MADACE_STATUS_NO_SYNC=1.\n\n"
+        "e.g. MADACE_STATUS_PORT, MADACE_STATUS_WS_PORT, MADACE_STATUS_TOKEN, MADACE_STATUS_ALLOW_ORIGIN and\n"
+        "MADACE_STATUS_ALLOWED_HOSTS (comma-separated), MADACE_STATUS_NO_SYNC=1. The HTTP limits have variables\n"
+        "only: MADACE_STATUS_HTTP_IDLE_TIMEOUT, _HTTP_HEAD_TIMEOUT, _HTTP_BODY_TIMEOUT (seconds) and\n"
+        "MADACE_STATUS_HTTP_MAX_CONNECTIONS.\n\n"
         "Exit codes: 0 stopped by SIGINT/SIGTERM, 1 a port is in use or cannot be bound, 2 usage error,\n"
         "3 project unreadable.",
     )
@@ -101,6 +104,9 @@ def _add_serve_parser(commands):
                        help="require this token from WebSocket clients and API callers")
     serve.add_argument("--allow-origin", metavar="O", action="append", default=None,
                        help="another browser origin allowed to connect, e.g. http://dash.example:8080; repeatable")
+    serve.add_argument("--allowed-host", metavar="NAME", action="append", default=None,
+                       help="another host name the server answers to (Host header), e.g. dev.example; repeatable; "
+                       "* turns the check off (default: localhost, IP addresses and --host)")
     serve.add_argument("--no-sync", action="store_true", default=False,
                        help="serve only HTTP; POST /api/sync starts the sync service later")
     serve.add_argument("--demo", action="store_true", default=False,
@@ -139,10 +145,28 @@ def _serve_settings(args, settings):
     args.token = settings.setting(args.token, "TOKEN")
     args.allow_origin = args.allow_origin or [
         origin.strip() for origin in (settings.env_value("ALLOW_ORIGIN") or "").split(",") if origin.strip()]
+    args.allowed_host = args.allowed_host or [
+        name.strip() for name in (settings.env_value("ALLOWED_HOSTS") or "").split(",") if name.strip()]
+    args.http_limits = _http_limits(settings)
     args.no_sync = settings.flag(args.no_sync, "NO_SYNC")
     args.demo = settings.flag(args.demo, "DEMO")
     args.insecure = settings.flag(args.insecure, "INSECURE")
     args.log_level = settings.setting(args.log_level, "LOG_LEVEL") or serve_command.DEFAULT_LOG_LEVEL
+
+
+def _http_limits(settings):
+    """The HTTP server's deadlines and connection cap: environment variables only (rarely changed)."""
+    from madace_status.web.limits import DEFAULT_LIMITS, HttpLimits
+    values = []
+    for field, name, convert in (("idle_timeout_s", "HTTP_IDLE_TIMEOUT", float), ("head_timeout_s", "HTTP_HEAD_TIMEOUT",
+                                 float), ("body_timeout_s", "HTTP_BODY_TIMEOUT", float),
+                                 ("max_connections", "HTTP_MAX_CONNECTIONS", int)):
+        value = _or_default(settings.setting(None, name, convert=convert), getattr(DEFAULT_LIMITS, field))
+        if not 0 < value < MAX_HTTP_LIMIT:  # also refuses nan and inf, which no socket timeout takes
+            raise settings.SettingError("%s%s must be greater than 0 and below %d" % (settings.ENV_PREFIX, name,
+                                                                                       MAX_HTTP_LIMIT))
+        values.append(value)
+    return HttpLimits(*values)
 
 
 def _or_default(value, default):

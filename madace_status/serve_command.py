@@ -15,10 +15,13 @@ import sys
 import threading
 from urllib.parse import quote
 
+from madace_status.logsafe import SafeFormatter
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, check_root
+from madace_status.security import Credentials, HostPolicy
 from madace_status.sync.service import SyncService
 from madace_status.web.app import DashboardApp
 from madace_status.web.http import DashboardServer
+from madace_status.web.limits import DEFAULT_LIMITS
 
 logger = logging.getLogger("madace_status")
 
@@ -67,7 +70,9 @@ def configure_logging(level_name):
     level = getattr(logging, (level_name or DEFAULT_LOG_LEVEL).upper(), None)
     if not isinstance(level, int):
         raise ServeError("unknown log level %r (use debug, info, warning or error)" % level_name, EXIT_USAGE)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def run(args, paths):
@@ -111,7 +116,7 @@ def _serve(args, paths):
     service = SyncService(paths, host=args.host, ws_port=args.ws_port, poll_interval=args.poll_interval,
                           token=args.token, allowed_origins=args.allow_origin or (), heartbeat_s=args.heartbeat)
     try:
-        httpd = DashboardServer((args.host, args.port), None)
+        httpd = DashboardServer((args.host, args.port), None, getattr(args, "http_limits", DEFAULT_LIMITS))
     except OSError as error:
         _close_loop(loop)
         if _port_in_use(error):
@@ -119,8 +124,13 @@ def _serve(args, paths):
                              % (args.port, args.host))
         raise ServeError("cannot listen on %s:%d: %s" % (args.host, args.port, error.strerror or error))
     http_port = httpd.server_address[1]
+    host_policy = HostPolicy(args.host, getattr(args, "allowed_host", None) or ())
+    credentials = Credentials(args.token, http_port)
     service.http_port = http_port
-    app = DashboardApp(paths, service, loop, token=args.token, http_port=http_port, public_host=args.host)
+    service.host_policy = host_policy
+    service.credentials = credentials
+    app = DashboardApp(paths, service, loop, token=args.token, http_port=http_port, public_host=args.host,
+                       credentials=credentials, host_policy=host_policy, allowed_origins=args.allow_origin or ())
     httpd.app = app
     http_thread = None
     try:

@@ -16,6 +16,7 @@ from madace_status.demo.epics import EPIC_STATUSES, DemoEpic
 from madace_status.demo.tree import (EPICS_DIR, STATE_DIR, STATUS_FILE, atomic_write, iso, read_text,
                                      sample_epic_files, sample_state_files, sample_text, utcnow)
 from madace_status.demo.workflows import WorkflowRun, state_json, template_from_document
+from madace_status.logsafe import escape
 
 LOGGER_NAME = "madace_status.demo"
 DEFAULT_STEP_INTERVAL_S = 2.5
@@ -247,9 +248,9 @@ async def run_simulator(simulator, interval_s=DEFAULT_STEP_INTERVAL_S, stop_even
         try:
             description = simulator.step()
         except OSError as exc:
-            log.warning("demo step failed: %s", exc)
+            log.warning("demo step failed: %s", escape(exc))
         else:
-            log.info("%s", description)
+            log.info("%s", escape(description))  # names read back from the demo's files
         if waits:
             try:
                 await asyncio.wait_for(stop_event.wait(), interval_s)

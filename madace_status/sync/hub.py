@@ -22,6 +22,7 @@ import secrets
 import threading
 import time
 
+from madace_status.logsafe import escape
 from madace_status.project.render.envelope import utc_timestamp
 from madace_status.sync.ratelimit import TokenBucket
 from madace_status.websocket import ConnectionClosed
@@ -253,7 +254,8 @@ class Hub:
             if websocket.buffered_amount > high_water:
                 self._hold_for_snapshot(client)  # it gets a snapshot once it drains
                 self.metrics.dropped_total += 1
-                logger.info("client %s (%s) is lagging; events paused until it drains", client.id, client.source)
+                logger.info("client %s (%s) is lagging; events paused until it drains", client.id,
+                            escape(client.source))
                 continue
             try:
                 websocket.send_frame(frame)
@@ -347,7 +349,7 @@ class Hub:
         websocket.transport.set_write_buffer_limits(high=self.high_water_bytes)
         self.clients[websocket] = client
         self.metrics.connections_total += 1
-        logger.info("client %s connected from %s (%s), %d connected", client.id, client.remote, client.source,
+        logger.info("client %s connected from %s (%s), %d connected", client.id, client.remote, escape(client.source),
                     len(self.clients))
         self._send(client, self._envelope("ping", {
             "clientId": client.id, "message": WELCOME_MESSAGE, "runId": self.run_id,

@@ -6,16 +6,15 @@ sources, turns old model vs new model into events and hands them to the hub. The
 """
 
 import asyncio
-import hmac
 import logging
 import os
 import time
-from urllib.parse import unquote
 
 from madace_status.project.loader import (assemble_workflows, check_root, list_workflow_sources, load_epics,
                                          load_stories)
 from madace_status.project.model import Project
 from madace_status.project.workflows import read_workflow_file
+from madace_status.security import HostPolicy, own_origins, token_matches
 from madace_status.sync.events import diff_projects, snapshot_data
 from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_since, parse_topics, parse_workflows
 from madace_status.sync.watcher import project_watcher
@@ -33,21 +32,6 @@ _RETRY_STORIES = "stories"
 SERVER_MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CONNECTIONS = 10000
 WEBSOCKET_PATHS = ("/", "/ws")
-TOKEN_COOKIE = "madace_token"
-
-
-def token_from_cookie_header(cookie_header):
-    """The token in the dashboard's cookie (set percent-encoded by the HTTP server), or None."""
-    for part in (cookie_header or "").split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == TOKEN_COOKIE:
-            return unquote(value)
-    return None
-
-
-def token_matches(expected, offered):
-    return offered is not None and hmac.compare_digest(expected.encode("utf-8"), offered.encode("utf-8"))
-
 
 STOPPED_REASON = 'the sync service is stopped; POST /api/sync {"action": "start"} starts it'
 STOPPED_REQUEST_BYTES = 16 * 1024  # the most of a handshake read before answering (the answer is the same anyway)
@@ -204,13 +188,22 @@ class SyncService:
             return True
         if http_port is None:
             return False  # no dashboard known (the service used on its own): only the listed origins
-        hosts = {"localhost", "127.0.0.1", "[::1]", self.host if ":" not in self.host else "[%s]" % self.host}
-        return origin in {"http://%s:%d" % (host, http_port) for host in hosts}
+        return origin in own_origins(self._host_policy(), http_port)
 
     http_port = None  # set by the serve command, for the dashboard's origin
+    host_policy = None  # set by the serve command (--allowed-host); else the loopback names and --host
+    credentials = None  # set by the serve command: the dashboard cookie is checked with it
+
+    def _host_policy(self):
+        if self.host_policy is None:
+            self.host_policy = HostPolicy(self.host)
+        return self.host_policy
 
     def _check_request(self, websocket):
         request = websocket.request
+        refusal = self._host_policy().refusal(request.headers.get("Host"))  # DNS rebinding, as on HTTP
+        if refusal is not None:
+            raise HandshakeError(refusal, status=403)
         if request.path not in WEBSOCKET_PATHS:
             raise HandshakeError("no WebSocket endpoint at %s (use / or /ws)" % request.path[:80], status=404)
         origin = request.origin
@@ -221,9 +214,9 @@ class SyncService:
             authorization = request.headers.get("Authorization") or ""
             if offered is None and authorization.lower().startswith("bearer "):
                 offered = authorization[7:].strip()
-            if offered is None:
-                offered = token_from_cookie_header(request.headers.get("Cookie"))
-            if not token_matches(self.token, offered):
+            cookie_ok = offered is None and self.credentials is not None and \
+                self.credentials.cookie_ok(request.headers.get("Cookie"))
+            if not cookie_ok and not token_matches(self.token, offered):
                 raise HandshakeError("missing or wrong token", status=403)
         try:
             parse_topics(request.query_value("topics"))

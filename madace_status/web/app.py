@@ -9,6 +9,7 @@ import time
 
 from madace_status.project.loader import ProjectUnreadable, load_project
 from madace_status.project.render.envelope import utc_timestamp
+from madace_status.security import Credentials, HostPolicy, own_origins
 
 SYNC_ACTION_TIMEOUT_S = 10.0
 
@@ -20,13 +21,18 @@ class SyncActionError(Exception):
 class DashboardApp:
     """The shared state behind the routes: built by the serve command."""
 
-    def __init__(self, paths, service, loop, token=None, http_port=3000, public_host="127.0.0.1"):
+    def __init__(self, paths, service, loop, token=None, http_port=3000, public_host="127.0.0.1", credentials=None,
+                 host_policy=None, allowed_origins=()):
         self.paths = paths
         self.service = service
         self.loop = loop
         self.token = token
         self.http_port = http_port
         self.public_host = public_host
+        self.credentials = credentials or Credentials(token, http_port)
+        self.host_policy = host_policy or HostPolicy(public_host)
+        # Origins whose writes (POST /api/sync) are not refused as cross-site: the dashboard's and --allow-origin's.
+        self.write_origins = own_origins(self.host_policy, http_port) | set(allowed_origins)
         self.started_at = time.time()
         self.last_hub = None  # the event log outlives a stopped sync service
 

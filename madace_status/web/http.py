@@ -8,16 +8,17 @@ import json
 import logging
 import re
 import socket
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from madace_status import __version__
 from madace_status.project import registry
 from madace_status.project.loader import ProjectUnreadable
 from madace_status.project.render.envelope import envelope
-from madace_status.sync.service import TOKEN_COOKIE, token_from_cookie_header, token_matches
+from madace_status.logsafe import escape
+from madace_status.security import CSRF_HEADER, write_refusal
 from madace_status.web import pages
 from madace_status.web.app import SyncActionError
+from madace_status.web.limits import DEFAULT_LIMITS, BoundedHTTPServer, TimedRequestHandler
 
 logger = logging.getLogger("madace_status.http")
 
@@ -25,6 +26,7 @@ MAX_ENTITY_ID_CHARS = 200
 MAX_BODY_BYTES = 64 * 1024
 ACTIVITY_DEFAULT = 20
 ACTIVITY_MAX = 1024
+MAX_NUMBER_DIGITS = 9  # of a number in a query or a header: more is refused (400), not parsed
 API_TYPES = {"story": registry.STORY, "epic": registry.EPIC, "workflow": registry.WORKFLOW,
              "state-machine": registry.SUMMARY}
 SYNC_ACTIONS = ("start", "stop", "restart")
@@ -40,17 +42,23 @@ class ApiError(Exception):
         self.extra = extra
 
 
-class DashboardServer(ThreadingHTTPServer):
-    daemon_threads = True
+def ascii_number(raw, max_digits=MAX_NUMBER_DIGITS):
+    """The int written by `raw` in ASCII digits (at most `max_digits`), else None: '²', '٣' or a 5,000-digit
+    string is not a number here (int() would accept the first two, and spend time on the last)."""
+    if raw is None or not 0 < len(raw) <= max_digits or not raw.isascii() or not raw.isdigit():
+        return None
+    return int(raw)
 
-    def __init__(self, address, app):
+
+class DashboardServer(BoundedHTTPServer):
+    def __init__(self, address, app, limits=DEFAULT_LIMITS):
         self.app = app
         if ":" in address[0]:
             self.address_family = socket.AF_INET6  # an IPv6 --host such as ::1 (the class default is IPv4)
-        super().__init__(address, DashboardHandler)
+        super().__init__(address, DashboardHandler, limits)
 
 
-class DashboardHandler(BaseHTTPRequestHandler):
+class DashboardHandler(TimedRequestHandler):
     server_version = "madace-status/" + __version__
     error_content_type = "application/json"
 
@@ -61,7 +69,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
         return self.server.app
 
     def log_message(self, format, *args):
-        logger.debug("%s %s", self.address_string(), format % args)
+        logger.debug("%s %s", self.address_string(), escape(format % args))  # the request line is the peer's
 
     def _send(self, status, body, content_type, headers=()):
         self.send_response(status)
@@ -86,6 +94,8 @@ class DashboardHandler(BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """http.server's own errors (bad request line, unsupported method) in the JSON envelope too."""
         self.close_connection = True
+        if getattr(self, "request_version", None) in ("HTTP/0.9", None):
+            self.request_version = "HTTP/1.0"  # a garbled request line: answer with a status line all the same
         names = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 414: "URI_TOO_LONG",
                  431: "HEADERS_TOO_LARGE", 501: "METHOD_NOT_ALLOWED"}
         try:
@@ -117,15 +127,26 @@ class DashboardHandler(BaseHTTPRequestHandler):
     do_DELETE = do_PATCH = do_PUT
 
     def _method_not_allowed(self):
-        self._send_error_envelope(ApiError(405, "METHOD_NOT_ALLOWED", "%s is not supported" % self.command))
+        try:
+            self._check_host()
+            raise ApiError(405, "METHOD_NOT_ALLOWED", "%s is not supported" % self.command)
+        except ApiError as error:
+            self._send_error_envelope(error)
 
     def _route(self, method):
-        parts = urlsplit(self.path)
-        self.query = parse_qs(parts.query, keep_blank_values=True)
-        path = parts.path
+        self.query = {}
         try:
+            self._check_host()
+            try:
+                parts = urlsplit(self.path)  # ValueError for a target such as //[x
+                self.query = parse_qs(parts.query, keep_blank_values=True)
+            except ValueError:
+                raise ApiError(400, "BAD_REQUEST", "the request target is not a valid URL")
+            path = parts.path
             if path.startswith("/api/") or path == "/metrics":
                 self._check_token()
+            if method == "POST":
+                self._check_write()
             route = self._ROUTES.get((method, path))
             if route is not None:
                 route(self)
@@ -142,30 +163,55 @@ class DashboardHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception:
-            logger.exception("error answering %s %s", method, path)
+            logger.exception("error answering %s %s", method, escape(self.path))
             self._send_error_envelope(ApiError(500, "INTERNAL_ERROR", "internal error; see the server log"))
 
     # -- security ---------------------------------------------------------------------------------------------
 
-    def _offered_token(self):
+    def _check_host(self):
+        """DNS rebinding: answer only to the names this server is known by (SPEC §6.6, issue 10 §1)."""
+        hosts = self.headers.get_all("Host") or []
+        reason = "only one Host header is allowed" if len(hosts) > 1 else self.app.host_policy.refusal(
+            hosts[0] if hosts else None, http_11=self.request_version != "HTTP/1.0")
+        if reason is not None:
+            logger.info("refused %s from %s: %s", escape(self.command), self.address_string(), escape(reason))
+            raise ApiError(403, "HOST_NOT_ALLOWED", reason)
+
+    def _explicit_token(self):
+        """The token given in ?token= or Authorization: Bearer (what a page on another site cannot send)."""
         values = self.query.get("token")
         if values:
             return values[0]
         authorization = self.headers.get("Authorization", "")
         if authorization.lower().startswith("bearer "):
             return authorization[7:].strip()
-        return token_from_cookie_header(self.headers.get("Cookie"))
+        return None
 
-    def _token_ok(self):
-        token = self.app.token
-        if not token:
+    def _token_ok(self, cookie=True):
+        credentials = self.app.credentials
+        if credentials.token is None:
             return True
-        return token_matches(token, self._offered_token())
+        return credentials.token_ok(self._explicit_token()) or (
+            cookie and credentials.cookie_ok(self.headers.get("Cookie")))
 
     def _check_token(self):
         if not self._token_ok():
             raise ApiError(401, "UNAUTHORIZED", "a valid token is required (Authorization: Bearer, ?token= or the "
                                                 "dashboard cookie)")
+
+    def _check_write(self):
+        """CSRF: a write another site started is refused, and the cookie alone never authorises one."""
+        reason = write_refusal(self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site"), self.app.write_origins)
+        if reason is not None:
+            logger.info("refused %s %s from %s: %s", escape(self.command), escape(self.path),
+                        self.address_string(), escape(reason))
+            raise ApiError(403, "CROSS_SITE_REFUSED", reason)
+        credentials = self.app.credentials
+        if credentials.token is not None and not self._token_ok(cookie=False) and \
+                not credentials.csrf_ok(self.headers.get(CSRF_HEADER)):
+            raise ApiError(403, "CSRF_TOKEN_REQUIRED", "the dashboard cookie alone does not authorise a write: send "
+                                                       "Authorization: Bearer TOKEN (or the page's %s header)"
+                           % CSRF_HEADER)
 
     # -- pages ------------------------------------------------------------------------------------------------
 
@@ -179,13 +225,17 @@ class DashboardHandler(BaseHTTPRequestHandler):
     def _page(self, name):
         host = self._host_name()
         ws_url = self.app.ws_url(host)
-        body, csp = pages.render(name, ws_url=ws_url, token_required=bool(self.app.token))
+        credentials = self.app.credentials
+        authorised = self._token_ok()
+        # The page holds the anti-CSRF token only when it is allowed to act: a stranger's copy of /sync-status has none.
+        body, csp = pages.render(name, ws_url=ws_url, token_required=bool(self.app.token),
+                                 csrf_token=credentials.csrf_token() if authorised else "")
         headers = [("Content-Security-Policy", csp), ("Cache-Control", "no-store"),
                    ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY")]
-        if self.app.token and self.query.get("token") and self._token_ok():
-            # The dashboard's own requests and its WebSocket handshake carry the token from here on.
-            headers.append(("Set-Cookie", "%s=%s; Path=/; HttpOnly; SameSite=Strict"
-                            % (TOKEN_COOKIE, quote(self.query["token"][0], safe=""))))
+        if self.app.token and self.query.get("token") and self._token_ok(cookie=False):
+            # The dashboard's own reads and its WebSocket handshake carry this cookie from here on: named for
+            # this port, it holds an HMAC of the token under a per-run secret, never the token.
+            headers.append(("Set-Cookie", credentials.set_cookie_header()))
         self._send(200, body, "text/html; charset=utf-8", headers)
 
     def _status_page(self):
@@ -228,10 +278,11 @@ class DashboardHandler(BaseHTTPRequestHandler):
         self._send_json(200, {"success": True, "result": envelope(entity)})
 
     def _api_activity(self):
-        raw = self.query.get("limit", [str(ACTIVITY_DEFAULT)])[0]
-        if not raw.isdigit() or int(raw) < 1:
-            raise ApiError(400, "VALIDATION_ERROR", "limit must be a positive integer (at most %d)" % ACTIVITY_MAX)
-        limit = min(int(raw), ACTIVITY_MAX)
+        limit = ascii_number(self.query.get("limit", [str(ACTIVITY_DEFAULT)])[0])
+        if limit is None or limit < 1:
+            raise ApiError(400, "VALIDATION_ERROR", "limit must be a positive integer of ASCII digits (at most %d "
+                                                    "is used)" % ACTIVITY_MAX)
+        limit = min(limit, ACTIVITY_MAX)
         events = self.app.recent_events(limit)
         self._send_json(200, {"success": True, "count": len(events), "events": events})
 
@@ -260,16 +311,26 @@ class DashboardHandler(BaseHTTPRequestHandler):
         self._send_json(status, document)
 
     def _read_json_body(self):
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            raise ApiError(411 if length is None else 400, "VALIDATION_ERROR", "a JSON body with Content-Length is "
-                                                                               "required")
-        if int(length) > MAX_BODY_BYTES:
+        raw_length = self.headers.get("Content-Length")
+        length = ascii_number(raw_length.strip() if raw_length is not None else None)
+        if length is None:
+            self.close_connection = True  # the body, if any, was not read
+            raise ApiError(411 if raw_length is None else 400, "VALIDATION_ERROR", "a JSON body with Content-Length "
+                                                                                   "is required")
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
             raise ApiError(413, "PAYLOAD_TOO_LARGE", "the body is larger than %d bytes" % MAX_BODY_BYTES)
-        body = self.rfile.read(int(length))
+        try:
+            body = self.read_body(length)
+        except socket.timeout:
+            self.close_connection = True
+            raise ApiError(408, "REQUEST_TIMEOUT", "the body did not arrive within %g s"
+                           % self.server.limits.body_timeout_s)
+        if len(body) < length:
+            raise ApiError(400, "VALIDATION_ERROR", "the body ended before Content-Length bytes")
         try:
             document = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: a body nested ~1000 deep
             raise ApiError(400, "INVALID_JSON", "the body is not valid JSON")
         if not isinstance(document, dict):
             raise ApiError(400, "INVALID_JSON", "the body must be a JSON object")

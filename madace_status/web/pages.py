@@ -6,7 +6,7 @@ server's own origin, and the sync service's WebSocket URL.
 
 Each page writes its blocks as a bare `<script>…</script>` / `<style>…</style>` (no attributes) so the hash
 is taken over exactly the text the browser hashes, and keeps the `{{WS_URL}}` / `{{TOKEN_REQUIRED}}`
-placeholders outside them (in `<meta>` tags) so the per-request values never change a hashed block.
+/ `{{CSRF_TOKEN}}` placeholders outside them (in `<meta>` tags) so the per-request values never change a hashed block.
 """
 
 import base64
@@ -38,11 +38,12 @@ def _load(name):
     return _cache[name]
 
 
-def render(name, ws_url, token_required=False):
+def render(name, ws_url, token_required=False, csrf_token=""):
     """The page as bytes, and its Content-Security-Policy header value."""
     text, hashes = _load(name)
     body = text.replace("{{WS_URL}}", html.escape(ws_url, quote=True)).replace(
-        "{{TOKEN_REQUIRED}}", "true" if token_required else "false")
+        "{{TOKEN_REQUIRED}}", "true" if token_required else "false").replace(
+        "{{CSRF_TOKEN}}", html.escape(csrf_token, quote=True))
     ws_origin = ws_url.split("/ws", 1)[0]
     csp = "; ".join([
         "default-src 'none'",

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 
+from madace_status.logsafe import escape
 from madace_status.websocket import frames
 from madace_status.websocket.connection import (
     CLIENT, CLOSED, OPEN, SERVER, BinaryMessage, CloseReceived, Connection, Pong, TextMessage)
@@ -221,7 +222,7 @@ class WebSocket(asyncio.Protocol):
                 if waiter is not None and not waiter.done():
                     waiter.set_result(self._loop.time())
             elif kind is CloseReceived:
-                logger.debug("close received from %s: %d %s", self.remote_address, event.code, event.reason)
+                logger.debug("close received from %s: %d %s", self.remote_address, event.code, escape(event.reason))
             reply = connection.data_to_send()
             if reply:
                 write(reply)
@@ -514,7 +515,8 @@ class ServerWebSocket(WebSocket):
         self._refuse(HandshakeError("internal error", status=500))
 
     def _refuse(self, error):
-        logger.info("refused WebSocket handshake from %s: %d %s", self.remote_address, error.status, error.reason)
+        logger.info("refused WebSocket handshake from %s: %d %s", self.remote_address, error.status,
+                    escape(error.reason))
         self._cancel_timer()
         self._reader = None
         self.transport.write(refusal_response(error.status, error.reason, error.headers))

@@ -15,8 +15,9 @@ def test_token_link_works_through_the_cookie_and_a_wrong_token_shows_a_message(s
     expect(good.page.locator("#conn-text")).to_contain_text("Connected (rtt", timeout=5000)
     expect(good.page.locator("#card-TOTAL .count")).to_have_text("11")
     expect(good.page.locator("#alert")).to_be_hidden()
-    cookie = [c for c in good_context.cookies() if c["name"] == "madace_token"]
-    assert cookie and cookie[0]["httpOnly"] and cookie[0]["value"] == TOKEN
+    # Named for this port, and holding an HMAC of the token under a per-run secret, never the token itself.
+    cookie = [c for c in good_context.cookies() if c["name"] == "madace_token_%d" % server.http_port]
+    assert cookie and cookie[0]["httpOnly"] and TOKEN not in cookie[0]["value"]
     assert "token=" not in good.websockets[0]  # the handshake carries the cookie, not the token in its URL
     good.assert_clean()
     assert good.console_errors == []
@@ -24,6 +25,11 @@ def test_token_link_works_through_the_cookie_and_a_wrong_token_shows_a_message(s
     # The cookie keeps working for the other page and a plain /status in the same browser.
     sync = open_page(server.base_url + "/sync-status", context=good_context)
     expect(sync.page.locator("#state")).to_have_text("Running")
+    # Its buttons write with the cookie plus the page's anti-CSRF token (the cookie alone would be refused).
+    sync.page.locator("#stop").click()
+    expect(sync.page.locator("#state")).to_have_text("Stopped", timeout=5000)
+    sync.page.locator("#start").click()
+    expect(sync.page.locator("#state")).to_have_text("Running", timeout=5000)
     plain = open_page(server.base_url + "/status", context=good_context)
     expect(plain.page.locator("#conn-text")).to_contain_text("Connected", timeout=5000)
 

@@ -380,10 +380,10 @@ def test_activity_outlives_a_stopped_sync_service(live, project):
 
 
 @pytest.mark.parametrize("request_bytes,status,code", [
-    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "URI_TOO_LONG"),
-    (b"GET /api/status HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431, "HEADERS_TOO_LARGE"),
-    (b"POST /api/sync HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", 413, "PAYLOAD_TOO_LARGE"),
-    (b"POST /api/sync HTTP/1.1\r\nHost: x\r\n\r\n", 411, "VALIDATION_ERROR"),
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414, "URI_TOO_LONG"),
+    (b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431, "HEADERS_TOO_LARGE"),
+    (b"POST /api/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n", 413, "PAYLOAD_TOO_LARGE"),
+    (b"POST /api/sync HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 411, "VALIDATION_ERROR"),
 ], ids=["uri-too-long", "header-too-large", "body-too-large", "no-content-length"])
 def test_oversized_or_incomplete_requests_get_the_json_envelope(api, request_bytes, status, code):
     response = raw_http(api.http_port, request_bytes)
@@ -393,6 +393,6 @@ def test_oversized_or_incomplete_requests_get_the_json_envelope(api, request_byt
 
 
 def test_head_answers_the_headers_without_a_body(api):
-    response = raw_http(api.http_port, b"HEAD /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+    response = raw_http(api.http_port, b"HEAD /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert response.status == 200 and response.body == b""
     assert int(response.headers["content-length"]) > 100

@@ -121,17 +121,35 @@ def test_allowed_origins_are_the_dashboards_own_and_allow_origin_values(open_ser
 TOKEN_OFFERS = [
     ("query", "token=" + TOKEN, {}, True),
     ("bearer", "", {"Authorization": "Bearer " + TOKEN}, True),
-    ("cookie", "", {"Cookie": "theme=dark; madace_token=%s; other=1" % TOKEN}, True),
+    ("cookie", "", {"Cookie": "theme=dark; {cookie}; other=1"}, True),
+    ("token-itself-in-a-cookie", "", {"Cookie": "madace_token=%s; madace_token_{port}=%s" % (TOKEN, TOKEN)}, False),
     ("missing", "", {}, False),
     ("wrong-query", "token=guess", {}, False),
     ("wrong-bearer", "", {"Authorization": "Bearer guess"}, False),
-    ("wrong-cookie", "", {"Cookie": "madace_token=guess"}, False),
+    ("wrong-cookie", "", {"Cookie": "madace_token_{port}=guess"}, False),
+    ("another-ports-cookie", "", {"Cookie": "{other_port_cookie}"}, False),
     ("prefix-only", "token=" + TOKEN[:-1], {}, False),
 ]
 
 
+def dashboard_cookie(server):
+    """`name=value` of the cookie the dashboard link sets: named for the HTTP port, an HMAC of the token."""
+    cookie = server.get("/status?token=" + TOKEN).headers["set-cookie"].split(";", 1)[0]
+    name, _, value = cookie.partition("=")
+    assert name == "madace_token_%d" % server.http_port and TOKEN not in value and len(value) == 64
+    return cookie
+
+
+def fill_cookies(server, headers):
+    cookie = dashboard_cookie(server)
+    other_port = cookie.replace("_%d=" % server.http_port, "_%d=" % (server.http_port + 1))
+    return {name: value.replace("{cookie}", cookie).replace("{port}", str(server.http_port)).replace(
+        "{other_port_cookie}", other_port) for name, value in headers.items()}
+
+
 @pytest.mark.parametrize("query,headers,accepted", [t[1:] for t in TOKEN_OFFERS], ids=[t[0] for t in TOKEN_OFFERS])
 def test_websocket_token_by_query_bearer_or_cookie(token_server, query, headers, accepted):
+    headers = fill_cookies(token_server, headers)
     async def scenario():
         if accepted:
             async with ws_connect(token_server.ws_url(query), additional_headers=headers) as ws:
@@ -148,6 +166,7 @@ def test_websocket_token_by_query_bearer_or_cookie(token_server, query, headers,
 
 @pytest.mark.parametrize("query,headers,accepted", [t[1:] for t in TOKEN_OFFERS], ids=[t[0] for t in TOKEN_OFFERS])
 def test_api_token_by_query_bearer_or_cookie(token_server, query, headers, accepted):
+    headers = fill_cookies(token_server, headers)
     for path in ("/api/status", "/api/sync", "/api/activity", "/metrics", "/api/status/story/STORY-V3-020"):
         response = token_server.get(path + ("?" + query if query else ""), headers=headers)
         if accepted:
@@ -168,7 +187,7 @@ def test_health_and_pages_need_no_token_and_the_dashboard_sets_the_cookie(token_
     assert "set-cookie" not in token_server.get("/status?token=guess").headers
     page = token_server.get("/status?token=" + TOKEN)
     cookie = page.headers["set-cookie"]
-    assert cookie.startswith("madace_token=%s;" % TOKEN)
+    assert cookie.startswith("madace_token_%d=" % token_server.http_port) and TOKEN not in cookie
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
 
 

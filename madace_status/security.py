@@ -1,0 +1,144 @@
+"""The request checks both servers share (pure functions and small objects, no I/O).
+
+- `HostPolicy`: the DNS-rebinding defence. A page on `evil.example` whose DNS is re-pointed at 127.0.0.1
+  reaches this server with `Host: evil.example`; only names this server is known by are answered.
+- `Credentials`: the `--token` secret, the dashboard's cookie (a per-port name holding an HMAC of the token
+  under a per-run secret, never the token itself) and the anti-CSRF token the pages hold (as Jupyter's
+  `_xsrf`): a cookie, which a browser attaches on its own, never authorises a write by itself.
+- `write_refusal`: the cross-site checks of a state-changing request (`Origin`, `Sec-Fetch-Site`).
+"""
+
+import hashlib
+import hmac
+import ipaddress
+import os
+from urllib.parse import unquote
+
+ALLOWED_HOSTS_FLAG = "--allowed-host"
+ANY_HOST = "*"  # as webpack-dev-server's allowedHosts: 'all'
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+MAX_HOST_HEADER_CHARS = 300  # a DNS name is at most 253 characters, plus a port
+COOKIE_PREFIX = "madace_token_"  # + the HTTP port: a dashboard on another port of the host has its own cookie
+CSRF_HEADER = "X-Madace-CSRF"
+SECRET_BYTES = 32
+CROSS_SITE_FETCHES = ("cross-site", "same-site")  # Sec-Fetch-Site values of a request another site started
+
+
+def _split_host_header(value):
+    """(host, port text) of a Host header value such as `name:3000`, `[::1]:3000` or `10.0.0.2`; None if malformed."""
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        host, rest = value[:end + 1], value[end + 1:]
+        if rest and not rest.startswith(":"):
+            return None
+        return host, rest[1:]
+    host, _, port = value.partition(":")
+    return host, port
+
+
+def _is_ip_literal(host):
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+    except ValueError:
+        return False
+    return ":" not in host or host.startswith("[")  # an IPv6 address is written in brackets in a Host header
+
+
+class HostPolicy:
+    """Which `Host` header values are answered: the loopback names, any IP literal, the bind host and the names
+    given with --allowed-host (`*` turns the check off). Any port."""
+
+    def __init__(self, bind_host="127.0.0.1", allowed_hosts=()):
+        allowed = [(_split_host_header(name.strip().lower()) or ("",))[0].rstrip(".") for name in allowed_hosts]
+        self.disabled = ANY_HOST in allowed
+        bind = bind_host.lower()
+        if ":" in bind and not bind.startswith("["):
+            bind = "[%s]" % bind
+        self.names = set(LOOPBACK_NAMES) | {bind} | set(name for name in allowed if name)
+
+    def refusal(self, host_header, http_11=True):
+        """None when `host_header` (the Host value, or None when absent) is allowed; else the one-line reason."""
+        if self.disabled:
+            return None
+        if host_header is None:
+            if not http_11:
+                return None  # an HTTP/1.0 client (no browser) may leave it out
+            return "a Host header is required (a name given with %s is accepted)" % ALLOWED_HOSTS_FLAG
+        value = host_header.strip().lower()
+        parts = _split_host_header(value) if len(value) <= MAX_HOST_HEADER_CHARS else None
+        if parts is not None and (not parts[1] or (parts[1].isascii() and parts[1].isdigit() and len(parts[1]) <= 5)):
+            host = parts[0].rstrip(".") if not parts[0].startswith("[") else parts[0]
+            if host in self.names or _is_ip_literal(host):
+                return None
+        return ("host '%s' is not allowed: add it with %s NAME (or MADACE_STATUS_ALLOWED_HOSTS) if this server is "
+                "meant to answer to it" % (host_header[:100], ALLOWED_HOSTS_FLAG))
+
+
+class Credentials:
+    """The --token secret (None: no token) and what the dashboard derives from it for one run of `serve`."""
+
+    def __init__(self, token, http_port, secret=None):
+        self.token = token or None
+        self.cookie_name = "%s%d" % (COOKIE_PREFIX, http_port)
+        self._secret = secret or os.urandom(SECRET_BYTES)  # per run: a cookie from an earlier run is void
+
+    def _mac(self, purpose):
+        message = purpose.encode("ascii") + b"\0" + (self.token or "").encode("utf-8")
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def token_ok(self, offered):
+        """True when there is no token, or `offered` is it (compared in constant time)."""
+        return self.token is None or token_matches(self.token, offered)
+
+    def cookie_value(self):
+        return self._mac("cookie")
+
+    def set_cookie_header(self):
+        return "%s=%s; Path=/; HttpOnly; SameSite=Strict" % (self.cookie_name, self.cookie_value())
+
+    def cookie_ok(self, cookie_header):
+        """True when the dashboard's cookie for this port, from this run, is in `cookie_header`."""
+        offered = cookie_from_header(cookie_header, self.cookie_name)
+        return self.token is not None and offered is not None and \
+            hmac.compare_digest(offered.encode("utf-8", "replace"), self.cookie_value().encode("ascii"))
+
+    def csrf_token(self):
+        """The anti-CSRF token a page holds and sends back as the X-Madace-CSRF header of its writes."""
+        return self._mac("csrf")
+
+    def csrf_ok(self, offered):
+        return offered is not None and hmac.compare_digest(offered.encode("utf-8", "replace"),
+                                                           self.csrf_token().encode("ascii"))
+
+
+def token_matches(expected, offered):
+    return offered is not None and hmac.compare_digest(expected.encode("utf-8"), offered.encode("utf-8", "replace"))
+
+
+def cookie_from_header(cookie_header, name):
+    """The value of cookie `name` in a Cookie header (percent-decoded), or None."""
+    for part in (cookie_header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return unquote(value)
+    return None
+
+
+def own_origins(host_policy, http_port):
+    """The dashboard's own origins: http://NAME:PORT for every name the Host check accepts by name (the loopback
+    names, the --host value and the --allowed-host names)."""
+    return {"http://%s:%d" % (name, http_port) for name in host_policy.names}
+
+
+def write_refusal(origin, fetch_site, allowed_origins):
+    """Why a state-changing request must be refused as cross-site (None: it may go on to the token check).
+
+    A request with no Origin and no Sec-Fetch-Site (curl, a script) is not a browser's and goes on."""
+    if fetch_site is not None and fetch_site.strip().lower() in CROSS_SITE_FETCHES:
+        return "a write started by another site (Sec-Fetch-Site: %s) is refused" % fetch_site.strip().lower()[:20]
+    if origin is not None and origin not in allowed_origins:
+        return ("a write from origin '%s' is refused: only the dashboard's own origin or an --allow-origin value may "
+                "write" % origin[:100])
+    return None
