@@ -44,7 +44,8 @@ def json_text(document, ensure_ascii=False, indent=None):
     """`document` as JSON text safe for a terminal: C1 control characters are escaped even when the rest of
     the text is not. Compact without `indent`."""
     separators = (",", ":") if indent is None else None
-    text = json.dumps(document, ensure_ascii=ensure_ascii, indent=indent, separators=separators)
+    text = json.dumps(document, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                      allow_nan=False)
     if not ensure_ascii and _C1.search(text):
         text = text.translate(_C1_ESCAPES)
     return text
