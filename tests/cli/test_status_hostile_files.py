@@ -48,3 +48,19 @@ def test_state_file_with_nan_is_invalid_and_output_is_strict_json(tmp_path):
     document = _strict(result.stdout)
     text = json.dumps(document)
     assert "hostile" in text and "NaN is not a JSON number" in text, result
+
+
+BIDI = "\u202e\u2066\u200f\u061c"
+
+
+def test_bidi_controls_from_a_file_never_reach_the_terminal(tmp_path):
+    root = _copy(tmp_path)
+    with open(os.path.join(root, "docs", "workflow-status.md"), "a", encoding="utf-8") as handle:
+        handle.write("\n## TODO\n- [ ] **[STORY-998]** safe%sevil\n" % BIDI)
+    for fmt in ("table", "markdown", "json"):
+        result = run_status("--root", root, "--format", fmt, "STORY-998", timeout=QUICK_S)
+        assert result.returncode == 0, result
+        assert not any(char in result.stdout for char in BIDI), (fmt, result)
+        assert "safe" in result.stdout and "evil" in result.stdout
+    result = run_status("--root", root, "--format", "json", "STORY-998", timeout=QUICK_S)
+    assert _strict(result.stdout)["data"]["title"] == "safe%sevil" % BIDI   # escaped, not altered

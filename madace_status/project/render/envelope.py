@@ -5,11 +5,13 @@ import re
 import time
 
 from madace_status.project.model import story_violations
+from madace_status.project.render.text import BIDI_CONTROLS
 
 ENVELOPE_KEYS = ("entityType", "entityId", "data", "timestamp", "warnings", "errors")
-# C1 controls pass through json.dumps(ensure_ascii=False) unescaped; some terminals act on them.
-_C1_ESCAPES = {code: "\\u%04x" % code for code in range(0x7f, 0xa0)}
-_C1 = re.compile("[\x7f-\x9f]")
+# C1 controls pass through json.dumps(ensure_ascii=False) unescaped; some terminals act on them. Bidi controls
+# likewise reorder the line on screen: both are written as \u escapes (same JSON value, inert on a terminal).
+_C1_ESCAPES = {code: "\\u%04x" % code for code in list(range(0x7f, 0xa0)) + list(BIDI_CONTROLS)}
+_C1 = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def utc_timestamp(seconds=None):
