@@ -299,7 +299,15 @@ def _error_text(value):
         return value
     if isinstance(value, dict) and isinstance(value.get("message"), str):
         return value["message"]
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)[:500]
+    return _json_or_repr(value, sort_keys=True)[:500]
+
+
+def _json_or_repr(value, sort_keys=False):
+    # A document built in-process (not read: reading refuses them) may still hold NaN/inf: show it as text.
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, allow_nan=False)
+    except ValueError:
+        return repr(value)
 
 
 def _type_name(value):
@@ -307,7 +315,7 @@ def _type_name(value):
 
 
 def _shown(value):
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    text = _json_or_repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
 
 
