@@ -64,3 +64,35 @@ def test_bidi_controls_from_a_file_never_reach_the_terminal(tmp_path):
         assert "safe" in result.stdout and "evil" in result.stdout
     result = run_status("--root", root, "--format", "json", "STORY-998", timeout=QUICK_S)
     assert _strict(result.stdout)["data"]["title"] == "safe%sevil" % BIDI   # escaped, not altered
+
+
+def _move_and_link(root, relative, target):
+    """Move `root/relative` to `target` and leave a symlink to it in its place."""
+    source = os.path.join(root, relative)
+    shutil.move(source, target)
+    os.symlink(target, source)
+
+
+def test_state_epics_and_status_dirs_symlinked_out_of_the_root_are_refused(tmp_path):
+    root = _copy(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    _move_and_link(root, os.path.join("madace-data", "workflow-states"), str(outside / "states"))
+    _move_and_link(root, os.path.join("docs", "v3-planning"), str(outside / "planning"))
+    result = run_status("--root", root, "--format", "json", timeout=QUICK_S)
+    document = _strict(result.stdout)
+    errors = " ".join(document["errors"])
+    assert "workflow state directory madace-data/workflow-states: symlink points outside the project root" in errors
+    assert document["data"]["workflowCount"] == 0
+    result = run_status("--root", root, "--format", "json", "epics", timeout=QUICK_S)
+    assert "epics directory docs/v3-planning/epics: symlink points outside the project root" in result.stdout
+
+
+def test_symlinked_dirs_that_stay_inside_the_root_still_work(tmp_path):
+    root = _copy(tmp_path)
+    baseline = _strict(run_status("--root", root, "--format", "json", timeout=QUICK_S).stdout)
+    _move_and_link(root, os.path.join("madace-data", "workflow-states"), os.path.join(root, "real-states"))
+    result = run_status("--root", root, "--format", "json", timeout=QUICK_S)
+    document = _strict(result.stdout)
+    assert document["errors"] == baseline["errors"]
+    assert document["data"]["workflowCount"] == baseline["data"]["workflowCount"] > 0
