@@ -47,6 +47,11 @@ def is_within(path, boundary):
     return real == limit or real.startswith(limit.rstrip(os.sep) + os.sep)
 
 
+def is_busy_reason(reason):
+    """True when a reason (from any layer: read, list) says the process ran out of file descriptors."""
+    return any(os.strerror(code) in reason for code in _NO_DESCRIPTORS)
+
+
 def directory_error(directory, root):
     """Why `directory` may not be read (a reason), or None. A directory named inside the root must really be
     inside it: one that is (or lies under) a symlink leading out of the root is refused, as a file would be.
