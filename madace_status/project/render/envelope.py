@@ -5,9 +5,11 @@ import re
 import time
 
 from madace_status.project.model import story_violations
-from madace_status.project.render.text import BIDI_CONTROLS
 
 ENVELOPE_KEYS = ("entityType", "entityId", "data", "timestamp", "warnings", "errors")
+# Bidi controls (embeddings, overrides, isolates, marks) reorder what the terminal shows ("Trojan Source"):
+# a file's text may not make a line read differently from what it holds. text.clean() shows them as `?`.
+BIDI_CONTROLS = (0x061C, 0x200E, 0x200F) + tuple(range(0x202A, 0x202F)) + tuple(range(0x2066, 0x206A))
 # C1 controls pass through json.dumps(ensure_ascii=False) unescaped; some terminals act on them. Bidi controls
 # likewise reorder the line on screen: both are written as \u escapes (same JSON value, inert on a terminal).
 _C1_ESCAPES = {code: "\\u%04x" % code for code in list(range(0x7f, 0xa0)) + list(BIDI_CONTROLS)}

@@ -2,12 +2,11 @@
 
 import re
 
+from madace_status.project.render.envelope import BIDI_CONTROLS
+
 PROGRESS_CELLS = 20
 _CONTROL_TABLE = {code: "?" for code in list(range(0x00, 0x20)) + list(range(0x7f, 0xa0))}
 _CONTROL_TABLE[0x09] = " "
-# Bidi controls (embeddings, overrides, isolates, marks) reorder what the terminal shows ("Trojan Source"):
-# a file's text may not make a line read differently from what it holds.
-BIDI_CONTROLS = (0x061C, 0x200E, 0x200F) + tuple(range(0x202A, 0x202F)) + tuple(range(0x2066, 0x206A))
 _CONTROL_TABLE.update({code: "?" for code in BIDI_CONTROLS})
 _ISO_MINUTE = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})")
 
