@@ -17,7 +17,7 @@ def text_or_none(value):
 
 
 def state_json(document):
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def name_of_state_file(file_name):

@@ -1,16 +1,24 @@
 """Reading one source file safely: size limit, no FIFOs or devices, no symlink escaping the root."""
 
+import errno
 import os
 import stat
 
 MAX_STATE_FILE_BYTES = 1024 * 1024          # SPEC §2.1: a state file over 1 MiB is invalid
 MAX_MARKDOWN_BYTES = 4 * 1024 * 1024        # story status file and epics: generous, but bounded
 _READ_CHUNK_BYTES = 64 * 1024
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+# O_NOFOLLOW: a file swapped for a symlink after the containment check is refused, not followed.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+_NO_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 
 
 class SourceError(Exception):
     """A file that cannot be used; str() is the reason, phrased for a person."""
+
+
+class SourceBusy(SourceError):
+    """The file could not be opened for lack of file descriptors (EMFILE/ENFILE): the process is short of
+    resources, the file is not broken. A watcher keeps the last good state and retries."""
 
 
 def display_path(path, root):
@@ -39,17 +47,54 @@ def is_within(path, boundary):
     return real == limit or real.startswith(limit.rstrip(os.sep) + os.sep)
 
 
+def is_busy_reason(reason):
+    """True when a reason (from any layer: read, list) says the process ran out of file descriptors."""
+    return any(os.strerror(code) in reason for code in _NO_DESCRIPTORS)
+
+
+def directory_error(directory, root):
+    """Why `directory` may not be read (a reason), or None. A directory named inside the root must really be
+    inside it: one that is (or lies under) a symlink leading out of the root is refused, as a file would be.
+    A directory named outside the root (an explicit option) is read where it is."""
+    lexical = os.path.abspath(directory)
+    top = os.path.abspath(root)
+    if lexical != top and not lexical.startswith(top.rstrip(os.sep) + os.sep):
+        return None
+    if is_within(directory, root):
+        return None
+    return "symlink points outside the project root (to %s)" % os.path.realpath(directory)
+
+
+_SWAP_RETRIES = 3   # an atomic rename between the check and the open is normal: check and open again
+
+
+class _Swapped(SourceError):
+    pass
+
+
 def read_source(path, boundary, max_bytes):
     """Return the bytes of `path`, or raise SourceError saying why the file cannot be used.
 
     `boundary` is the directory a symlink may not leave. Nothing that is not a regular file is opened,
-    so a FIFO named like a source cannot block the reader.
+    so a FIFO named like a source cannot block the reader. The descriptor opened must be the file checked
+    (same device and inode), else the check is redone.
     """
+    for _ in range(_SWAP_RETRIES - 1):
+        try:
+            return _read_checked(path, boundary, max_bytes)
+        except _Swapped:
+            continue
+    return _read_checked(path, boundary, max_bytes)
+
+
+def _read_checked(path, boundary, max_bytes):
     try:
         info = os.lstat(path)
     except OSError as exc:
         raise SourceError("cannot read: %s" % _os_reason(exc))
+    target = path
     if stat.S_ISLNK(info.st_mode):
+        target = os.path.realpath(path)
         if not is_within(path, boundary):
             raise SourceError("symlink points outside the project root (to %s)" % os.path.realpath(path))
         try:
@@ -64,10 +109,18 @@ def read_source(path, boundary, max_bytes):
         raise SourceError(_too_large(info.st_size, max_bytes))
     try:
         # O_NONBLOCK: if the file was swapped for a FIFO since the stat, reading it cannot block.
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(target, _OPEN_FLAGS)
     except OSError as exc:
+        if exc.errno in _NO_DESCRIPTORS:
+            raise SourceBusy("cannot read now: %s" % _os_reason(exc))
+        if exc.errno == errno.ELOOP:
+            raise _Swapped("became a symlink while being read; refused")
         raise SourceError("cannot read: %s" % _os_reason(exc))
     try:
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino) or not stat.S_ISREG(opened.st_mode):
+            # swapped between the check and the open: what was checked is not what would be read
+            raise _Swapped("changed while being read (swapped for another file); refused")
         data = os.read(fd, info.st_size + 1)   # one read when the size is as stat'ed
         if len(data) > info.st_size:            # it grew: read on, up to the limit
             chunks = [data]

@@ -4,7 +4,7 @@ import os
 import stat
 
 from madace_status.project.epics import list_epic_files, read_epic_file
-from madace_status.project.files import display_path, is_within
+from madace_status.project.files import directory_error, display_path, is_within
 from madace_status.project.model import Project
 from madace_status.project.stories import read_story_file
 from madace_status.project.workflows import list_state_files, read_workflow_file
@@ -116,7 +116,12 @@ def list_workflow_sources(paths):
     if not found_dirs and not explicit:
         warnings.append("no workflow state directory (looked for %s)" % ", ".join(DEFAULT_STATE_DIRS))
     files = []
-    for directory in found_dirs:
+    for directory in list(found_dirs):
+        refused = directory_error(directory, root)
+        if refused:
+            errors.append("workflow state directory %s: %s" % (display_path(directory, root), refused))
+            found_dirs.remove(directory)
+            continue
         try:
             listed = list_state_files(directory)
         except OSError as exc:
@@ -152,6 +157,9 @@ def load_stories(paths):
     for path in candidates:
         if os.path.lexists(path):
             folder = os.path.dirname(path)
+            refused = directory_error(folder, root)
+            if refused:
+                return None, [], [], ["story status file %s: its directory %s" % (display_path(path, root), refused)]
             story_file, error = read_story_file(path, root, root if is_within(folder, root) else folder)
             return path, story_file.stories, story_file.warnings, [error] if error else []
     if explicit:
@@ -167,6 +175,9 @@ def load_epics(paths):
     if not _is_dir(directory):
         what = "is not a directory" if os.path.exists(directory) else "does not exist"
         return None, [], ["epics directory %s %s" % (shown, what)], []
+    refused = directory_error(directory, root)
+    if refused:
+        return None, [], [], ["epics directory %s: %s" % (shown, refused)]
     try:
         epic_paths, others = list_epic_files(directory)
     except OSError as exc:

@@ -26,7 +26,9 @@ _LABELLED_DATE = re.compile(
 _LONE_DATE = re.compile(r"\((\d{4}-\d{2}-\d{2})\)")
 _ASSIGNEE_FIELD = re.compile(r"(?:(?:assignee|owner|developer|dev|assigned[ \t]+to)[ \t]*:[ \t]*)?@([\w.-]+)\Z",
                              re.IGNORECASE)
-_TRAILING_STATE = re.compile(r"[ \t]+[-–—][ \t]+(?:\*\*|__)?[A-Za-z][A-Za-z _]*(?:\*\*|__)\Z")
+# `  - **Done**` at the end of a title, matched on the REVERSED title from its start: anchored, so linear
+# (the forward pattern searched from every position backtracked quadratically on long runs of spaces).
+_TRAILING_STATE_REVERSED = re.compile(r"(?:\*\*|__)[A-Za-z _]*[A-Za-z](?:\*\*|__)?[ \t]+[-–—][ \t]+")
 _KEY_VALUE = re.compile(
     r"(?:[-*+][ \t]+)?(?:\*\*([^*:]+):[ \t]*\*\*|\*\*([^*]+)\*\*[ \t]*:|([A-Za-z][A-Za-z ]{0,30}):)"
     r"[ \t]*(.*)\Z")
@@ -203,9 +205,9 @@ def _take_inline_fields(story, title, section):
             title = title[:match.start()] + " " + title[match.end():]
     title = title.rstrip()
     if title.endswith("**") or title.endswith("__"):
-        match = _TRAILING_STATE.search(title)
+        match = _TRAILING_STATE_REVERSED.match(title[::-1])
         if match:
-            title = title[:match.start()]
+            title = title[:len(title) - match.end()]
     return title
 
 

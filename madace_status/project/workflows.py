@@ -48,7 +48,7 @@ def parse_workflow_bytes(data, name, source=""):
     if not text.strip():
         return invalid_workflow(name, source, "empty file")
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         return invalid_workflow(name, source, "invalid JSON: nested too deeply")
     except ValueError as exc:
@@ -60,6 +60,19 @@ def parse_workflow_bytes(data, name, source=""):
     if not isinstance(document, dict):
         return invalid_workflow(name, source, "expected a JSON object, found %s" % _type_name(document))
     return normalise_workflow(document, name, source)
+
+
+def _reject_constant(name):
+    # Python's json accepts NaN/Infinity/-Infinity; no JSON reader does, so a state file holding one would make
+    # every JSON output (status -f json, the API, WebSocket messages) invalid for its consumers.
+    raise ValueError("%s is not a JSON number (NaN and Infinity are not allowed)" % name)
+
+
+def _finite_float(text):
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("number %s is out of range" % text[:40])   # 1e999 overflows to inf
+    return value
 
 
 def invalid_workflow(name, source, reason):
@@ -286,7 +299,15 @@ def _error_text(value):
         return value
     if isinstance(value, dict) and isinstance(value.get("message"), str):
         return value["message"]
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)[:500]
+    return _json_or_repr(value, sort_keys=True)[:500]
+
+
+def _json_or_repr(value, sort_keys=False):
+    # A document built in-process (not read: reading refuses them) may still hold NaN/inf: show it as text.
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, allow_nan=False)
+    except ValueError:
+        return repr(value)
 
 
 def _type_name(value):
@@ -294,7 +315,7 @@ def _type_name(value):
 
 
 def _shown(value):
-    text = json.dumps(value, ensure_ascii=False)
+    text = _json_or_repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
 
 

@@ -59,7 +59,7 @@ class Event:
         self.topic = topic
         self.workflow = workflow
         self.message = message
-        self.frame = frames.serialize_frame(frames.OP_TEXT, json.dumps(message, separators=(",", ":")).encode())
+        self.frame = frames.serialize_frame(frames.OP_TEXT, json.dumps(message, separators=(",", ":"), allow_nan=False).encode())
 
 
 class Client:
@@ -200,7 +200,7 @@ class Hub:
 
     def _send(self, client, message):
         """Send one message to one client (welcome, snapshot, pong, error, replay)."""
-        payload = json.dumps(message, separators=(",", ":")).encode()
+        payload = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
         self._write(client, frames.serialize_frame(frames.OP_TEXT, payload))
 
     def _write(self, client, frame):
@@ -219,11 +219,12 @@ class Hub:
         if encoded is None:
             if len(self._snapshot_cache) >= MAX_CACHED_SNAPSHOTS:
                 self._snapshot_cache.clear()
-            encoded = json.dumps(self._snapshot_data(client.topics, client.workflows), separators=(",", ":"))
+            encoded = json.dumps(self._snapshot_data(client.topics, client.workflows), separators=(",", ":"),
+                                 allow_nan=False)
             self._snapshot_cache[key] = encoded
         members = encoded[:-1] + ("," if encoded != "{}" else "")  # the data object, open for "reason"
         text = '{"type":"snapshot","timestamp":%d,"seq":%d,"data":%s"reason":%s}}' % (
-            now_ms(), self.seq, members, json.dumps(reason))
+            now_ms(), self.seq, members, json.dumps(reason, allow_nan=False))
         self._write(client, frames.serialize_frame(frames.OP_TEXT, text.encode()))
 
     def project_changed(self):

@@ -12,6 +12,7 @@ import time
 
 from madace_status.project.loader import (assemble_workflows, check_root, list_workflow_sources, load_epics,
                                          load_stories)
+from madace_status.project.files import is_busy_reason
 from madace_status.project.model import Project
 from madace_status.project.workflows import read_workflow_file
 from madace_status.security import HostPolicy, own_origins, token_matches
@@ -29,6 +30,7 @@ DEFAULT_WS_PORT = 3001
 INVALID_GRACE_S = 0.5  # a file must stay unparseable this long before it is reported invalid
 _RETRY_WORKFLOW = "workflow:"  # _bad_since keys: "workflow:<path>" and "stories"
 _RETRY_STORIES = "stories"
+_RETRY_LISTING = "listing"    # the state directories could not be listed for lack of descriptors
 SERVER_MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CONNECTIONS = 10000
 WEBSOCKET_PATHS = ("/", "/ws")
@@ -304,10 +306,16 @@ class SyncService:
         """Read again the state files named (None: list the state directories and read them all), and the
         story file and epics when asked."""
         now = time.monotonic()
-        if state_files is None or any(path not in self._workflow_records or not os.path.lexists(path)
-                                      for path in state_files):
-            _, self._workflow_files, warnings, errors = list_workflow_sources(self.paths)
-            self._workflow_source_notices = (warnings, errors)
+        if state_files is None or _RETRY_LISTING in self._bad_since or \
+                any(path not in self._workflow_records or not os.path.lexists(path) for path in state_files):
+            _, listed, warnings, errors = list_workflow_sources(self.paths)
+            if any(is_busy_reason(error) for error in errors):
+                # out of descriptors, not out of files: keep what was listed and look again at the next poll
+                self._bad_since.setdefault(_RETRY_LISTING, now)
+            else:
+                self._bad_since.pop(_RETRY_LISTING, None)
+                self._workflow_files = listed
+                self._workflow_source_notices = (warnings, errors)
         boundaries = dict(self._workflow_files)
         if state_files is None:
             state_files = list(boundaries) + [path for path in self._workflow_records if path not in boundaries]
@@ -320,7 +328,9 @@ class SyncService:
         if reload_stories:
             _, stories, warnings, errors = load_stories(self.paths)
             previous = self._parts.get("stories")
-            if errors and grace and previous is not None and not previous[2] and \
+            if previous is not None and any(is_busy_reason(error) for error in errors):
+                self._bad_since.setdefault(_RETRY_STORIES, now)   # out of descriptors: keep, retry next poll
+            elif errors and grace and previous is not None and not previous[2] and \
                     self._within_grace(_RETRY_STORIES, now):
                 pass  # unreadable for now: keep the last good stories and look again at the next poll
             else:
@@ -335,6 +345,11 @@ class SyncService:
         record = read_workflow_file(path, self.paths.root, boundary)
         before = self._workflow_records.get(path)
         key = _RETRY_WORKFLOW + path
+        if record.is_invalid and is_busy_reason(record.error or ""):
+            # EMFILE/ENFILE: the file is not broken, the process is short of descriptors. Keep the last good
+            # record (a new file stays unseen), whatever the grace, and read it again at the next poll.
+            self._bad_since.setdefault(key, now)
+            return
         if grace and record.is_invalid and (before is None or not before.is_invalid) and \
                 self._within_grace(key, now):
             return

@@ -296,7 +296,7 @@ class LiveView(object):
         stamp = max(int(time.time() * 1000), self._last_ping_ms + 1)
         self._last_ping_ms = stamp
         try:
-            websocket.send(json.dumps({"type": "ping", "timestamp": stamp}))
+            websocket.send(json.dumps({"type": "ping", "timestamp": stamp}, allow_nan=False))
         except ConnectionClosed:
             return None
         self._pings[stamp] = self.loop.time()
@@ -335,7 +335,7 @@ class LiveView(object):
             # Not under its exact name: one-shot also matches a workflow's name in any case, so ask for them all.
             self.workflow_filter = None
             try:
-                websocket.send(json.dumps({"type": "subscribe", "topics": list(self.topics)}))
+                websocket.send(json.dumps({"type": "subscribe", "topics": list(self.topics)}, allow_nan=False))
             except ConnectionClosed:
                 return
             self._barrier = self._send_ping(websocket)

@@ -83,7 +83,7 @@ class DashboardHandler(TimedRequestHandler):
             self.wfile.write(body)
 
     def _send_json(self, status, document, headers=()):
-        body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        body = json.dumps(document, ensure_ascii=False, allow_nan=False).encode("utf-8")
         self._send(status, body, "application/json; charset=utf-8", (("Cache-Control", "no-store"),) + tuple(headers))
 
     def _send_error_envelope(self, error):

@@ -7,9 +7,13 @@ import time
 from madace_status.project.model import story_violations
 
 ENVELOPE_KEYS = ("entityType", "entityId", "data", "timestamp", "warnings", "errors")
-# C1 controls pass through json.dumps(ensure_ascii=False) unescaped; some terminals act on them.
-_C1_ESCAPES = {code: "\\u%04x" % code for code in range(0x7f, 0xa0)}
-_C1 = re.compile("[\x7f-\x9f]")
+# Bidi controls (embeddings, overrides, isolates, marks) reorder what the terminal shows ("Trojan Source"):
+# a file's text may not make a line read differently from what it holds. text.clean() shows them as `?`.
+BIDI_CONTROLS = (0x061C, 0x200E, 0x200F) + tuple(range(0x202A, 0x202F)) + tuple(range(0x2066, 0x206A))
+# C1 controls pass through json.dumps(ensure_ascii=False) unescaped; some terminals act on them. Bidi controls
+# likewise reorder the line on screen: both are written as \u escapes (same JSON value, inert on a terminal).
+_C1_ESCAPES = {code: "\\u%04x" % code for code in list(range(0x7f, 0xa0)) + list(BIDI_CONTROLS)}
+_C1 = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def utc_timestamp(seconds=None):
@@ -44,7 +48,8 @@ def json_text(document, ensure_ascii=False, indent=None):
     """`document` as JSON text safe for a terminal: C1 control characters are escaped even when the rest of
     the text is not. Compact without `indent`."""
     separators = (",", ":") if indent is None else None
-    text = json.dumps(document, ensure_ascii=ensure_ascii, indent=indent, separators=separators)
+    text = json.dumps(document, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                      allow_nan=False)
     if not ensure_ascii and _C1.search(text):
         text = text.translate(_C1_ESCAPES)
     return text

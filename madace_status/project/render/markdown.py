@@ -150,7 +150,7 @@ def _workflow(entity):
         lines.extend(_table(["Name", "Status", "Started", "State file"], ["left"] * 4, rows))
     if w.context:
         lines.extend(["", "## Context", ""])
-        lines.extend("- **%s:** %s" % (md(k), md(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)))
+        lines.extend("- **%s:** %s" % (md(k), md(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, allow_nan=False)))
                      for k, v in sorted(w.context.items()))
     return lines
 

@@ -330,7 +330,7 @@ def _workflow(entity, style):
     if w.context:
         lines.append("")
         lines.append(_heading("Context", style))
-        pairs = [(key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        pairs = [(key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, allow_nan=False))
                  for key, value in sorted(w.context.items())]
         columns = [Column("Key", shrink=1, min_width=12), Column("Value", shrink=2, min_width=12)]
         lines.extend(draw_table(columns, [[(k, "bold"), v] for k, v in pairs], style, show_header=False))

@@ -2,9 +2,12 @@
 
 import re
 
+from madace_status.project.render.envelope import BIDI_CONTROLS
+
 PROGRESS_CELLS = 20
 _CONTROL_TABLE = {code: "?" for code in list(range(0x00, 0x20)) + list(range(0x7f, 0xa0))}
 _CONTROL_TABLE[0x09] = " "
+_CONTROL_TABLE.update({code: "?" for code in BIDI_CONTROLS})
 _ISO_MINUTE = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})")
 
 
@@ -48,7 +51,7 @@ def glyphs_for(encoding, force_ascii=False):
 
 
 def clean(value):
-    """Any value → one line of text safe for a terminal (no control characters)."""
+    """Any value → one line of text safe for a terminal (no control characters, no bidi controls)."""
     if value is None:
         return ""
     if not isinstance(value, str):
