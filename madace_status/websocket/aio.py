@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 
-from madace_status.websocket import frames
+from madace_status.websocket import deflate, frames
 from madace_status.websocket.connection import (
     CLIENT, CLOSED, OPEN, SERVER, BinaryMessage, CloseReceived, Connection, Pong, TextMessage)
 from madace_status.websocket.errors import ConnectionClosed, HandshakeError
@@ -117,8 +117,8 @@ class WebSocket(asyncio.Protocol):
 
     # -- receiving ----------------------------------------------------------------------------------------
 
-    def _open(self, leftover):
-        self.connection = Connection(self.role, self._max_message_bytes)
+    def _open(self, leftover, deflate_params=None):
+        self.connection = Connection(self.role, self._max_message_bytes, deflate_params)
         self._cancel_timer()
         self._opened()
         if leftover:
@@ -400,9 +400,15 @@ class ServerWebSocket(WebSocket):
         except HandshakeError as error:
             self._refuse(error)
             return
+        deflate_params = None
+        if self.server.compression:
+            accepted = deflate.accept_offer(request.headers.get_all("Sec-WebSocket-Extensions"))
+            if accepted is not None:
+                extension_header, deflate_params = accepted
+                extra_headers = list(extra_headers) + [("Sec-WebSocket-Extensions", extension_header)]
         self.transport.write(accept_response(key, extra_headers))
         leftover, self._reader = self._reader.leftover, None
-        self._open(leftover)
+        self._open(leftover, deflate_params)
 
     def _refuse(self, error):
         logger.info("refused WebSocket handshake from %s: %d %s", self.remote_address, error.status, error.reason)
@@ -434,7 +440,7 @@ class Server:
     """A listening WebSocket server. Use `await serve(...)` to make one."""
 
     def __init__(self, handler, on_connect, on_message, on_close, process_request, max_message_bytes,
-                 max_connections, handshake_timeout):
+                 max_connections, handshake_timeout, compression=True):
         self.handler = handler
         self.on_connect = on_connect
         self.on_message = on_message
@@ -443,6 +449,7 @@ class Server:
         self.max_message_bytes = max_message_bytes
         self.max_connections = max_connections
         self.handshake_timeout = handshake_timeout
+        self.compression = compression  # accept permessage-deflate offers
         self.connections = set()  # every connection, from TCP accept to TCP close
         self._server = None
 
@@ -475,7 +482,7 @@ class Server:
 
 async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_message=None, on_close=None,
                 process_request=None, max_message_bytes=SERVER_MAX_MESSAGE_BYTES, max_connections=MAX_CONNECTIONS,
-                handshake_timeout=HANDSHAKE_TIMEOUT_S, backlog=1024, sock=None):
+                handshake_timeout=HANDSHAKE_TIMEOUT_S, backlog=1024, sock=None, compression=True):
     """Listen for WebSocket connections.
 
     handler(websocket): a coroutine run for each connection (read with `recv()` / `async for`); the
@@ -483,9 +490,10 @@ async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_m
     on_message(websocket, message) called in arrival order, on_close(websocket).
     process_request(websocket): called with `websocket.request` (path, query, headers, origin) set; raise
     HandshakeError(reason, status) to refuse, or return extra response headers.
+    compression: accept the first permessage-deflate offer it can honour (see websocket/deflate.py).
     """
     server = Server(handler, on_connect, on_message, on_close, process_request, max_message_bytes,
-                    max_connections, handshake_timeout)
+                    max_connections, handshake_timeout, compression)
     loop = asyncio.get_running_loop()
     if sock is not None:
         server._server = await loop.create_server(lambda: ServerWebSocket(server), sock=sock, backlog=backlog)
@@ -517,7 +525,7 @@ class ClientWebSocket(WebSocket):
             if not self.opened.done():
                 self.opened.set_exception(error)
             return
-        self._open(self.handshake.leftover)
+        self._open(self.handshake.leftover, self.handshake.deflate)
 
     def _opened(self):
         if not self.opened.done():
@@ -533,14 +541,15 @@ class ClientWebSocket(WebSocket):
 
 
 async def connect(url, *, origin=None, authorization=None, headers=(), on_message=None, on_close=None,
-                  max_message_bytes=CLIENT_MAX_MESSAGE_BYTES, open_timeout=HANDSHAKE_TIMEOUT_S):
+                  max_message_bytes=CLIENT_MAX_MESSAGE_BYTES, open_timeout=HANDSHAKE_TIMEOUT_S, compression=True):
     """Open a WebSocket connection to `url` (ws://host:port/path?query).
 
     Raises ValueError for a malformed URL, OSError when the TCP connection fails, HandshakeError when the
     server refuses or answers wrongly (its `status` is the HTTP status, 0 for no valid answer), and
-    HandshakeError after `open_timeout` seconds without an answer.
+    HandshakeError after `open_timeout` seconds without an answer. `compression` offers permessage-deflate.
     """
-    handshake = ClientHandshake(url, origin=origin, authorization=authorization, extra_headers=headers)
+    handshake = ClientHandshake(url, origin=origin, authorization=authorization, extra_headers=headers,
+                                compression=compression)
     ssl_context = None
     if handshake.secure:
         import ssl
