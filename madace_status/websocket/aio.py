@@ -402,7 +402,8 @@ class ServerWebSocket(WebSocket):
             return
         deflate_params = None
         if self.server.compression:
-            accepted = deflate.accept_offer(request.headers.get_all("Sec-WebSocket-Extensions"))
+            accepted = deflate.accept_offer(request.headers.get_all("Sec-WebSocket-Extensions"),
+                                            self.server.compress_min_bytes)
             if accepted is not None:
                 extension_header, deflate_params = accepted
                 extra_headers = list(extra_headers) + [("Sec-WebSocket-Extensions", extension_header)]
@@ -440,7 +441,7 @@ class Server:
     """A listening WebSocket server. Use `await serve(...)` to make one."""
 
     def __init__(self, handler, on_connect, on_message, on_close, process_request, max_message_bytes,
-                 max_connections, handshake_timeout, compression=True):
+                 max_connections, handshake_timeout, compression=True, compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
         self.handler = handler
         self.on_connect = on_connect
         self.on_message = on_message
@@ -450,6 +451,7 @@ class Server:
         self.max_connections = max_connections
         self.handshake_timeout = handshake_timeout
         self.compression = compression  # accept permessage-deflate offers
+        self.compress_min_bytes = compress_min_bytes  # shorter messages are sent uncompressed
         self.connections = set()  # every connection, from TCP accept to TCP close
         self._server = None
 
@@ -482,7 +484,8 @@ class Server:
 
 async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_message=None, on_close=None,
                 process_request=None, max_message_bytes=SERVER_MAX_MESSAGE_BYTES, max_connections=MAX_CONNECTIONS,
-                handshake_timeout=HANDSHAKE_TIMEOUT_S, backlog=1024, sock=None, compression=True):
+                handshake_timeout=HANDSHAKE_TIMEOUT_S, backlog=1024, sock=None, compression=True,
+                compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
     """Listen for WebSocket connections.
 
     handler(websocket): a coroutine run for each connection (read with `recv()` / `async for`); the
@@ -490,10 +493,11 @@ async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_m
     on_message(websocket, message) called in arrival order, on_close(websocket).
     process_request(websocket): called with `websocket.request` (path, query, headers, origin) set; raise
     HandshakeError(reason, status) to refuse, or return extra response headers.
-    compression: accept the first permessage-deflate offer it can honour (see websocket/deflate.py).
+    compression: accept the first permessage-deflate offer it can honour (see websocket/deflate.py); messages
+    shorter than compress_min_bytes are sent uncompressed.
     """
     server = Server(handler, on_connect, on_message, on_close, process_request, max_message_bytes,
-                    max_connections, handshake_timeout, compression)
+                    max_connections, handshake_timeout, compression, compress_min_bytes)
     loop = asyncio.get_running_loop()
     if sock is not None:
         server._server = await loop.create_server(lambda: ServerWebSocket(server), sock=sock, backlog=backlog)
@@ -541,7 +545,8 @@ class ClientWebSocket(WebSocket):
 
 
 async def connect(url, *, origin=None, authorization=None, headers=(), on_message=None, on_close=None,
-                  max_message_bytes=CLIENT_MAX_MESSAGE_BYTES, open_timeout=HANDSHAKE_TIMEOUT_S, compression=True):
+                  max_message_bytes=CLIENT_MAX_MESSAGE_BYTES, open_timeout=HANDSHAKE_TIMEOUT_S, compression=True,
+                  compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
     """Open a WebSocket connection to `url` (ws://host:port/path?query).
 
     Raises ValueError for a malformed URL, OSError when the TCP connection fails, HandshakeError when the
@@ -549,7 +554,7 @@ async def connect(url, *, origin=None, authorization=None, headers=(), on_messag
     HandshakeError after `open_timeout` seconds without an answer. `compression` offers permessage-deflate.
     """
     handshake = ClientHandshake(url, origin=origin, authorization=authorization, extra_headers=headers,
-                                compression=compression)
+                                compression=compression, compress_min_bytes=compress_min_bytes)
     ssl_context = None
     if handshake.secure:
         import ssl

@@ -150,7 +150,7 @@ class Connection:
 
     def _message_frame(self, opcode, payload):
         if self.deflate is not None:
-            compressed = deflate.compress(payload, self.deflate.send_window_bits)
+            compressed = deflate.compress(payload, self.deflate.send_window_bits, self.deflate.min_compress_bytes)
             if compressed is not None:
                 return self._frame(opcode, compressed, rsv1=True)
         return self._frame(opcode, payload)

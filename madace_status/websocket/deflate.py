@@ -9,6 +9,7 @@ it unless the peer takes over context. Inflated bytes count against the message 
 
 import zlib
 
+from madace_status.websocket import frames
 from madace_status.websocket.errors import InvalidPayload, MessageTooBig
 
 EXTENSION_NAME = "permessage-deflate"
@@ -41,13 +42,15 @@ class DeflateParams:
     """What was agreed, from this endpoint's point of view.
 
     send_window_bits: the window this side may compress with; receive_window_bits: the peer's;
-    receive_no_context_takeover: the peer compresses every message on its own (its inflater is dropped after each).
+    receive_no_context_takeover: the peer compresses every message on its own (its inflater is dropped after each);
+    min_compress_bytes: smaller messages are sent uncompressed (a local choice, not negotiated).
     """
 
-    __slots__ = ("send_window_bits", "receive_window_bits", "receive_no_context_takeover")
+    __slots__ = ("send_window_bits", "receive_window_bits", "receive_no_context_takeover", "min_compress_bytes")
 
     def __init__(self, send_window_bits=MAX_WINDOW_BITS, receive_window_bits=MAX_WINDOW_BITS,
-                 receive_no_context_takeover=False):
+                 receive_no_context_takeover=False, min_compress_bytes=MIN_COMPRESS_BYTES):
+        self.min_compress_bytes = min_compress_bytes
         self.send_window_bits = send_window_bits
         self.receive_window_bits = receive_window_bits
         self.receive_no_context_takeover = receive_no_context_takeover
@@ -169,7 +172,7 @@ def _parameters(params):
 
 # -- server side ---------------------------------------------------------------------------------------------
 
-def accept_offer(header_values):
+def accept_offer(header_values, min_compress_bytes=MIN_COMPRESS_BYTES):
     """Pick the first permessage-deflate offer this server can honour (RFC 7692 §7: each offer that has an
     unknown, duplicate or invalid parameter is declined, and the next one tried).
 
@@ -191,7 +194,8 @@ def accept_offer(header_values):
         # client_max_window_bits in the offer only says the client could take a limit: none is needed, the
         # client's messages are inflated with whatever window it uses (up to 15 bits).
         return "; ".join(response), DeflateParams(send_window_bits=send_bits, receive_window_bits=MAX_WINDOW_BITS,
-                                                  receive_no_context_takeover=True)
+                                                  receive_no_context_takeover=True,
+                                                  min_compress_bytes=min_compress_bytes)
     return None
 
 
@@ -200,7 +204,7 @@ def accept_offer(header_values):
 CLIENT_OFFER = "%s; %s" % (EXTENSION_NAME, CLIENT_MAX_WINDOW_BITS)  # any window the server wants for our messages
 
 
-def accept_response(header_values):
+def accept_response(header_values, min_compress_bytes=MIN_COMPRESS_BYTES):
     """Check the server's answer to CLIENT_OFFER (RFC 7692 §7.1). Returns DeflateParams, None when the server
     declined, and raises NegotiationError when the answer must fail the connection."""
     elements = parse_extensions(header_values)
@@ -217,21 +221,83 @@ def accept_response(header_values):
         raise NegotiationError("client_max_window_bits needs a value in a response")
     return DeflateParams(send_window_bits=client_bits,
                          receive_window_bits=answer.get(SERVER_MAX_WINDOW_BITS, MAX_WINDOW_BITS),
-                         receive_no_context_takeover=SERVER_NO_CONTEXT_TAKEOVER in answer)
+                         receive_no_context_takeover=SERVER_NO_CONTEXT_TAKEOVER in answer,
+                         min_compress_bytes=min_compress_bytes)
 
 
 # -- compressing and inflating --------------------------------------------------------------------------------
 
-def compress(payload, window_bits):
-    """The payload of one compressed message, or None when it should go uncompressed (too small, an 8-bit
-    window, or no smaller once compressed)."""
-    if len(payload) < MIN_COMPRESS_BYTES or window_bits < MIN_COMPRESS_WINDOW_BITS:
+def compress(payload, window_bits, min_bytes=MIN_COMPRESS_BYTES):
+    """The payload of one compressed message (its own raw deflate stream, the sync flush's tail stripped), or
+    None when it goes uncompressed: shorter than `min_bytes`, or an 8-bit window."""
+    if len(payload) < min_bytes or window_bits < MIN_COMPRESS_WINDOW_BITS:
         return None
     compressor = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -window_bits, MEM_LEVEL)
     data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    if data.endswith(_TAIL):
-        data = data[:-4]
-    return data if len(data) < len(payload) else None
+    return data[:-4] if data.endswith(_TAIL) else data
+
+
+def compress_chunk(data, window_bits):
+    """`data` as a raw deflate chunk that ends on a sync flush: chunks compressed separately and joined by
+    `join_chunks` make one valid message (each refers back only inside itself), so a large part shared by many
+    messages is compressed once. Only for window_bits >= MIN_COMPRESS_WINDOW_BITS."""
+    compressor = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -window_bits, MEM_LEVEL)
+    return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+_MAX_STORED_BLOCK_BYTES = 0xFFFF  # a stored block's LEN field is 16 bits
+
+
+def stored_chunk(data):
+    """`data` as uncompressed deflate (stored) blocks, joinable like a `compress_chunk` chunk: for the few
+    bytes around a shared part, where compressing would cost a compressor and save nothing."""
+    out = []
+    for start in range(0, max(len(data), 1), _MAX_STORED_BLOCK_BYTES):
+        block = data[start:start + _MAX_STORED_BLOCK_BYTES]
+        length = len(block)
+        # BFINAL 0, BTYPE 00 and padding to the byte boundary (chunks start byte-aligned), then LEN and ~LEN.
+        out.append(b"\x00" + length.to_bytes(2, "little") + (length ^ 0xFFFF).to_bytes(2, "little") + block)
+    return b"".join(out)
+
+
+def join_chunks(chunks):
+    """The compressed payload of one message made of `compress_chunk` chunks."""
+    data = b"".join(chunks)
+    return data[:-4] if data.endswith(_TAIL) else data
+
+
+def can_compress(params):
+    """True when messages to a peer with these DeflateParams (None: no deflate) may go compressed."""
+    return params is not None and params.send_window_bits >= MIN_COMPRESS_WINDOW_BITS
+
+
+class SharedMessage:
+    """One server message written unchanged to many clients: its plain frame, and its compressed frame for each
+    window size, built the first time a client with that window needs it (compressed once per window, not once
+    per recipient: the server never takes over context, so the frame does not depend on the connection)."""
+
+    __slots__ = ("opcode", "payload", "frame", "_by_window")
+
+    def __init__(self, payload, opcode=frames.OP_TEXT):
+        self.opcode = opcode
+        self.payload = payload
+        self.frame = frames.serialize_frame(opcode, payload)
+        self._by_window = None
+
+    def frame_for(self, params):
+        """The frame for a client with these DeflateParams (None: no deflate)."""
+        if params is None:
+            return self.frame
+        window_bits = params.send_window_bits
+        by_window = self._by_window
+        if by_window is None:
+            by_window = self._by_window = {}
+        frame = by_window.get(window_bits)
+        if frame is None:
+            compressed = compress(self.payload, window_bits, params.min_compress_bytes)
+            frame = self.frame if compressed is None else frames.serialize_frame(self.opcode, compressed, rsv1=True)
+            by_window[window_bits] = frame
+        return frame
 
 
 class Inflater:

@@ -93,6 +93,17 @@ def serialize_frame(opcode, payload=b"", fin=True, mask=None, rsv1=False):
     return header + mask + apply_mask(payload, mask)
 
 
+def frame_length(payload_length, masked=False):
+    """Bytes on the wire of a frame with a payload of `payload_length` bytes."""
+    if payload_length <= MAX_7BIT_LENGTH:
+        header = 2
+    elif payload_length <= MAX_16BIT_LENGTH:
+        header = 4
+    else:
+        header = 10
+    return header + (4 if masked else 0) + payload_length
+
+
 def close_payload(code=None, reason=""):
     """The payload of a close frame: nothing, or a 2-byte code then the UTF-8 reason."""
     if code is None or code == CLOSE_NO_STATUS:

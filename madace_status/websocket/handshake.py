@@ -230,7 +230,7 @@ class ClientHandshake:
     HandshakeError naming what was wrong otherwise."""
 
     def __init__(self, url, origin=None, authorization=None, extra_headers=(), max_headers=MAX_HEADERS,
-                 compression=True):
+                 compression=True, compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss"):
             raise ValueError("WebSocket URL must start with ws:// or wss://: %r" % url)
@@ -253,6 +253,7 @@ class ClientHandshake:
         if compression:
             self._headers.append(("Sec-WebSocket-Extensions", deflate.CLIENT_OFFER))
         self._compression = compression
+        self._compress_min_bytes = compress_min_bytes
         self.deflate = None  # the DeflateParams the server accepted, once the 101 arrived
         self._headers.extend(extra_headers)
         self._reader = _HeaderBlockReader(max_headers)
@@ -326,7 +327,8 @@ class ClientHandshake:
                 raise HandshakeError("invalid handshake response: the server chose an extension that was not offered",
                                      status=101)
             try:
-                self.deflate = deflate.accept_response(headers.get_all("Sec-WebSocket-Extensions"))
+                self.deflate = deflate.accept_response(headers.get_all("Sec-WebSocket-Extensions"),
+                                                       self._compress_min_bytes)
             except deflate.NegotiationError as error:
                 raise HandshakeError("invalid handshake response: Sec-WebSocket-Extensions: %s" % error, status=101)
         if "Sec-WebSocket-Protocol" in headers:

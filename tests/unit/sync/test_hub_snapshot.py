@@ -29,6 +29,7 @@ class FakeClient:
         self.topics = topics
         self.workflows = workflows
         self.websocket = RecordingWebSocket()
+        self.deflate = None  # no permessage-deflate
 
 
 def make_hub(project):
