@@ -232,9 +232,7 @@ def compress(payload, window_bits, min_bytes=MIN_COMPRESS_BYTES):
     None when it goes uncompressed: shorter than `min_bytes`, or an 8-bit window."""
     if len(payload) < min_bytes or window_bits < MIN_COMPRESS_WINDOW_BITS:
         return None
-    compressor = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -window_bits, MEM_LEVEL)
-    data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    return data[:-4] if data.endswith(_TAIL) else data
+    return join_chunks((compress_chunk(payload, window_bits),))
 
 
 def compress_chunk(data, window_bits):
