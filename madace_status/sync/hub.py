@@ -247,6 +247,8 @@ class Hub:
         sent = 0
         deflate_sent = 0
         deflate_bytes = 0
+        window_bits = None  # the window of `deflate_frame`: clients almost always share one, so no lookup per client
+        deflate_frame = None
         for client in self.clients.values():
             if not client.wants(event):
                 continue
@@ -264,10 +266,12 @@ class Hub:
                 if params is None:
                     websocket.send_frame(frame)
                 else:
-                    client_frame = shared.frame_for(params)
-                    websocket.send_frame(client_frame)
+                    if params.send_window_bits != window_bits:
+                        window_bits = params.send_window_bits
+                        deflate_frame = shared.frame_for(params)
+                    websocket.send_frame(deflate_frame)
                     deflate_sent += 1
-                    deflate_bytes += len(client_frame)
+                    deflate_bytes += len(deflate_frame)
             except ConnectionClosed:
                 continue
             sent += 1
