@@ -201,7 +201,9 @@ def accept_offer(header_values, min_compress_bytes=MIN_COMPRESS_BYTES):
 
 # -- client side ---------------------------------------------------------------------------------------------
 
-CLIENT_OFFER = "%s; %s" % (EXTENSION_NAME, CLIENT_MAX_WINDOW_BITS)  # any window the server wants for our messages
+# Our messages are compressed each on its own anyway (client_no_context_takeover: the server need not keep an
+# inflater between them), within any window the server asks for (client_max_window_bits).
+CLIENT_OFFER = "%s; %s; %s" % (EXTENSION_NAME, CLIENT_NO_CONTEXT_TAKEOVER, CLIENT_MAX_WINDOW_BITS)
 
 
 def accept_response(header_values, min_compress_bytes=MIN_COMPRESS_BYTES):

@@ -139,10 +139,11 @@ def test_an_answer_that_cannot_be_honoured_fails_the_connection(answer):
         deflate.accept_response(answer)
 
 
-def test_the_client_offers_deflate_accepting_any_client_window():
+def test_the_client_offers_deflate_without_context_takeover_accepting_any_client_window():
     handshake = ClientHandshake("ws://example.com/")
     request = RequestReader().feed(handshake.request())
-    assert request.headers.get_all("Sec-WebSocket-Extensions") == ["permessage-deflate; client_max_window_bits"]
+    assert request.headers.get_all("Sec-WebSocket-Extensions") == [
+        "permessage-deflate; client_no_context_takeover; client_max_window_bits"]
     assert "Sec-WebSocket-Extensions" not in RequestReader().feed(
         ClientHandshake("ws://example.com/", compression=False).request()).headers
 
