@@ -5,6 +5,9 @@ import asyncio
 import json
 
 from madace_status.sync.hub import TOPICS, Hub
+from madace_status.websocket import deflate
+from madace_status.websocket.connection import CLIENT, Connection
+from madace_status.websocket.deflate import DeflateParams
 
 
 class RecordingWebSocket:
@@ -68,3 +71,35 @@ def test_snapshot_of_an_empty_project_part_is_still_valid_json():
     client = FakeClient()
     hub.send_snapshot(client, "connected")
     assert client.websocket.messages()[0]["data"] == {"reason": "connected"}
+
+
+def deflate_messages(websocket):
+    """The snapshot messages a permessage-deflate client decodes from the recorded frames."""
+    messages = []
+    for frame in websocket.frames:
+        connection = Connection(CLIENT, deflate=DeflateParams())
+        connection.receive_data(frame)
+        messages.extend(json.loads(event.data) for event in connection.events())
+    return messages
+
+
+def test_deflate_clients_share_one_compressed_project_part_per_window_size(monkeypatch):
+    project = {"version": 1}
+    hub, calls = make_hub(project)
+    compressed = []
+    real_compress_chunk = deflate.compress_chunk
+    monkeypatch.setattr(deflate, "compress_chunk",
+                        lambda data, bits: compressed.append(bits) or real_compress_chunk(data, bits))
+    clients = [FakeClient() for _ in range(3)] + [FakeClient(), FakeClient()]
+    for client in clients[:3]:
+        client.deflate = DeflateParams(min_compress_bytes=0)
+    clients[3].deflate = DeflateParams(send_window_bits=10, min_compress_bytes=0)
+    for reason, client in zip(("connected", "lagging", "resync", "connected", "connected"), clients):
+        hub.send_snapshot(client, reason)
+    assert compressed == [15, 10] and len(calls) == 1  # one compression per window size, one encoding
+    for client in clients[:4]:
+        assert client.websocket.frames[0][0] & 0x40  # RSV1: compressed
+    plain = clients[4].websocket.messages()[0]
+    for client, reason in zip(clients[:4], ("connected", "lagging", "resync", "connected")):
+        [message] = deflate_messages(client.websocket)
+        assert message["data"] == dict(plain["data"], reason=reason)
