@@ -234,7 +234,8 @@ def compress(payload, window_bits, min_bytes=MIN_COMPRESS_BYTES):
     None when it goes uncompressed: shorter than `min_bytes`, or an 8-bit window."""
     if len(payload) < min_bytes or window_bits < MIN_COMPRESS_WINDOW_BITS:
         return None
-    return join_chunks((compress_chunk(payload, window_bits),))
+    data = compress_chunk(payload, window_bits)
+    return data[:-4]  # a sync flush always ends with the empty stored block's 00 00 ff ff
 
 
 def compress_chunk(data, window_bits):
@@ -260,10 +261,16 @@ def stored_chunk(data):
     return b"".join(out)
 
 
+_EMPTY_STORED_BLOCK_HEADER = b"\x00"  # BFINAL 0, BTYPE 00, padding: the receiver's appended tail is its LEN/NLEN
+
+
 def join_chunks(chunks):
-    """The compressed payload of one message made of `compress_chunk` chunks."""
-    data = b"".join(chunks)
-    return data[:-4] if data.endswith(_TAIL) else data
+    """The compressed payload of one message made of `compress_chunk` and `stored_chunk` chunks.
+
+    It ends with the header of an empty stored block, so the 00 00 ff ff the receiver appends completes it:
+    a receiver that keeps one inflater across messages (allowed, and Chromium does) stays on a block boundary.
+    """
+    return b"".join(chunks) + _EMPTY_STORED_BLOCK_HEADER
 
 
 def can_compress(params):
