@@ -10,6 +10,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 MAX_HTTP_LIMIT = 10 ** 6  # for the MADACE_STATUS_HTTP_* limits (seconds or connections)
+COMPRESSION_MODES = ("auto", "off")  # serve --compression: permessage-deflate when offered, or never
 
 
 def build_parser():
@@ -113,6 +114,8 @@ def _add_serve_parser(commands):
                        help="serve a temporary sample project that changes every few seconds (removed on exit)")
     serve.add_argument("--insecure", action="store_true", default=False,
                        help="allow a non-loopback --host without a token")
+    serve.add_argument("--compression", choices=COMPRESSION_MODES, default=None,
+                       help="auto (default): permessage-deflate for WebSocket clients that offer it; off: never")
     serve.add_argument("--log-level", metavar="L", default=None,
                        help="debug, info (default), warning or error; logs go to stderr")
 
@@ -152,6 +155,13 @@ def _serve_settings(args, settings):
     args.demo = settings.flag(args.demo, "DEMO")
     args.insecure = settings.flag(args.insecure, "INSECURE")
     args.log_level = settings.setting(args.log_level, "LOG_LEVEL") or serve_command.DEFAULT_LOG_LEVEL
+    args.compression = settings.setting(args.compression, "COMPRESSION", convert=_compression_mode) or "auto"
+
+
+def _compression_mode(value):
+    if value.strip().lower() not in COMPRESSION_MODES:
+        raise ValueError(value)
+    return value.strip().lower()
 
 
 def _http_limits(settings):

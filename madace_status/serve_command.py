@@ -114,7 +114,8 @@ def _serve(args, paths):
     for signum in STOP_SIGNALS:  # before anything is bound or announced: from here on a signal is a clean stop
         loop.add_signal_handler(signum, stop.set)
     service = SyncService(paths, host=args.host, ws_port=args.ws_port, poll_interval=args.poll_interval,
-                          token=args.token, allowed_origins=args.allow_origin or (), heartbeat_s=args.heartbeat)
+                          token=args.token, allowed_origins=args.allow_origin or (), heartbeat_s=args.heartbeat,
+                          compression=getattr(args, "compression", "auto") != "off")
     try:
         httpd = DashboardServer((args.host, args.port), None, getattr(args, "http_limits", DEFAULT_LIMITS))
     except OSError as error:

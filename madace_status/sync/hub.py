@@ -11,7 +11,8 @@ sent as soon as the budget allows, so the client converges with nothing lost. A 
 LAGGING_CLOSE_S is closed with 1008.
 
 Runs on the asyncio loop of the sync service. The broadcaster serialises each event into one frame and
-writes that frame to every subscriber without awaiting anyone. The HTTP thread reads the hub through the
+writes that frame to every subscriber without awaiting anyone. For clients that negotiated permessage-deflate
+the event is compressed once per window size (websocket.deflate.SharedMessage), not once per client. The HTTP thread reads the hub through the
 methods that take `_lock`.
 """
 
@@ -26,7 +27,7 @@ from madace_status.logsafe import escape
 from madace_status.project.render.envelope import utc_timestamp
 from madace_status.sync.ratelimit import TokenBucket
 from madace_status.websocket import ConnectionClosed
-from madace_status.websocket import frames
+from madace_status.websocket import deflate, frames
 
 logger = logging.getLogger("madace_status.sync")
 
@@ -49,9 +50,10 @@ def now_ms():
 
 
 class Event:
-    """One published event: its envelope and the frame that carries it (built once for every client)."""
+    """One published event: its envelope and the frame that carries it (built once for every client, and
+    compressed at most once per window size)."""
 
-    __slots__ = ("seq", "type", "topic", "workflow", "message", "frame")
+    __slots__ = ("seq", "type", "topic", "workflow", "message", "shared", "frame")
 
     def __init__(self, seq, event_type, topic, workflow, message):
         self.seq = seq
@@ -59,14 +61,15 @@ class Event:
         self.topic = topic
         self.workflow = workflow
         self.message = message
-        self.frame = frames.serialize_frame(frames.OP_TEXT, json.dumps(message, separators=(",", ":"), allow_nan=False).encode())
+        self.shared = deflate.SharedMessage(json.dumps(message, separators=(",", ":"), allow_nan=False).encode())
+        self.frame = self.shared.frame
 
 
 class Client:
     """What the hub knows of one connected WebSocket."""
 
     __slots__ = ("websocket", "id", "source", "topics", "workflows", "connected_at", "last_seen", "lagging_since",
-                 "remote", "snapshot_due", "snapshot_timer", "snapshot_budget")
+                 "remote", "snapshot_due", "snapshot_timer", "snapshot_budget", "deflate")
 
     def __init__(self, websocket, client_id, source, topics, workflows):
         self.websocket = websocket
@@ -82,6 +85,7 @@ class Client:
         self.snapshot_budget = None  # the snapshot rate limit's TokenBucket, made at the first request
         address = websocket.remote_address
         self.remote = "%s:%s" % (address[0], address[1]) if address else ""
+        self.deflate = websocket.connection.deflate  # the permessage-deflate DeflateParams, None without
 
     def wants(self, event):
         if event.topic not in self.topics:
@@ -92,7 +96,8 @@ class Client:
         return {"id": self.id, "source": self.source, "connectedAt": utc_timestamp(self.connected_at),
                 "lastSeen": utc_timestamp(self.last_seen), "remote": self.remote, "topics": sorted(self.topics),
                 "workflows": sorted(self.workflows) if self.workflows is not None else None,
-                "lagging": self.lagging_since is not None or self.websocket.over_mark_since is not None}
+                "lagging": self.lagging_since is not None or self.websocket.over_mark_since is not None,
+                "compression": self.deflate is not None}
 
 
 class SubscriptionError(ValueError):
@@ -161,6 +166,9 @@ class Metrics:
         self.broadcasts_total = 0
         self.poll_seconds_total = 0.0
         self.polls_total = 0
+        # Frames sent to clients that negotiated permessage-deflate: their bytes uncompressed, and as sent.
+        self.compression_in_bytes_total = 0
+        self.compression_out_bytes_total = 0
 
 
 class Hub:
@@ -199,33 +207,53 @@ class Hub:
         return {"type": message_type, "timestamp": now_ms(), "seq": self.seq, "data": data}
 
     def _send(self, client, message):
-        """Send one message to one client (welcome, snapshot, pong, error, replay)."""
+        """Send one message to one client (welcome, pong, error, replay)."""
         payload = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
-        self._write(client, frames.serialize_frame(frames.OP_TEXT, payload))
+        self._write_shared(client, deflate.SharedMessage(payload))
 
-    def _write(self, client, frame):
+    def _write_shared(self, client, shared):
+        self._write(client, shared.frame_for(client.deflate), len(shared.frame))
+
+    def _write(self, client, frame, plain_bytes=None):
+        """Write one frame; `plain_bytes` is its size uncompressed when it went compressed."""
         try:
             client.websocket.send_frame(frame)
         except ConnectionClosed:
             return
         self.metrics.messages_sent_total += 1
         self.metrics.bytes_sent_total += len(frame)
+        if client.deflate is not None:
+            self.metrics.compression_in_bytes_total += plain_bytes or len(frame)
+            self.metrics.compression_out_bytes_total += len(frame)
 
     def send_snapshot(self, client, reason):
         # The project part is encoded once per project version and subscription, not once per client: a
         # reconnect storm after a restart would otherwise serialise the whole project thousands of times.
+        # With permessage-deflate the project part is compressed once per window size too, as a deflate chunk
+        # that the few per-client bytes around it join (websocket.deflate.compress_chunk).
         key = (client.topics, client.workflows)
-        encoded = self._snapshot_cache.get(key)
-        if encoded is None:
+        cached = self._snapshot_cache.get(key)
+        if cached is None:
             if len(self._snapshot_cache) >= MAX_CACHED_SNAPSHOTS:
                 self._snapshot_cache.clear()
             encoded = json.dumps(self._snapshot_data(client.topics, client.workflows), separators=(",", ":"),
                                  allow_nan=False)
-            self._snapshot_cache[key] = encoded
-        members = encoded[:-1] + ("," if encoded != "{}" else "")  # the data object, open for "reason"
-        text = '{"type":"snapshot","timestamp":%d,"seq":%d,"data":%s"reason":%s}}' % (
-            now_ms(), self.seq, members, json.dumps(reason, allow_nan=False))
-        self._write(client, frames.serialize_frame(frames.OP_TEXT, text.encode()))
+            members = encoded[:-1] + ("," if encoded != "{}" else "")  # the data object, open for "reason"
+            cached = self._snapshot_cache[key] = (members.encode(), {})  # (members, window bits → chunk)
+        members, chunks = cached
+        head = ('{"type":"snapshot","timestamp":%d,"seq":%d,"data":' % (now_ms(), self.seq)).encode()
+        tail = ('"reason":%s}}' % json.dumps(reason, allow_nan=False)).encode()
+        plain_bytes = frames.frame_length(len(head) + len(members) + len(tail))
+        params = client.deflate
+        if deflate.can_compress(params) and len(members) >= params.min_compress_bytes:
+            window_bits = params.send_window_bits
+            chunk = chunks.get(window_bits)
+            if chunk is None:
+                chunk = chunks[window_bits] = deflate.compress_chunk(members, window_bits)
+            payload = deflate.join_chunks((deflate.stored_chunk(head), chunk, deflate.stored_chunk(tail)))
+            self._write(client, frames.serialize_frame(frames.OP_TEXT, payload, rsv1=True), plain_bytes)
+        else:
+            self._write(client, frames.serialize_frame(frames.OP_TEXT, head + members + tail))
 
     def project_changed(self):
         """The project the snapshots show has changed: encode them afresh."""
@@ -242,9 +270,14 @@ class Hub:
                           {"type": event_type, "timestamp": now_ms(), "seq": self.seq, "data": data})
             self.ring.append(event)
         self.metrics.events_total += 1
+        shared = event.shared
         frame = event.frame
         high_water = self.high_water_bytes
         sent = 0
+        deflate_sent = 0
+        deflate_bytes = 0
+        window_bits = None  # the window of `deflate_frame`: clients almost always share one, so no lookup per client
+        deflate_frame = None
         for client in self.clients.values():
             if not client.wants(event):
                 continue
@@ -258,13 +291,24 @@ class Hub:
                 logger.info("client %s (%s) is lagging; events paused until it drains", client.id,
                             escape(client.source))
                 continue
+            params = client.deflate
             try:
-                websocket.send_frame(frame)
+                if params is None:
+                    websocket.send_frame(frame)
+                else:
+                    if params.send_window_bits != window_bits:
+                        window_bits = params.send_window_bits
+                        deflate_frame = shared.frame_for(params)
+                    websocket.send_frame(deflate_frame)
+                    deflate_sent += 1
+                    deflate_bytes += len(deflate_frame)
             except ConnectionClosed:
                 continue
             sent += 1
         self.metrics.messages_sent_total += sent
-        self.metrics.bytes_sent_total += sent * len(frame)
+        self.metrics.bytes_sent_total += (sent - deflate_sent) * len(frame) + deflate_bytes
+        self.metrics.compression_in_bytes_total += deflate_sent * len(frame)
+        self.metrics.compression_out_bytes_total += deflate_bytes
         self.metrics.broadcast_seconds_total += time.perf_counter() - started
         self.metrics.broadcasts_total += 1
         return event
@@ -282,7 +326,7 @@ class Hub:
         websocket = client.websocket
         for event in events:
             if event.seq > since and client.wants(event):
-                self._write(client, event.frame)
+                self._write_shared(client, event.shared)
                 if websocket.over_mark_since is not None:  # not reading: a snapshot replaces the rest once drained
                     self._hold_for_snapshot(client)
                     break

@@ -83,8 +83,9 @@ class SyncService:
 
     def __init__(self, paths, host="127.0.0.1", ws_port=DEFAULT_WS_PORT, poll_interval=POLL_INTERVAL_S, token=None,
                  allowed_origins=(), heartbeat_s=HEARTBEAT_S, max_connections=MAX_CONNECTIONS,
-                 max_message_bytes=SERVER_MAX_MESSAGE_BYTES):
+                 max_message_bytes=SERVER_MAX_MESSAGE_BYTES, compression=True):
         self.paths = paths
+        self.compression = compression  # accept permessage-deflate offers (serve --compression auto)
         self.host = host
         self.ws_port = ws_port
         self.poll_interval = poll_interval
@@ -141,7 +142,7 @@ class SyncService:
                 host=self.host, port=self.ws_port, on_connect=self.hub.client_connected,
                 on_message=self.hub.client_message, on_close=self.hub.client_disconnected,
                 process_request=self._check_request, max_message_bytes=self.max_message_bytes,
-                max_connections=self.max_connections)
+                max_connections=self.max_connections, compression=self.compression)
         except OSError as error:
             self.last_error = str(error)
             self.hub = None

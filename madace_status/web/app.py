@@ -141,6 +141,10 @@ class DashboardApp:
         counter("connections_total", "WebSocket connections accepted.", "connections_total")
         counter("messages_sent_total", "WebSocket messages sent to clients.", "messages_sent_total")
         counter("bytes_sent_total", "Bytes of WebSocket frames sent to clients.", "bytes_sent_total")
+        counter("compression_in_bytes_total", "Bytes of the frames sent to permessage-deflate clients, uncompressed.",
+                "compression_in_bytes_total")
+        counter("compression_out_bytes_total", "Bytes of the frames sent to permessage-deflate clients, as sent.",
+                "compression_out_bytes_total")
         counter("events_total", "Events published.", "events_total")
         counter("events_dropped_total", "Events not sent to a lagging client (it gets a snapshot later).",
                 "dropped_total")

@@ -22,7 +22,7 @@ import logging
 import os
 
 from madace_status.logsafe import escape
-from madace_status.websocket import frames
+from madace_status.websocket import deflate, frames
 from madace_status.websocket.connection import (
     CLIENT, CLOSED, OPEN, SERVER, BinaryMessage, CloseReceived, Connection, Pong, TextMessage)
 from madace_status.websocket.errors import ConnectionClosed, HandshakeError
@@ -175,8 +175,8 @@ class WebSocket(asyncio.Protocol):
 
     # -- receiving ----------------------------------------------------------------------------------------
 
-    def _open(self, leftover):
-        self.connection = Connection(self.role, self._max_message_bytes)
+    def _open(self, leftover, deflate_params=None):
+        self.connection = Connection(self.role, self._max_message_bytes, deflate_params)
         self._cancel_timer()
         self._opened()
         if leftover:
@@ -506,9 +506,16 @@ class ServerWebSocket(WebSocket):
         except Exception as error:  # a bug (in process_request, say): refuse without a traceback of the request
             self._handshake_failed(error)
             return
+        deflate_params = None
+        if self.server.compression:
+            accepted = deflate.accept_offer(request.headers.get_all("Sec-WebSocket-Extensions"),
+                                            self.server.compress_min_bytes)
+            if accepted is not None:
+                extension_header, deflate_params = accepted
+                extra_headers = list(extra_headers) + [("Sec-WebSocket-Extensions", extension_header)]
         self.transport.write(accept_response(key, extra_headers))
         leftover, self._reader = self._reader.leftover, None
-        self._open(leftover)
+        self._open(leftover, deflate_params)
 
     def _handshake_failed(self, error):
         logger.error("handshake from %s failed: %s", self.remote_address, type(error).__name__)
@@ -549,7 +556,8 @@ class Server:
 
     def __init__(self, handler, on_connect, on_message, on_close, process_request, max_message_bytes,
                  max_connections, handshake_timeout, output_high_water_bytes=OUTPUT_HIGH_WATER_BYTES,
-                 output_hard_cap_bytes=OUTPUT_HARD_CAP_BYTES):
+                 output_hard_cap_bytes=OUTPUT_HARD_CAP_BYTES, compression=True,
+                 compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
         self.handler = handler
         self.on_connect = on_connect
         self.on_message = on_message
@@ -560,6 +568,8 @@ class Server:
         self.handshake_timeout = handshake_timeout
         self.output_high_water_bytes = output_high_water_bytes
         self.output_hard_cap_bytes = output_hard_cap_bytes
+        self.compression = compression  # accept permessage-deflate offers
+        self.compress_min_bytes = compress_min_bytes  # shorter messages are sent uncompressed
         self.connections = set()  # every connection, from TCP accept to TCP close
         self._server = None
 
@@ -593,7 +603,8 @@ class Server:
 async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_message=None, on_close=None,
                 process_request=None, max_message_bytes=SERVER_MAX_MESSAGE_BYTES, max_connections=MAX_CONNECTIONS,
                 handshake_timeout=HANDSHAKE_TIMEOUT_S, backlog=1024, sock=None,
-                output_high_water_bytes=OUTPUT_HIGH_WATER_BYTES, output_hard_cap_bytes=OUTPUT_HARD_CAP_BYTES):
+                output_high_water_bytes=OUTPUT_HIGH_WATER_BYTES, output_hard_cap_bytes=OUTPUT_HARD_CAP_BYTES,
+                compression=True, compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
     """Listen for WebSocket connections.
 
     handler(websocket): a coroutine run for each connection (read with `recv()` / `async for`); the
@@ -602,9 +613,12 @@ async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_m
     process_request(websocket): called with `websocket.request` (path, query, headers, origin) set; raise
     HandshakeError(reason, status) to refuse, or return extra response headers.
     output_high_water_bytes, output_hard_cap_bytes: the output budget of each connection (module docstring).
+    compression: accept the first permessage-deflate offer it can honour (see websocket/deflate.py); messages
+    shorter than compress_min_bytes are sent uncompressed.
     """
     server = Server(handler, on_connect, on_message, on_close, process_request, max_message_bytes,
-                    max_connections, handshake_timeout, output_high_water_bytes, output_hard_cap_bytes)
+                    max_connections, handshake_timeout, output_high_water_bytes, output_hard_cap_bytes,
+                    compression, compress_min_bytes)
     if sock is not None:
         sock.listen(backlog)
         sockets = [sock]
@@ -638,7 +652,7 @@ class ClientWebSocket(WebSocket):
             if not self.opened.done():
                 self.opened.set_exception(error)
             return
-        self._open(self.handshake.leftover)
+        self._open(self.handshake.leftover, self.handshake.deflate)
 
     def _opened(self):
         if not self.opened.done():
@@ -654,14 +668,16 @@ class ClientWebSocket(WebSocket):
 
 
 async def connect(url, *, origin=None, authorization=None, headers=(), on_message=None, on_close=None,
-                  max_message_bytes=CLIENT_MAX_MESSAGE_BYTES, open_timeout=HANDSHAKE_TIMEOUT_S):
+                  max_message_bytes=CLIENT_MAX_MESSAGE_BYTES, open_timeout=HANDSHAKE_TIMEOUT_S, compression=True,
+                  compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
     """Open a WebSocket connection to `url` (ws://host:port/path?query).
 
     Raises ValueError for a malformed URL, OSError when the TCP connection fails, HandshakeError when the
     server refuses or answers wrongly (its `status` is the HTTP status, 0 for no valid answer), and
-    HandshakeError after `open_timeout` seconds without an answer.
+    HandshakeError after `open_timeout` seconds without an answer. `compression` offers permessage-deflate.
     """
-    handshake = ClientHandshake(url, origin=origin, authorization=authorization, extra_headers=headers)
+    handshake = ClientHandshake(url, origin=origin, authorization=authorization, extra_headers=headers,
+                                compression=compression, compress_min_bytes=compress_min_bytes)
     ssl_context = None
     if handshake.secure:
         import ssl

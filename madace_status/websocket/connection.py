@@ -7,12 +7,16 @@ replies sent, before the connection is failed. Replies the protocol makes by its
 failing close) collect in `data_to_send()`; the `send_*` methods return the bytes of one frame.
 
 Every state change goes through `_transition`, driven by the table `_TRANSITIONS`.
+
+With permessage-deflate negotiated (`deflate`: the agreed DeflateParams), data messages of at least
+deflate.MIN_COMPRESS_BYTES go out compressed with RSV1 on their first frame, and received compressed messages
+are inflated piece by piece, the inflated size counting against `max_message_bytes` as it grows.
 """
 
 import codecs
 import os
 
-from madace_status.websocket import frames
+from madace_status.websocket import deflate, frames
 from madace_status.websocket.errors import ConnectionClosed, InvalidPayload, MessageTooBig, ProtocolError
 
 SERVER = "server"
@@ -94,9 +98,9 @@ class Connection:
 
     __slots__ = ("role", "max_message_bytes", "state", "close_initiator", "close_code", "close_reason",
                  "sent_close_code", "sent_close_reason", "failure", "_parser", "_outgoing", "_mask_outgoing",
-                 "_message_opcode", "_message_bytes", "_fragments", "_utf8")
+                 "_message_opcode", "_message_bytes", "_fragments", "_utf8", "deflate", "_inflater", "_compressed")
 
-    def __init__(self, role, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
+    def __init__(self, role, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES, deflate=None):
         if role not in (SERVER, CLIENT):
             raise ValueError("role must be SERVER or CLIENT")
         self.role = role
@@ -108,7 +112,11 @@ class Connection:
         self.sent_close_code = None
         self.sent_close_reason = ""
         self.failure = None  # the ProtocolError that failed the connection, if any
-        self._parser = frames.FrameParser(expect_masked=(role == SERVER), length_check=self._check_frame_length)
+        self._parser = frames.FrameParser(expect_masked=(role == SERVER), length_check=self._check_frame_length,
+                                          allow_rsv1=deflate is not None)
+        self.deflate = deflate  # the negotiated permessage-deflate DeflateParams, or None
+        self._inflater = None  # made by the first compressed message
+        self._compressed = False  # the message being received is compressed
         self._outgoing = []
         self._mask_outgoing = role == CLIENT
         # The data message being received.
@@ -136,9 +144,16 @@ class Connection:
 
     # -- sending ----------------------------------------------------------------------------------------------
 
-    def _frame(self, opcode, payload, fin=True):
+    def _frame(self, opcode, payload, fin=True, rsv1=False):
         mask = os.urandom(4) if self._mask_outgoing else None
-        return frames.serialize_frame(opcode, payload, fin, mask)
+        return frames.serialize_frame(opcode, payload, fin, mask, rsv1)
+
+    def _message_frame(self, opcode, payload):
+        if self.deflate is not None:
+            compressed = deflate.compress(payload, self.deflate.send_window_bits, self.deflate.min_compress_bytes)
+            if compressed is not None:
+                return self._frame(opcode, compressed, rsv1=True)
+        return self._frame(opcode, payload)
 
     def closed_error(self):
         """The ConnectionClosed for this connection: the peer's code if it sent one, else ours, else 1006."""
@@ -151,14 +166,14 @@ class Connection:
 
     def send_text(self, text):
         self._require_open()
-        return self._frame(frames.OP_TEXT, text.encode("utf-8"))
+        return self._message_frame(frames.OP_TEXT, text.encode("utf-8"))
 
     def send_binary(self, data):
         self._require_open()
-        return self._frame(frames.OP_BINARY, bytes(data))
+        return self._message_frame(frames.OP_BINARY, bytes(data))
 
     def send_fragment(self, opcode, payload, fin):
-        """One frame of a fragmented message: OP_TEXT/OP_BINARY first, then OP_CONTINUATION."""
+        """One frame of a fragmented message: OP_TEXT/OP_BINARY first, then OP_CONTINUATION (uncompressed)."""
         self._require_open()
         if opcode not in frames.DATA_OPCODES:
             raise ValueError("fragments are data frames")
@@ -247,8 +262,15 @@ class Connection:
             return self._receive_close(piece.payload)
         return None
 
-    def _check_frame_length(self, opcode, fin, length):
-        if opcode < frames.OP_CLOSE and self.failure is None and self._message_bytes + length > self.max_message_bytes:
+    def _check_frame_length(self, opcode, fin, length, rsv1=False):
+        if opcode >= frames.OP_CLOSE or self.failure is not None:
+            return
+        if rsv1 or (opcode == frames.OP_CONTINUATION and self._compressed):
+            # Compressed bytes on the wire; the inflated size is checked while inflating.
+            limit = self.max_message_bytes * deflate.MAX_COMPRESSED_FACTOR
+        else:
+            limit = self.max_message_bytes
+        if self._message_bytes + length > limit:
             raise MessageTooBig("message is larger than %d bytes" % self.max_message_bytes)
 
     def _handle_piece(self, piece):
@@ -261,17 +283,24 @@ class Connection:
                     raise ProtocolError("continuation frame without a message to continue")
             elif self._message_opcode is not None:
                 raise ProtocolError("new data frame inside a fragmented message")
-            elif piece.fin and piece.last:
+            elif piece.fin and piece.last and not piece.rsv1:
                 return self._whole_message(opcode, piece.payload)  # the common case: one frame, all here
             else:
+                if piece.rsv1:
+                    self._start_inflating()
                 self._message_opcode = opcode
                 self._fragments = bytearray()
                 if opcode == frames.OP_TEXT:
                     self._utf8 = codecs.getincrementaldecoder("utf-8")()
-        self._message_bytes += len(piece.payload)
+        payload = piece.payload
+        if self._compressed:
+            self._message_bytes += len(payload)  # wire bytes, for the frame-length check
+            payload = self._inflater.feed(payload, final=piece.last and piece.fin)
+        else:
+            self._message_bytes += len(payload)
         if self._utf8 is not None:
-            self._validate_utf8(piece.payload, final=False)
-        self._fragments += piece.payload
+            self._validate_utf8(payload, final=False)
+        self._fragments += payload
         if not (piece.last and piece.fin):
             return None
         return self._finish_message()
@@ -305,7 +334,14 @@ class Connection:
         self._message_bytes = 0
         self._fragments = None
         self._utf8 = None
+        self._compressed = False
         return event
+
+    def _start_inflating(self):
+        if self._inflater is None:
+            self._inflater = deflate.Inflater(self.deflate)
+        self._inflater.start(self.max_message_bytes)
+        self._compressed = True
 
     def _handle_control(self, opcode, payload):
         if opcode == frames.OP_PING:

@@ -74,9 +74,12 @@ _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 
 
-def serialize_frame(opcode, payload=b"", fin=True, mask=None):
+RSV1 = 0x40  # "compressed" on the first frame of a message when permessage-deflate is in use (RFC 7692 §6)
+
+
+def serialize_frame(opcode, payload=b"", fin=True, mask=None, rsv1=False):
     """The bytes of one frame. `mask` is 4 bytes for a client frame, None for a server frame."""
-    first = (0x80 if fin else 0) | opcode
+    first = (0x80 if fin else 0) | (RSV1 if rsv1 else 0) | opcode
     length = len(payload)
     mask_bit = 0x80 if mask is not None else 0
     if length <= MAX_7BIT_LENGTH:
@@ -88,6 +91,17 @@ def serialize_frame(opcode, payload=b"", fin=True, mask=None):
     if mask is None:
         return header + payload
     return header + mask + apply_mask(payload, mask)
+
+
+def frame_length(payload_length, masked=False):
+    """Bytes on the wire of a frame with a payload of `payload_length` bytes."""
+    if payload_length <= MAX_7BIT_LENGTH:
+        header = 2
+    elif payload_length <= MAX_16BIT_LENGTH:
+        header = 4
+    else:
+        header = 10
+    return header + (4 if masked else 0) + payload_length
 
 
 def close_payload(code=None, reason=""):
@@ -104,14 +118,15 @@ class FramePiece:
     """Part (or all) of one frame's payload, as parsed so far.
 
     `first` is True for the piece that starts the frame, `last` for the piece that ends it; a control frame
-    always comes whole (first and last). `fin` is the frame's FIN bit.
+    always comes whole (first and last). `fin` is the frame's FIN bit, `rsv1` its RSV1 bit.
     """
 
-    __slots__ = ("opcode", "fin", "payload", "first", "last", "frame_length")
+    __slots__ = ("opcode", "fin", "payload", "first", "last", "frame_length", "rsv1")
 
-    def __init__(self, opcode, fin, payload, first, last, frame_length):
+    def __init__(self, opcode, fin, payload, first, last, frame_length, rsv1=False):
         self.opcode = opcode
         self.fin = fin
+        self.rsv1 = rsv1
         self.payload = payload
         self.first = first
         self.last = last
@@ -127,17 +142,20 @@ class FrameParser:
 
     `feed(data)` appends bytes; `next_piece()` returns the next FramePiece, or None when more bytes are
     needed. Headers are validated as soon as they are complete: RSV bits, opcode, control frame rules,
-    the mask bit the role requires, a 64-bit length with the top bit set, and `max_frame_check`
-    (called with the opcode and length before any payload is buffered, so an oversized message fails
-    before it is read).
+    the mask bit the role requires, a 64-bit length with the top bit set, and `length_check`
+    (called with the opcode, FIN, length and RSV1 before any payload is buffered, so an oversized message
+    fails before it is read). RSV1 is allowed only with `allow_rsv1` (permessage-deflate negotiated), and
+    then only on a text or binary frame: never on a control or continuation frame (RFC 7692 §6).
     """
 
     __slots__ = ("_expect_masked", "_length_check", "_buffer", "_offset", "_opcode", "_fin", "_mask", "_remaining",
-                 "_frame_length", "_started")
+                 "_frame_length", "_started", "allow_rsv1", "_rsv1")
 
-    def __init__(self, expect_masked, length_check=None):
+    def __init__(self, expect_masked, length_check=None, allow_rsv1=False):
         self._expect_masked = expect_masked
         self._length_check = length_check
+        self.allow_rsv1 = allow_rsv1
+        self._rsv1 = False
         self._buffer = bytearray()
         self._offset = 0  # bytes of _buffer already consumed
         # State of the frame whose payload is being read (None between frames).
@@ -198,7 +216,7 @@ class FrameParser:
             self._opcode = None
         if start > 65536:
             self._compact()
-        return FramePiece(opcode, self._fin, payload, first, not remaining, self._frame_length)
+        return FramePiece(opcode, self._fin, payload, first, not remaining, self._frame_length, self._rsv1)
 
     def _read_header(self):
         buffer = self._buffer
@@ -218,10 +236,13 @@ class FrameParser:
             return False
         fin = bool(first & 0x80)
         opcode = first & 0x0F
-        if first & 0x70:
+        rsv1 = bool(first & RSV1)
+        if first & 0x30 or (rsv1 and not self.allow_rsv1):
             raise ProtocolError("reserved bits set without a negotiated extension (RSV=%d)" % ((first >> 4) & 7))
         if opcode not in KNOWN_OPCODES:
             raise ProtocolError("unknown opcode 0x%X" % opcode)
+        if rsv1 and opcode not in (OP_TEXT, OP_BINARY):
+            raise ProtocolError("RSV1 set on a %s frame" % ("control" if opcode >= OP_CLOSE else "continuation"))
         position = start + 2
         if length == LENGTH_16BIT:
             length = int.from_bytes(buffer[position:position + 2], "big")
@@ -240,11 +261,12 @@ class FrameParser:
             raise ProtocolError("client frames must be masked" if self._expect_masked
                                 else "server frames must not be masked")
         if self._length_check is not None:
-            self._length_check(opcode, fin, length)
+            self._length_check(opcode, fin, length, rsv1)
         self._mask = bytes(buffer[position:position + 4]) if masked else None
         self._offset = start + header_length
         self._opcode = opcode
         self._fin = fin
+        self._rsv1 = rsv1
         self._remaining = length
         self._frame_length = length
         self._started = False

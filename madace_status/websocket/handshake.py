@@ -11,6 +11,7 @@ import hashlib
 import os
 from urllib.parse import parse_qs, urlsplit
 
+from madace_status.websocket import deflate
 from madace_status.websocket.errors import HandshakeError
 
 MAX_LINE_BYTES = 8 * 1024  # request line, status line and each header line
@@ -239,7 +240,8 @@ class ClientHandshake:
     (then `leftover` holds any frame bytes that came with it), False while more bytes are needed, and raises
     HandshakeError naming what was wrong otherwise."""
 
-    def __init__(self, url, origin=None, authorization=None, extra_headers=(), max_headers=MAX_HEADERS):
+    def __init__(self, url, origin=None, authorization=None, extra_headers=(), max_headers=MAX_HEADERS,
+                 compression=True, compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss"):
             raise ValueError("WebSocket URL must start with ws:// or wss://: %r" % url)
@@ -259,6 +261,11 @@ class ClientHandshake:
             self._headers.append(("Origin", origin))
         if authorization:
             self._headers.append(("Authorization", authorization))
+        if compression:
+            self._headers.append(("Sec-WebSocket-Extensions", deflate.CLIENT_OFFER))
+        self._compression = compression
+        self._compress_min_bytes = compress_min_bytes
+        self.deflate = None  # the DeflateParams the server accepted, once the 101 arrived
         self._headers.extend(extra_headers)
         self._reader = _HeaderBlockReader(max_headers)
         self._max_headers = max_headers
@@ -328,8 +335,14 @@ class ClientHandshake:
             raise HandshakeError("invalid handshake response: wrong Sec-WebSocket-Accept %r" % ", ".join(accepts)[:60],
                                  status=101)
         if "Sec-WebSocket-Extensions" in headers:
-            raise HandshakeError("invalid handshake response: the server chose an extension that was not offered",
-                                 status=101)
+            if not self._compression:
+                raise HandshakeError("invalid handshake response: the server chose an extension that was not offered",
+                                     status=101)
+            try:
+                self.deflate = deflate.accept_response(headers.get_all("Sec-WebSocket-Extensions"),
+                                                       self._compress_min_bytes)
+            except deflate.NegotiationError as error:
+                raise HandshakeError("invalid handshake response: Sec-WebSocket-Extensions: %s" % error, status=101)
         if "Sec-WebSocket-Protocol" in headers:
             raise HandshakeError("invalid handshake response: the server chose a subprotocol that was not offered",
                                  status=101)

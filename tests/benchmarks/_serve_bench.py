@@ -219,10 +219,16 @@ class ServeProcess:
 HANDSHAKE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's example key: the server's answer is not checked
 
 
-def handshake_request(host, port, path="/ws"):
+DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"  # what Chromium offers
+
+
+def handshake_request(host, port, path="/ws", offer=None):
+    """The upgrade request; `offer` a Sec-WebSocket-Extensions value (the clients never inflate: the benchmarks
+    count frames, the tests check content)."""
+    extension = "Sec-WebSocket-Extensions: %s\r\n" % offer if offer else ""
     return ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nUser-Agent: bench\r\n\r\n"
-            % (path, host, port, HANDSHAKE_KEY)).encode()
+            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nUser-Agent: bench\r\n%s\r\n"
+            % (path, host, port, HANDSHAKE_KEY, extension)).encode()
 
 
 class RawClient(asyncio.Protocol):
@@ -305,12 +311,12 @@ class RawClient(asyncio.Protocol):
 
 
 async def open_raw_clients(host, port, count, on_text, concurrency=200, path="/ws", source_hosts=None,
-                           retries=3):
+                           retries=3, offer=None):
     """Open `count` RawClient connections, at most `concurrency` handshakes at a time; returns the clients
     (fewer when some fail) and the failures. `source_hosts`: local addresses to bind, in turn (None: let
     connect() choose, which is much faster than bind(port 0) once thousands of sockets exist)."""
     loop = asyncio.get_running_loop()
-    request = handshake_request(host, port, path)
+    request = handshake_request(host, port, path, offer)
     semaphore = asyncio.Semaphore(concurrency)
     clients = []
     failures = []
@@ -408,9 +414,9 @@ async def _serve_floor(announce):
     return server, broadcast, count, connections
 
 
-async def _serve_websockets(announce, ping_interval=None):
-    """A `websockets` server (asyncio implementation), no compression, no keepalive pings (unless
-    `ping_interval` is given), broadcast()."""
+async def _serve_websockets(announce, ping_interval=None, compression=None):
+    """A `websockets` server (asyncio implementation), no compression (unless `compression="deflate"`: its
+    default permessage-deflate settings), no keepalive pings (unless `ping_interval` is given), broadcast()."""
     import websockets
     from websockets.asyncio.server import serve as ws_serve
     connections = set()
@@ -423,7 +429,7 @@ async def _serve_websockets(announce, ping_interval=None):
         finally:
             connections.discard(websocket)
 
-    server = await ws_serve(handler, "127.0.0.1", 0, compression=None, ping_interval=ping_interval,
+    server = await ws_serve(handler, "127.0.0.1", 0, compression=compression, ping_interval=ping_interval,
                             backlog=4096)
     announce(server.sockets[0].getsockname()[1])
 
@@ -458,7 +464,8 @@ def bench_server_main(impl, profile_path=None):
             print("port %d" % port, flush=True)
 
         starter = {"ours": _serve_ours, "websockets": _serve_websockets, "floor": _serve_floor,
-                   "websockets-keepalive": lambda announce: _serve_websockets(announce, ping_interval=20)}[impl]
+                   "websockets-keepalive": lambda announce: _serve_websockets(announce, ping_interval=20),
+                   "websockets-deflate": lambda announce: _serve_websockets(announce, compression="deflate")}[impl]
         server, broadcast, count, connections = await starter(announce)
         threading.Thread(target=read_stdin, daemon=True).start()
         cpu_start = _rusage_seconds()
@@ -519,11 +526,14 @@ def bench_server_main(impl, profile_path=None):
     asyncio.run(main())
 
 
-def bench_clients_main(port, count, marker=b'"state_updated"', concurrency=200):
+def bench_clients_main(port, count, marker=b'"state_updated"', concurrency=200, offer=None):
     """`--role clients`: opens `count` RawClient connections to 127.0.0.1:`port`, prints `ready OPENED FAILED`,
     then answers stdin commands: `reset` → zero the marker counts; `wait K TIMEOUT` → `done MIN TOTAL
     LAST_MONOTONIC FIRST_MONOTONIC` (of the marker messages since the reset) once every client counted K
-    markers (or at the timeout); `quit`."""
+    markers (or at the timeout); `quit`. With an `offer` (permessage-deflate) payloads may be compressed, so
+    every text message counts (after a reset only broadcasts arrive)."""
+    if offer:
+        marker = None
     import threading
     raise_nofile(count + 256)
 
@@ -535,13 +545,14 @@ def bench_clients_main(port, count, marker=b'"state_updated"', concurrency=200):
         first = [0.0]
 
         def on_text(client, payload):
-            if marker in payload[:48]:
+            if marker is None or marker in payload[:48]:
                 counts[client.tag] += 1
                 last[0] = time.monotonic()
                 if not first[0]:
                     first[0] = last[0]
 
-        clients, failures = await open_raw_clients("127.0.0.1", port, count, on_text, concurrency=concurrency)
+        clients, failures = await open_raw_clients("127.0.0.1", port, count, on_text, concurrency=concurrency,
+                                                   offer=offer)
         print("ready %d %d %s" % (len(clients), len(failures), (failures[:1] or [""])[0].replace(" ", "_")),
               flush=True)
 

@@ -25,6 +25,11 @@ alone. Takes about 1 minute with the defaults on a quiet machine, 2 on a busy on
 --broadcasts / --clients).
 `--profile FILE.prof` adds one more repetition of A run under cProfile (not counted) and prints its top
 functions.
+
+`--deflate` measures permessage-deflate instead, with clients that offer it as Chromium does (they count frames,
+never inflate): ours with plain clients, ours with deflate clients (each event compressed once per window size,
+the same frame to every client), and `websockets` with its default compression (compressed once per client).
+Targets: ours deflate ≤ 1.2 × ours plain, and ≤ 0.3 × websockets deflate.
 """
 
 import argparse
@@ -38,6 +43,10 @@ import _serve_bench as bench  # noqa: E402
 
 TARGET_RATIO = 0.6
 IMPLS = ("ours", "websockets", "floor")
+DEFLATE_IMPLS = ("ours", "ours-deflate", "websockets-deflate")
+DEFLATE_SERVER_IMPL = {"ours": "ours", "ours-deflate": "ours", "websockets-deflate": "websockets-deflate"}
+DEFLATE_TARGET_VS_PLAIN = 1.2
+DEFLATE_TARGET_VS_WEBSOCKETS = 0.3
 
 
 def run(args):
@@ -118,6 +127,55 @@ def run(args):
             process.close()
 
 
+def run_deflate(args):
+    """`--deflate`: server CPU per recipient of ours plain, ours deflate and websockets deflate (same run)."""
+    print(bench.machine_note())
+    soft, hard = bench.raise_nofile(args.clients + 256)
+    script = os.path.abspath(__file__)
+    servers, client_procs = {}, {}
+    try:
+        for impl in DEFLATE_IMPLS:
+            servers[impl] = bench.LineProcess([script, "--role", "server", "--impl", DEFLATE_SERVER_IMPL[impl]])
+            port = int(servers[impl].read("port")[0])
+            offer = ["--offer-deflate"] if impl != "ours" else []
+            client_procs[impl] = bench.LineProcess([script, "--role", "clients", "--port", str(port),
+                                                    "--clients", str(args.clients)] + offer)
+        for impl in DEFLATE_IMPLS:
+            opened = int(client_procs[impl].read("ready")[0])
+            if opened != args.clients:
+                raise SystemExit("%s: %d of %d clients connected" % (impl, opened, args.clients))
+        print("%d clients per server, %d broadcasts of ~%d B JSON, %.3f s apart, %d repetitions; RLIMIT_NOFILE %s/%s"
+              % (args.clients, args.broadcasts, args.size, args.interval, args.reps, soft, hard))
+        per_recipient = {impl: [] for impl in DEFLATE_IMPLS}
+        deliveries = args.broadcasts * args.clients
+        for rep in range(args.reps):
+            order = DEFLATE_IMPLS[rep % 3:] + DEFLATE_IMPLS[:rep % 3]
+            for impl in order:
+                client_procs[impl].ask("reset", "reset")
+                servers[impl].ask("bench %d %f %d" % (args.broadcasts, args.interval, args.size), "sent")
+                least, total = client_procs[impl].ask("wait %d 60" % args.broadcasts, "done")[:2]
+                if int(least) != args.broadcasts or int(total) != deliveries:
+                    raise SystemExit("%s: a client got %s of %d messages" % (impl, least, args.broadcasts))
+                per_recipient[impl].append(float(servers[impl].ask("cpu", "cpu")[0]) / deliveries * 1e6)
+            print("rep %d: %s" % (rep + 1, ", ".join("%s %.2f us/recipient" % (impl, per_recipient[impl][-1])
+                                                       for impl in DEFLATE_IMPLS)))
+        medians = {impl: bench.median(values) for impl, values in per_recipient.items()}
+        vs_plain = medians["ours-deflate"] / medians["ours"]
+        vs_websockets = medians["ours-deflate"] / medians["websockets-deflate"]
+        print()
+        print("RESULT server CPU per (broadcast x recipient), median of %d: ours plain %.2f us, ours deflate %.2f us, "
+              "websockets deflate %.2f us; ours deflate / ours plain %.3f, ours deflate / websockets deflate %.3f"
+              % (args.reps, medians["ours"], medians["ours-deflate"], medians["websockets-deflate"], vs_plain,
+                 vs_websockets))
+        print("(end) " + bench.machine_note())
+        print("targets: <= %.1f x ours plain %s, <= %.1f x websockets deflate %s"
+              % (DEFLATE_TARGET_VS_PLAIN, bench.verdict(vs_plain <= DEFLATE_TARGET_VS_PLAIN),
+                 DEFLATE_TARGET_VS_WEBSOCKETS, bench.verdict(vs_websockets <= DEFLATE_TARGET_VS_WEBSOCKETS)))
+    finally:
+        for process in list(client_procs.values()) + list(servers.values()):
+            process.close()
+
+
 def profile(args, servers, client_procs):
     """One more repetition of A, its server under cProfile (enabled only around the broadcasts)."""
     import pstats
@@ -139,15 +197,18 @@ def main():
     parser.add_argument("--interval", type=float, default=0.025, help="seconds between broadcasts")
     parser.add_argument("--size", type=int, default=1024, help="bytes of JSON per message")
     parser.add_argument("--profile", metavar="FILE", help="also profile one repetition of ours into FILE")
+    parser.add_argument("--deflate", action="store_true", help="measure permessage-deflate (see above)")
+    parser.add_argument("--offer-deflate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--role", choices=("main", "server", "clients"), default="main", help=argparse.SUPPRESS)
-    parser.add_argument("--impl", choices=IMPLS, help=argparse.SUPPRESS)
+    parser.add_argument("--impl", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "server":
         return bench.bench_server_main(args.impl, args.profile)
     if args.role == "clients":
-        return bench.bench_clients_main(args.port, args.clients)
-    return run(args)
+        return bench.bench_clients_main(args.port, args.clients,
+                                        offer=bench.DEFLATE_OFFER if args.offer_deflate else None)
+    return run_deflate(args) if args.deflate else run(args)
 
 
 if __name__ == "__main__":

@@ -28,12 +28,13 @@ EPICS = 50
 STATES = ("BACKLOG", "TODO", "IN PROGRESS", "DONE")
 
 
-def generate(root):
+def generate(root, stories=STORIES, workflows=WORKFLOWS, epic_count=EPICS):
+    """Write the generated project under `root` (the sizes are parameters so other benchmarks reuse it)."""
     states = os.path.join(root, "madace-data", "workflow-states")
     epics = os.path.join(root, "docs", "v3-planning", "epics")
     os.makedirs(states)
     os.makedirs(epics)
-    for i in range(WORKFLOWS):
+    for i in range(workflows):
         name = "workflow-%03d" % i
         if i % 2:
             total = 3 + i % 7
@@ -57,7 +58,7 @@ def generate(root):
              "- **[STORY-B-%04d]** Story number %d (2026-11-%02d) [Points: %d]",
              "- [STORY-B-%04d] Story number %d [Points: %d]",
              "- ✅ [STORY-B-%04d] Story number %d (%d points) - **DONE**")
-    per_state = {"BACKLOG": STORIES - 502, "TODO": 1, "IN PROGRESS": 1, "DONE": 500}
+    per_state = {"BACKLOG": stories - 502, "TODO": 1, "IN PROGRESS": 1, "DONE": 500}
     number = 0
     for state in STATES:
         lines.extend(["", "## " + state, ""])
@@ -75,7 +76,7 @@ def generate(root):
             number += 1
     with open(os.path.join(root, "docs", "workflow-status.md"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
-    for i in range(EPICS):
+    for i in range(epic_count):
         with open(os.path.join(epics, "EPIC-B-%03d-generated-epic.md" % i), "w", encoding="utf-8") as handle:
             handle.write("# EPIC-B-%03d: Generated epic %d\n\n**Priority:** P%d (x)\n**Effort Estimate:** %d points\n"
                          "**Target Quarter:** Q%d 2026\n**Owner:** Team %d\n**Status:** 🔄 In Progress\n"

@@ -578,6 +578,8 @@ class RawWebSocket:
             assert chunk, "connection closed during the handshake: %r" % buffer
             buffer += chunk
         head, _, self._buffer = buffer.partition(b"\r\n\r\n")
+        self.response_head = head.decode("latin-1")
+        self.last_rsv1 = False
         lines = head.decode("latin-1").split("\r\n")
         assert lines[0].startswith("HTTP/1.1 101 "), head
         accept = [line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("sec-websocket-accept:")]
@@ -600,6 +602,7 @@ class RawWebSocket:
         """(opcode, payload) of the next server frame; server frames are never masked and never fragmented here."""
         deadline = time.monotonic() + timeout
         first, second = self._read_exactly(2, deadline)
+        self.last_rsv1 = bool(first & 0x40)  # the frame was compressed (permessage-deflate)
         assert first & 0x80, "the server does not fragment its messages"
         assert not second & 0x80, "a server frame must not be masked"
         length = second & 0x7F

@@ -107,6 +107,7 @@ def test_a_change_to_something_else_does_not_redraw_the_view(project, start_serv
     subscriptions = sorted((c["source"], c["topics"], c["workflows"]) for c in clients)
     assert subscriptions == [("cli", ["stories", "workflows"], ["STORY-V3-020"]),  # a workflow of that name would win
                              ("cli", ["workflows"], ["pm-planning"])]
+    assert all(c["compression"] for c in clients)  # status --watch offers permessage-deflate and gets it
 
     set_workflow_step(project, "code-review", 1)  # another workflow
     set_story_title(project, "US-014", "Another story retitled")  # another story, in the same file

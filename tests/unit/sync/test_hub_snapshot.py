@@ -5,6 +5,9 @@ import asyncio
 import json
 
 from madace_status.sync.hub import TOPICS, Hub
+from madace_status.websocket import deflate
+from madace_status.websocket.connection import CLIENT, Connection
+from madace_status.websocket.deflate import DeflateParams
 
 
 class RecordingWebSocket:
@@ -29,6 +32,7 @@ class FakeClient:
         self.topics = topics
         self.workflows = workflows
         self.websocket = RecordingWebSocket()
+        self.deflate = None  # no permessage-deflate
 
 
 def make_hub(project):
@@ -67,3 +71,35 @@ def test_snapshot_of_an_empty_project_part_is_still_valid_json():
     client = FakeClient()
     hub.send_snapshot(client, "connected")
     assert client.websocket.messages()[0]["data"] == {"reason": "connected"}
+
+
+def deflate_messages(websocket):
+    """The messages a permessage-deflate client decodes from the recorded frames, with one inflater kept across
+    messages (as Chromium does even when the server takes over no context)."""
+    connection = Connection(CLIENT, deflate=DeflateParams(receive_no_context_takeover=False))
+    connection.receive_data(b"".join(websocket.frames))
+    return [json.loads(event.data) for event in connection.events()]
+
+
+def test_deflate_clients_share_one_compressed_project_part_per_window_size(monkeypatch):
+    project = {"version": 1}
+    hub, calls = make_hub(project)
+    compressed = []
+    real_compress_chunk = deflate.compress_chunk
+    monkeypatch.setattr(deflate, "compress_chunk",
+                        lambda data, bits: compressed.append(bits) or real_compress_chunk(data, bits))
+    clients = [FakeClient() for _ in range(3)] + [FakeClient(), FakeClient()]
+    for client in clients[:3]:
+        client.deflate = DeflateParams(min_compress_bytes=0)
+    clients[3].deflate = DeflateParams(send_window_bits=10, min_compress_bytes=0)
+    for reason, client in zip(("connected", "lagging", "resync", "connected", "connected"), clients):
+        hub.send_snapshot(client, reason)
+    assert compressed == [15, 10] and len(calls) == 1  # one compression per window size, one encoding
+    for client in clients[:4]:
+        assert client.websocket.frames[0][0] & 0x40  # RSV1: compressed
+    plain = clients[4].websocket.messages()[0]
+    for client, reason in zip(clients[:4], ("connected", "lagging", "resync", "connected")):
+        hub.send_snapshot(client, "subscribed")  # a second compressed message on the same stream
+        first, second = deflate_messages(client.websocket)
+        assert first["data"] == dict(plain["data"], reason=reason)
+        assert second["data"] == dict(plain["data"], reason="subscribed")

@@ -140,7 +140,7 @@ def test_length_check_is_called_with_the_frame_length_before_the_payload_arrives
     parser = FrameParser(expect_masked=False, length_check=lambda *args: calls.append(args))
     parser.feed(serialize_frame(frames.OP_BINARY, b"x" * 70000, fin=False)[:10])  # header only
     piece = parser.next_piece()
-    assert calls == [(frames.OP_BINARY, False, 70000)]
+    assert calls == [(frames.OP_BINARY, False, 70000, False)]  # (opcode, FIN, length, RSV1)
     assert piece is None
 
 

@@ -217,9 +217,15 @@ def test_connection_closed_before_any_response_is_a_handshake_error():
 
 
 def test_101_with_an_extension_that_was_not_offered_is_refused_naming_the_extension():
-    handshake = ClientHandshake("ws://example.com/")
+    handshake = ClientHandshake("ws://example.com/", compression=False)
     error = handshake_error(handshake, response_for(handshake, extra=[("Sec-WebSocket-Extensions",
                                                                        "permessage-deflate")]))
+    assert "extension" in error.reason
+
+
+def test_101_with_an_extension_other_than_the_offered_deflate_is_refused_naming_the_extension():
+    handshake = ClientHandshake("ws://example.com/")
+    error = handshake_error(handshake, response_for(handshake, extra=[("Sec-WebSocket-Extensions", "x-foo")]))
     assert "extension" in error.reason
 
 

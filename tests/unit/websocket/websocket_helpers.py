@@ -32,7 +32,7 @@ def close_body(code, reason=b""):
 
 def decode_frames(data, masked):
     """Every whole frame in `data` as (opcode, fin, payload)."""
-    parser = frames.FrameParser(expect_masked=masked)
+    parser = frames.FrameParser(expect_masked=masked, allow_rsv1=True)  # compressed frames decode too
     parser.feed(data)
     result = []
     payload = b""
