@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, check_root
 from madace_status.sync.service import SyncService
+from madace_status.sync.watch_select import WATCHER_CHOICES
 from madace_status.web.app import DashboardApp
 from madace_status.web.http import DashboardServer
 
@@ -85,6 +86,8 @@ def run(args, paths):
 
 
 def _check_args(args, paths):
+    if args.watcher not in WATCHER_CHOICES:  # MADACE_STATUS_WATCHER is not checked by argparse
+        raise ServeError("--watcher must be one of %s" % ", ".join(WATCHER_CHOICES), EXIT_USAGE)
     if args.poll_interval < MIN_POLL_INTERVAL_S:
         raise ServeError("--poll-interval must be at least %g s" % MIN_POLL_INTERVAL_S, EXIT_USAGE)
     if args.heartbeat < MIN_HEARTBEAT_S:
@@ -109,7 +112,8 @@ def _serve(args, paths):
     for signum in STOP_SIGNALS:  # before anything is bound or announced: from here on a signal is a clean stop
         loop.add_signal_handler(signum, stop.set)
     service = SyncService(paths, host=args.host, ws_port=args.ws_port, poll_interval=args.poll_interval,
-                          token=args.token, allowed_origins=args.allow_origin or (), heartbeat_s=args.heartbeat)
+                          token=args.token, allowed_origins=args.allow_origin or (), heartbeat_s=args.heartbeat,
+                          watcher=args.watcher)
     try:
         httpd = DashboardServer((args.host, args.port), None)
     except OSError as error:

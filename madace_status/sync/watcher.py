@@ -68,6 +68,12 @@ class PollingWatcher:
     def watched_paths(self):
         return list(self._signatures)
 
+    def mark_hot(self, paths):
+        """Paths an event backend named: checked at every poll for the next HOT_FOR_S, like a changed file."""
+        now = self._clock()
+        for path in paths:
+            self._changed_at[path] = now
+
     def poll(self):
         now = self._clock()
         elapsed = now - self._last_poll if self._last_poll is not None else None
