@@ -164,3 +164,52 @@ def test_story_file_replaced_by_an_editor_and_epics_added_and_removed(project, s
             assert messages[-1]["data"]["removed"] == ["EPIC-NEW"]
 
     run(scenario)
+
+
+BURST_FILES = 100
+BURST_ROUNDS = 10  # 1,000 writes in all
+BURST_CLIENTS = 5
+
+
+def _burst_document(name, step):
+    return {"workflowName": name, "currentStep": step, "completed": False, "variables": {"_TOTAL_STEPS": 20}}
+
+
+def test_a_burst_of_writes_converges_on_every_client_without_invalid_events(project, serve):
+    names = ["burst-%03d" % index for index in range(BURST_FILES)]
+    for name in names:
+        project.write_state(name, _burst_document(name, 0))
+    server = serve(project.root)
+
+    async def client(ready, go):
+        async with ws_connect(server.ws_url()) as ws:
+            await recv_welcome(ws)
+            ready.append(True)
+            await go.wait()
+            latest = {}
+            seen_types = set()
+
+            def done(message):
+                seen_types.add(message["type"])
+                assert message["type"] not in ("workflow_invalid", "snapshot"), message["type"]
+                if message["type"] == "state_updated":
+                    latest[message["data"]["workflowName"]] = message["data"]["state"]["currentStep"]
+                return all(latest.get(name) == BURST_ROUNDS for name in names)
+            await recv_until(ws, done, timeout=30)
+            return seen_types
+
+    async def scenario():
+        import asyncio
+        ready, go = [], asyncio.Event()
+        tasks = [asyncio.ensure_future(client(ready, go)) for _ in range(BURST_CLIENTS)]
+        while len(ready) < BURST_CLIENTS:
+            await asyncio.sleep(0.01)
+        go.set()
+        for step in range(1, BURST_ROUNDS + 1):  # in place (truncate, then write), as fast as the disk allows
+            for name in names:
+                project.write_state(name, _burst_document(name, step))
+            await asyncio.sleep(0.05)  # let the clients read: ~1 s for the whole burst on a loaded machine
+        for types in await asyncio.gather(*tasks):
+            assert "workflow_invalid" not in types
+
+    run(scenario, timeout=60)
