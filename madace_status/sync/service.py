@@ -18,8 +18,8 @@ from madace_status.project.model import Project
 from madace_status.project.workflows import read_workflow_file
 from madace_status.sync.events import diff_projects, snapshot_data
 from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_topics, parse_workflows
-from madace_status.sync.watch_select import COALESCE_S, SAFETY_RESCAN_S, open_backend
-from madace_status.sync.watcher import project_watcher
+from madace_status.sync.watch_select import COALESCE_S, EVENT_COLD_RECHECK_S, SAFETY_RESCAN_S, open_backend
+from madace_status.sync.watcher import COLD_RECHECK_S, FULL_RESCAN_S, project_watcher
 from madace_status.websocket import HandshakeError, serve
 from madace_status.websocket.handshake import MAX_HEADERS, MAX_LINE_BYTES, refusal_response
 
@@ -250,6 +250,8 @@ class SyncService:
         self._backend, self.watcher_active, self.watcher_fallback = open_backend(self.watcher_kind, self.paths)
         self._wake = asyncio.Event()
         if self._backend is not None:
+            self._watcher.cold_recheck_s = EVENT_COLD_RECHECK_S
+            self._watcher.full_rescan_s = EVENT_COLD_RECHECK_S
             self.loop.add_reader(self._backend.fileno(), self._on_backend_readable)
 
     def _close_backend(self):
@@ -268,6 +270,7 @@ class SyncService:
             logger.warning("inotify failed, falling back to polling: %s", str(error).encode("unicode_escape"))
             self._close_backend()
             self.watcher_active, self.watcher_fallback = "poll", str(error)
+            self._watcher.cold_recheck_s, self._watcher.full_rescan_s = COLD_RECHECK_S, FULL_RESCAN_S
         self._wake.set()
 
     async def _wait_for_change(self, elapsed):

@@ -11,6 +11,9 @@ import sys
 
 WATCHER_CHOICES = ("auto", "inotify", "kqueue", "poll")
 SAFETY_RESCAN_S = 2.0
+# With events, an idle file of a large directory (and the directory's listing) is looked at again this often
+# by the safety rescan: the events name what changes, so this is only the net for a missed one.
+EVENT_COLD_RECHECK_S = 30.0
 COALESCE_S = 0.002  # a writer writing in chunks within this is read once, at its final content
 
 logger = logging.getLogger("madace_status.sync")
