@@ -99,6 +99,9 @@ def _add_serve_parser(commands):
     _add_project_options(serve)
     serve.add_argument("--poll-interval", type=float, metavar="S", default=None,
                        help="seconds between polls of the project files (default: 0.1)")
+    serve.add_argument("--watcher", choices=("auto", "inotify", "kqueue", "poll"), default=None,
+                       help="change detection: kernel events (inotify) with a slow safety rescan, or polling "
+                       "every --poll-interval (default: auto: inotify where available, else poll)")
     serve.add_argument("--heartbeat", type=float, metavar="S", default=None,
                        help="seconds between protocol pings; a peer silent for two is closed (default: 20)")
     serve.add_argument("--token", metavar="T", default=None,
@@ -145,6 +148,7 @@ def _serve_settings(args, settings):
     args.poll_interval = _or_default(settings.setting(args.poll_interval, "POLL_INTERVAL", convert=float),
                                      POLL_INTERVAL_S)
     args.heartbeat = _or_default(settings.setting(args.heartbeat, "HEARTBEAT", convert=float), HEARTBEAT_S)
+    args.watcher = settings.setting(args.watcher, "WATCHER") or "auto"
     args.token = settings.setting(args.token, "TOKEN")
     args.allow_origin = args.allow_origin or [
         origin.strip() for origin in (settings.env_value("ALLOW_ORIGIN") or "").split(",") if origin.strip()]

@@ -19,6 +19,7 @@ from madace_status.logsafe import SafeFormatter
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, check_root
 from madace_status.security import Credentials, HostPolicy
 from madace_status.sync.service import SyncService
+from madace_status.sync.watch_select import WATCHER_CHOICES
 from madace_status.web.app import DashboardApp
 from madace_status.web.http import DashboardServer
 from madace_status.web.limits import DEFAULT_LIMITS
@@ -90,6 +91,8 @@ def run(args, paths):
 
 
 def _check_args(args, paths):
+    if args.watcher not in WATCHER_CHOICES:  # MADACE_STATUS_WATCHER is not checked by argparse
+        raise ServeError("--watcher must be one of %s" % ", ".join(WATCHER_CHOICES), EXIT_USAGE)
     if args.poll_interval < MIN_POLL_INTERVAL_S:
         raise ServeError("--poll-interval must be at least %g s" % MIN_POLL_INTERVAL_S, EXIT_USAGE)
     if args.heartbeat < MIN_HEARTBEAT_S:
@@ -115,7 +118,7 @@ def _serve(args, paths):
         loop.add_signal_handler(signum, stop.set)
     service = SyncService(paths, host=args.host, ws_port=args.ws_port, poll_interval=args.poll_interval,
                           token=args.token, allowed_origins=args.allow_origin or (), heartbeat_s=args.heartbeat,
-                          compression=getattr(args, "compression", "auto") != "off")
+                          compression=getattr(args, "compression", "auto") != "off", watcher=args.watcher)
     try:
         httpd = DashboardServer((args.host, args.port), None, getattr(args, "http_limits", DEFAULT_LIMITS))
     except OSError as error:

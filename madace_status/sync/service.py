@@ -18,7 +18,8 @@ from madace_status.project.workflows import read_workflow_file
 from madace_status.security import HostPolicy, own_origins, token_matches
 from madace_status.sync.events import diff_projects, snapshot_data
 from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_since, parse_topics, parse_workflows
-from madace_status.sync.watcher import project_watcher
+from madace_status.sync.watch_select import COALESCE_S, EVENT_COLD_RECHECK_S, SAFETY_RESCAN_S, open_backend
+from madace_status.sync.watcher import COLD_RECHECK_S, FULL_RESCAN_S, project_watcher
 from madace_status.websocket import HandshakeError, serve
 from madace_status.websocket.handshake import refusal_response
 from madace_status.websocket.listener import listening_sockets, start_listening
@@ -83,9 +84,12 @@ class SyncService:
 
     def __init__(self, paths, host="127.0.0.1", ws_port=DEFAULT_WS_PORT, poll_interval=POLL_INTERVAL_S, token=None,
                  allowed_origins=(), heartbeat_s=HEARTBEAT_S, max_connections=MAX_CONNECTIONS,
-                 max_message_bytes=SERVER_MAX_MESSAGE_BYTES, compression=True):
+                 max_message_bytes=SERVER_MAX_MESSAGE_BYTES, compression=True, watcher="auto"):
         self.paths = paths
         self.compression = compression  # accept permessage-deflate offers (serve --compression auto)
+        self.watcher_kind = watcher  # asked for: auto / inotify / kqueue / poll
+        self.watcher_active = "poll"  # in use (set at start)
+        self.watcher_fallback = None  # why `auto` fell back to polling, when it did
         self.host = host
         self.ws_port = ws_port
         self.poll_interval = poll_interval
@@ -103,6 +107,8 @@ class SyncService:
         self._stopped_responder = None  # the listener that answers 503 while stopped by POST /api/sync
         self._poll_task = None
         self._watcher = None
+        self._backend = None  # the event backend (inotify), or None when polling
+        self._wake = None  # set when the backend reported events
         self._bad_since = {}  # "workflow:<path>" or "stories" → monotonic time it first failed to parse
         self._workflow_files = []  # [(state file, symlink boundary)] in reading order
         self._workflow_source_notices = ([], [])  # the state directories' own warnings and errors
@@ -134,6 +140,7 @@ class SyncService:
         await self._release_port()
         # The watcher's baseline first, then the read: a write in between is seen at the first poll, not lost.
         self._watcher = project_watcher(self.paths)
+        self._open_backend()
         self._watcher.poll()
         self.project = self._load_all()
         self.hub = Hub(self.loop, self._snapshot_for, heartbeat_s=self.heartbeat_s)
@@ -153,6 +160,8 @@ class SyncService:
         self.hub.start()
         self._poll_task = self.loop.create_task(self._poll_forever())
         logger.info("sync service listening on ws://%s:%d (run %s)", self.host, self.bound_port, self.hub.run_id)
+        logger.info("change detection: %s%s", self.watcher_active,
+                    " (fallback: %s)" % self.watcher_fallback if self.watcher_fallback else "")
 
     async def stop(self, code=1001, reason="server shutting down", timeout=2.0, hold_port=False):
         """Close every client with `code` and stop watching. With `hold_port`, handshakes are answered 503
@@ -165,6 +174,7 @@ class SyncService:
         if self._poll_task is not None:
             self._poll_task.cancel()
             self._poll_task = None
+        self._close_backend()
         self.hub.stop()
         await server.close(code, reason, timeout=timeout)
         self.started_at = None
@@ -254,6 +264,47 @@ class SyncService:
                 return None, True, True
         return state_files, stories, epics
 
+    def _open_backend(self):
+        self._close_backend()
+        self._backend, self.watcher_active, self.watcher_fallback = open_backend(self.watcher_kind, self.paths)
+        self._wake = asyncio.Event()
+        if self._backend is not None:
+            self._watcher.cold_recheck_s = EVENT_COLD_RECHECK_S
+            self._watcher.full_rescan_s = EVENT_COLD_RECHECK_S
+            self.loop.add_reader(self._backend.fileno(), self._on_backend_readable)
+
+    def _close_backend(self):
+        if self._backend is not None:
+            self.loop.remove_reader(self._backend.fileno())
+            self._backend.close()
+            self._backend = None
+
+    def _on_backend_readable(self):
+        try:
+            events = self._backend.read_events()
+            self._watcher.mark_hot(self._backend.paths_of(events))  # stat'ed at the next poll, however large
+            if any(event.needs_rearm for event in events):
+                self._backend.rearm()  # a watched directory appeared, went or moved; or the queue overflowed
+        except Exception as error:  # the backend broke (e.g. watch limit reached): poll from now on
+            logger.warning("inotify failed, falling back to polling: %s", str(error).encode("unicode_escape"))
+            self._close_backend()
+            self.watcher_active, self.watcher_fallback = "poll", str(error)
+            self._watcher.cold_recheck_s, self._watcher.full_rescan_s = COLD_RECHECK_S, FULL_RESCAN_S
+        self._wake.set()
+
+    async def _wait_for_change(self, elapsed):
+        if self._backend is None:
+            await asyncio.sleep(max(0.0, self.poll_interval - elapsed))
+            return
+        # A file waiting out its grace period is read again at every poll interval, events or not.
+        period = self.poll_interval if self._bad_since else SAFETY_RESCAN_S
+        try:
+            await asyncio.wait_for(self._wake.wait(), max(0.0, period - elapsed))
+        except asyncio.TimeoutError:
+            return  # the safety rescan
+        await asyncio.sleep(COALESCE_S)  # the rest of a burst arrives meanwhile: one look at the final content
+        self._wake.clear()
+
     async def _poll_forever(self):
         while True:
             started = time.perf_counter()
@@ -265,7 +316,7 @@ class SyncService:
             metrics = self.hub.metrics
             metrics.poll_seconds_total += elapsed
             metrics.polls_total += 1
-            await asyncio.sleep(max(0.0, self.poll_interval - elapsed))
+            await self._wait_for_change(elapsed)
 
     def poll_once(self):
         """One poll: re-read what changed (and what is waiting out its grace period), publish the events."""

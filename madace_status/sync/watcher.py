@@ -63,10 +63,20 @@ class PollingWatcher:
         self._changed_at = {}  # path → clock time of its last change (what makes it "hot")
         self._clock = clock
         self._last_poll = None
+        # Each idle file of a large directory is stat'ed at least this often; an event backend raises it (it
+        # names the files that change, so the rounds are only a safety net).
+        self.cold_recheck_s = COLD_RECHECK_S
+        self.full_rescan_s = FULL_RESCAN_S
 
     @property
     def watched_paths(self):
         return list(self._signatures)
+
+    def mark_hot(self, paths):
+        """Paths an event backend named: checked at every poll for the next HOT_FOR_S, like a changed file."""
+        now = self._clock()
+        for path in paths:
+            self._changed_at[path] = now
 
     def poll(self):
         now = self._clock()
@@ -103,7 +113,7 @@ class PollingWatcher:
         # the poll after that too: the kernel's timestamps are coarse (a few ms), so a second change within
         # the same tick as the first leaves the signature as it was.
         relist = changed or directory.changed_last_poll or len(directory.entries) <= ALWAYS_STAT_ENTRIES or \
-            directory.listed_at is None or now - directory.listed_at >= FULL_RESCAN_S
+            directory.listed_at is None or now - directory.listed_at >= self.full_rescan_s
         directory.changed_last_poll = changed
         if relist:
             old_entries = directory.entries
@@ -133,7 +143,7 @@ class PollingWatcher:
         if not cold:
             return
         # Enough idle files this poll that each one's turn comes at least every COLD_RECHECK_S.
-        count = min(len(cold), max(1, math.ceil(len(cold) * elapsed / COLD_RECHECK_S)))
+        count = min(len(cold), max(1, math.ceil(len(cold) * elapsed / self.cold_recheck_s)))
         start = directory.cold_cursor % len(cold)
         for index in range(start, start + count):
             self._check(cold[index % len(cold)], now, changes)

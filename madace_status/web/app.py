@@ -77,6 +77,9 @@ class DashboardApp:
             "uptimeSeconds": service.uptime_seconds(),
             "startedAt": utc_timestamp(service.started_at) if service.started_at else None,
             "pollIntervalMs": int(service.poll_interval * 1000),
+            "watcher": service.watcher_active,  # what detects changes: inotify or poll
+            "watcherRequested": service.watcher_kind,
+            "watcherFallback": service.watcher_fallback,  # why `auto` fell back to polling, or null
             "clientCount": len(hub.clients) if hub is not None else 0,
             "clients": hub.client_list() if hub is not None else [],
             "lastError": service.last_error,
@@ -157,10 +160,22 @@ class DashboardApp:
                 "polls_total")
         summary("broadcast_duration_seconds", "Time spent broadcasting events.", "broadcast_seconds_total",
                 "broadcasts_total")
+        for backend in ("inotify", "poll"):
+            metric("watcher_%s" % backend, "gauge", "1 when changes are detected by %s." % backend,
+                   1 if service.watcher_active == backend else 0)
+        # The reason is free text: it goes in the HELP line (escaped as the format says), not in a label.
+        metric("watcher_fallback", "gauge", "1 when the watcher fell back to polling. Reason: %s" % _help_text(
+            service.watcher_fallback or "none"), 1 if service.watcher_fallback else 0)
         metric("seq", "gauge", "Sequence number of the last event of this run.",
                hub.seq if hub is not None else 0)
         metric("uptime_seconds", "gauge", "Seconds since the sync service started.", service.uptime_seconds())
         return "\n".join(lines) + "\n"
+
+
+def _help_text(value):
+    """Free text for a Prometheus HELP line: backslash and newline escaped, nothing else unprintable."""
+    text = str(value).replace("\\", "\\\\").replace("\n", "\\n")
+    return "".join(character if character.isprintable() else "?" for character in text)
 
 
 def _number(value):

@@ -1,6 +1,6 @@
 """Benchmark: file write → `state_updated` received by 100 WebSocket clients of a real `serve` (SPEC §9).
 
-    tests/.venv/bin/python tests/benchmarks/sync_latency.py [--clients 100] [--writes 50] [--rounds 3]
+    [MADACE_STATUS_WATCHER=poll] tests/.venv/bin/python tests/benchmarks/sync_latency.py [--clients 100] [--writes 50] [--rounds 3]
                                                           [--spacing 0.3] [--poll-interval S]
 
 Copies tests/fixtures/sample-project to a temporary directory, starts `python -m madace_status serve` on it as a

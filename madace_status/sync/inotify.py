@@ -1,0 +1,116 @@
+"""Linux inotify through ctypes: a handful of directory watches that tell the poll loop when to look.
+
+The watches are on directories (the state directories, the epics directory, the story file's directory, the
+root), never on files, so the number of watches does not grow with the project. A directory that does not
+exist yet is replaced by its nearest existing ancestor, and the watch set is computed again after any event
+(a handful of stat calls): a directory created, deleted or moved is picked up at once. The records are parsed
+by the sans-I/O `inotify_events.InotifyParser`.
+"""
+
+import ctypes
+import ctypes.util
+import errno
+import os
+
+from madace_status.sync.inotify_events import DIRECTORY_MASK, IN_CLOEXEC, IN_NONBLOCK, InotifyParser
+
+READ_BYTES = 64 * 1024  # one read takes up to this much of the queue; the rest comes at the next readiness
+FORCE_UNAVAILABLE_ENV = "MADACE_STATUS_TEST_NO_INOTIFY"  # tests only: behave as if inotify did not exist
+
+
+class InotifyUnavailable(Exception):
+    """inotify cannot be used here; str() says why (shown in /api/sync, /metrics and the start-up log)."""
+
+
+def _libc():
+    if os.environ.get(FORCE_UNAVAILABLE_ENV):
+        raise InotifyUnavailable("inotify disabled by %s" % FORCE_UNAVAILABLE_ENV)
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        init, add, rm = libc.inotify_init1, libc.inotify_add_watch, libc.inotify_rm_watch
+    except (OSError, AttributeError) as error:
+        raise InotifyUnavailable("no inotify in the C library (%s)" % error)
+    init.argtypes, init.restype = [ctypes.c_int], ctypes.c_int
+    add.argtypes, add.restype = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32], ctypes.c_int
+    rm.argtypes, rm.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return init, add, rm
+
+
+def nearest_existing(path):
+    """`path` if it is a directory, else its nearest ancestor that is one."""
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+class InotifyWatcher:
+    """Directory watches on an inotify descriptor. `fileno()` is registered with the loop; `read_events()` is
+    called when it is readable; `rearm()` computes the watch set again."""
+
+    name = "inotify"
+
+    def __init__(self, directories):
+        self._init, self._add, self._rm = _libc()
+        self._directories = list(directories)
+        self._fd = self._init(IN_NONBLOCK | IN_CLOEXEC)
+        if self._fd < 0:
+            raise InotifyUnavailable("inotify_init1 failed: %s" % os.strerror(ctypes.get_errno()))
+        self._parser = InotifyParser()
+        self._watches = {}  # watched path → wd
+        try:
+            self.rearm()
+        except InotifyUnavailable:
+            self.close()
+            raise
+
+    def fileno(self):
+        return self._fd
+
+    @property
+    def watch_count(self):
+        return len(self._watches)
+
+    def rearm(self):
+        wanted = {nearest_existing(directory) for directory in self._directories}
+        for path in list(self._watches):
+            if path not in wanted:
+                self._rm(self._fd, self._watches.pop(path))  # fails harmlessly when the kernel dropped it
+        for path in sorted(wanted):
+            wd = self._add(self._fd, os.fsencode(path), DIRECTORY_MASK)
+            if wd < 0:
+                code = ctypes.get_errno()
+                if code == errno.ENOSPC:
+                    raise InotifyUnavailable("inotify watch limit reached (fs.inotify.max_user_watches)")
+                continue  # gone between the stat and the watch: the next event or safety rescan catches up
+            self._watches[path] = wd
+
+    def paths_of(self, events):
+        """The paths the events name (entries of watched directories)."""
+        directories = {wd: path for path, wd in self._watches.items()}
+        return [os.path.join(directories[event.wd], event.name) for event in events
+                if event.name and event.wd in directories]
+
+    def read_events(self):
+        """The events queued now (possibly none)."""
+        events = []
+        while True:
+            try:
+                data = os.read(self._fd, READ_BYTES)
+            except BlockingIOError:
+                return events
+            except OSError as error:
+                if error.errno == errno.EINTR:
+                    continue
+                raise
+            if not data:
+                return events
+            events.extend(self._parser.feed(data))
+
+    def close(self):
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

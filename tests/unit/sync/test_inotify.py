@@ -1,0 +1,131 @@
+"""The inotify record parser (sans-I/O) driven by recorded event streams, and the ctypes watcher on real
+directories (Linux only; elsewhere only the parser runs)."""
+
+import os
+import sys
+
+import pytest
+
+from madace_status.sync import inotify_events as ev
+from madace_status.sync.inotify_events import InotifyParser, encode_event
+
+# A recorded stream: an editor's save by rename into a watched directory, then the directory deleted.
+RECORDED = [
+    (1, ev.IN_CREATE, 0, ".story.md.swp"),
+    (1, ev.IN_MODIFY, 0, ".story.md.swp"),
+    (1, ev.IN_CLOSE_WRITE, 0, ".story.md.swp"),
+    (1, ev.IN_MOVED_FROM, 7, ".story.md.swp"),
+    (1, ev.IN_MOVED_TO, 7, "story.md"),
+    (1, ev.IN_DELETE_SELF, 0, ""),
+    (1, ev.IN_IGNORED, 0, ""),
+]
+
+
+def _stream(records):
+    return b"".join(encode_event(*record) for record in records)
+
+
+def _tuples(events):
+    return [(event.wd, event.mask, event.cookie, event.name) for event in events]
+
+
+def test_a_recorded_stream_parses_to_its_events():
+    events = InotifyParser().feed(_stream(RECORDED))
+    assert _tuples(events) == RECORDED
+    assert [event.needs_rearm for event in events] == [False] * 5 + [True, True]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 15, 16, 17, 31, 100])
+def test_records_split_across_reads_at_any_byte_come_out_whole_and_once(chunk):
+    data = _stream(RECORDED)
+    parser = InotifyParser()
+    events = []
+    for start in range(0, len(data), chunk):
+        events.extend(parser.feed(data[start:start + chunk]))
+    assert _tuples(events) == RECORDED
+
+
+def test_overflow_and_move_self_ask_for_a_rearm_and_overflow_is_flagged():
+    events = InotifyParser().feed(_stream([(-1, ev.IN_Q_OVERFLOW, 0, ""), (2, ev.IN_MOVE_SELF, 0, ""),
+                                           (3, ev.IN_CREATE | ev.IN_ISDIR, 0, "workflow-states"),
+                                           (3, ev.IN_CREATE, 0, "file")]))
+    assert [event.overflow for event in events] == [True, False, False, False]
+    assert [event.needs_rearm for event in events] == [True, True, True, False]
+
+
+def test_names_that_are_not_utf8_survive_as_surrogates():
+    raw = b"caf\xe9".decode("utf-8", "surrogateescape")
+    (event,) = InotifyParser().feed(encode_event(1, ev.IN_MODIFY, 0, raw))
+    assert event.name == raw and "\\udce9" in repr(event)
+
+
+def test_a_stream_out_of_step_is_an_error_not_unbounded_memory():
+    parser = InotifyParser()
+    header = encode_event(1, ev.IN_MODIFY, 0, "")[:12] + (2 ** 31).to_bytes(4, sys.byteorder)
+    parser.feed(header)
+    with pytest.raises(ValueError):
+        parser.feed(b"\0" * (ev.MAX_PENDING_BYTES + 1))
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+
+
+def _drain_until(watcher, predicate, timeout=10.0):
+    import select
+    import time
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        select.select([watcher.fileno()], [], [], 0.2)
+        seen.extend(watcher.read_events())
+        if predicate(seen):
+            return seen
+    raise AssertionError("events not seen: %r" % seen)
+
+
+@linux_only
+def test_a_missing_directory_is_watched_through_its_ancestor_and_rearmed_on_delete_and_recreate(tmp_path):
+    from madace_status.sync.inotify import InotifyWatcher
+    target = tmp_path / "data" / "states"
+    watcher = InotifyWatcher([str(target)])
+    try:
+        assert set(watcher._watches) == {str(tmp_path)}
+        os.makedirs(str(target))
+        events = _drain_until(watcher, lambda seen: any(event.needs_rearm for event in seen))
+        watcher.rearm()
+        assert set(watcher._watches) == {str(target)}
+        (target / "a.json").write_text("{}")
+        events = _drain_until(watcher, lambda seen: any(event.name == "a.json" for event in seen))
+        assert str(target / "a.json") in watcher.paths_of(events)
+        os.remove(str(target / "a.json"))
+        os.rmdir(str(target))
+        _drain_until(watcher, lambda seen: any(event.mask & ev.IN_IGNORED for event in seen))
+        watcher.rearm()
+        assert set(watcher._watches) == {str(tmp_path / "data")}
+    finally:
+        watcher.close()
+
+
+def test_forced_unavailable_inotify_falls_back_to_polling_with_the_reason(monkeypatch, tmp_path):
+    from madace_status.project.loader import ProjectPaths
+    from madace_status.sync import watch_select
+    from madace_status.sync.inotify import FORCE_UNAVAILABLE_ENV
+    monkeypatch.setenv(FORCE_UNAVAILABLE_ENV, "1")
+    paths = ProjectPaths(str(tmp_path))
+    for kind in ("auto", "inotify"):
+        backend, active, reason = watch_select.open_backend(kind, paths)
+        assert backend is None and active == "poll"
+        assert FORCE_UNAVAILABLE_ENV in reason if sys.platform.startswith("linux") or kind == "inotify" else reason
+    assert watch_select.open_backend("poll", paths) == (None, "poll", None)
+
+
+def test_a_c_library_without_inotify_falls_back_with_the_reason(monkeypatch, tmp_path):
+    import ctypes
+    from madace_status.project.loader import ProjectPaths
+    from madace_status.sync import watch_select
+
+    def no_library(*args, **kwargs):
+        raise OSError("no libc here")
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    backend, active, reason = watch_select.open_backend("inotify", ProjectPaths(str(tmp_path)))
+    assert (backend, active) == (None, "poll") and "no libc here" in reason
