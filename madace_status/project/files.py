@@ -6,6 +6,10 @@ import stat
 
 MAX_STATE_FILE_BYTES = 1024 * 1024          # SPEC §2.1: a state file over 1 MiB is invalid
 MAX_MARKDOWN_BYTES = 4 * 1024 * 1024        # story status file and epics: generous, but bounded
+# A longer markdown line is skipped with a warning: no real story, field or heading comes near it, and it
+# bounds what any per-line pattern is given.
+MAX_LINE_CHARS = 4096
+MAX_LISTED_LINES = 5                         # line numbers named in that warning; the rest are counted
 _READ_CHUNK_BYTES = 64 * 1024
 # O_NOFOLLOW: a file swapped for a symlink after the containment check is refused, not followed.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -142,12 +146,37 @@ def _read_checked(path, boundary, max_bytes):
 
 
 def decode_markdown(data):
-    """Decode markdown bytes: (text, warning or None). A BOM is dropped; bad bytes become U+FFFD."""
+    """Decode markdown bytes: (text, warning or None). A BOM is dropped; bad bytes become U+FFFD; lines
+    over MAX_LINE_CHARS are emptied (their numbering kept) and named in the warning."""
+    warnings = []
     try:
-        return data.decode("utf-8-sig"), None
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return (data.decode("utf-8-sig", "replace"),
-                "contains bytes that are not valid UTF-8; they were replaced with \ufffd")
+        text = data.decode("utf-8-sig", "replace")
+        warnings.append("contains bytes that are not valid UTF-8; they were replaced with \ufffd")
+    text, skipped = _drop_long_lines(text)
+    if skipped:
+        warnings.append(_long_lines_warning(skipped))
+    return text, "; ".join(warnings) or None
+
+
+def _drop_long_lines(text):
+    """(text with every line over MAX_LINE_CHARS emptied, their 1-based numbers). Linear in the text."""
+    if len(text) <= MAX_LINE_CHARS:
+        return text, []
+    lines = text.splitlines(True)  # the parsers number lines the same way
+    skipped = [number for number, line in enumerate(lines, 1) if len(line.rstrip("\r\n")) > MAX_LINE_CHARS]
+    for number in skipped:
+        lines[number - 1] = "\n"
+    return ("".join(lines) if skipped else text), skipped
+
+
+def _long_lines_warning(skipped):
+    listed = ", ".join(str(number) for number in skipped[:MAX_LISTED_LINES])
+    more = " (and %d more)" % (len(skipped) - MAX_LISTED_LINES) if len(skipped) > MAX_LISTED_LINES else ""
+    return "%s %s%s %s longer than %s characters and %s skipped" % (
+        "line" if len(skipped) == 1 else "lines", listed, more, "is" if len(skipped) == 1 else "are",
+        format(MAX_LINE_CHARS, ","), "was" if len(skipped) == 1 else "were")
 
 
 def _too_large(size, max_bytes):

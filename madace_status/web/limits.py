@@ -47,7 +47,7 @@ DEFAULT_LIMITS = HttpLimits(HTTP_IDLE_TIMEOUT_S, HTTP_HEAD_TIMEOUT_S, HTTP_BODY_
 
 def raw_response(status, reason, code, message):
     """A whole HTTP/1.0 answer in the JSON error envelope, for places with no handler to write it."""
-    body = json.dumps({"success": False, "error": message, "code": code}).encode("utf-8")
+    body = json.dumps({"success": False, "error": message, "code": code}, allow_nan=False).encode("utf-8")
     head = ("HTTP/1.0 %d %s\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n"
             "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n"
             % (status, reason, len(body), "Retry-After: 1\r\n" if status == 503 else ""))

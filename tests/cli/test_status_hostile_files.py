@@ -6,8 +6,10 @@ import shutil
 
 from status_cli_helpers import run_status
 
+from madace_status.project.files import MAX_LINE_CHARS
+
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "sample-project")
-HOSTILE_LINE_CHARS = 3 * 1024 * 1024   # under the 4 MiB markdown cap: the parser itself must cope
+HOSTILE_LINE_CHARS = 3 * 1024 * 1024   # under the 4 MiB file cap, far over the line cap
 QUICK_S = 60                           # the run is ~1 s; before the fix it would have taken days
 
 
@@ -23,21 +25,26 @@ def _strict(text):
     return json.loads(text, parse_constant=refuse)
 
 
-def test_status_parses_megabyte_runs_of_spaces_and_dashes_quickly(tmp_path):
+def test_status_skips_megabyte_lines_with_a_warning_and_reads_the_rest(tmp_path):
     root = _copy(tmp_path)
     with open(os.path.join(root, "docs", "v3-planning", "epics", "EPIC-V3-099-hostile.md"), "w",
               encoding="utf-8") as handle:
-        handle.write("# EPIC-V3-099: Hostile\n\n**Owner:** a" + "-" * HOSTILE_LINE_CHARS + "b\n")
+        handle.write("# EPIC-V3-099: Hostile\n\n**Owner:** a" + "-" * HOSTILE_LINE_CHARS + "b\n**Priority:** P1\n")
     with open(os.path.join(root, "docs", "workflow-status.md"), "a", encoding="utf-8") as handle:
-        handle.write("\n## TODO\n- [ ] **[STORY-999]** x" + " " * HOSTILE_LINE_CHARS + "y - **Done**\n")
-    for entity, expected_end in (("STORY-999", "y"), ("EPIC-V3-099", None)):
-        result = run_status("--root", root, "--format", "json", entity, timeout=QUICK_S)
-        document = _strict(result.stdout)
-        assert result.returncode == 0, result
-        if expected_end:
-            assert document["data"]["title"].startswith("x") and document["data"]["title"].endswith("y")
-        else:
-            assert document["data"]["owner"].startswith("a") and document["data"]["owner"].endswith("b")
+        handle.write("\n## TODO\n- [ ] **[STORY-999]** x" + " " * HOSTILE_LINE_CHARS + "y - **Done**\n"
+                     "- [ ] **[STORY-998]** " + "z" * (MAX_LINE_CHARS - 40) + " - **Done**\n")
+    epic = run_status("--root", root, "--format", "json", "EPIC-V3-099", timeout=QUICK_S)
+    document = _strict(epic.stdout)
+    assert epic.returncode == 0, epic
+    assert document["data"]["owner"] is None and document["data"]["priority"] == "P1"
+    assert any("line 3 is longer than 4,096 characters and was skipped" in w for w in document["warnings"])
+    story = run_status("--root", root, "--format", "json", "STORY-999", timeout=QUICK_S)
+    assert story.returncode == 1, story  # its line was skipped: not found, and not a crash
+    kept = _strict(run_status("--root", root, "--format", "json", "STORY-998", timeout=QUICK_S).stdout)
+    assert kept["data"]["title"].startswith("zzz")  # a long line under the cap is still a story
+    summary = _strict(run_status("--root", root, "--format", "json", timeout=QUICK_S).stdout)
+    assert any("workflow-status.md" in w and "longer than 4,096 characters" in w for w in summary["warnings"])
+
 
 def test_state_file_with_nan_is_invalid_and_output_is_strict_json(tmp_path):
     root = _copy(tmp_path)

@@ -39,3 +39,21 @@ def test_edge_symbols_on_a_megabyte_of_symbols_inside_the_value():
     assert epic.status.startswith("a") and epic.status.endswith("b")
     epic = parse_epic_file("# EPIC-1: t\n**Owner:** " + "@" * MB + "x\n", "EPIC-1.md")
     assert epic.owner is not None and epic.owner.endswith("x")
+
+
+def test_lines_over_the_cap_are_emptied_and_named_keeping_the_numbering():
+    from madace_status.project.files import MAX_LINE_CHARS, decode_markdown
+    long_line = "-" * (MAX_LINE_CHARS + 1)
+    lines = ["## TODO", long_line, "- [ ] **[STORY-1]** kept", long_line + "\r", "x" * MAX_LINE_CHARS]
+    text, warning = decode_markdown("\n".join(lines).encode())
+    assert text.splitlines() == ["## TODO", "", "- [ ] **[STORY-1]** kept", "", "x" * MAX_LINE_CHARS]
+    assert warning == "lines 2, 4 are longer than 4,096 characters and were skipped"
+
+
+def test_many_long_lines_are_counted_beyond_the_first_five_and_join_the_utf8_warning():
+    from madace_status.project.files import MAX_LINE_CHARS, decode_markdown
+    data = ("y" * (MAX_LINE_CHARS + 5) + "\n") * 8 + "\xff"
+    text, warning = decode_markdown(data.encode("latin-1"))
+    assert text.count("\n") == 8 and len(text) < 20
+    assert warning == ("contains bytes that are not valid UTF-8; they were replaced with \ufffd; "
+                       "lines 1, 2, 3, 4, 5 (and 3 more) are longer than 4,096 characters and were skipped")
