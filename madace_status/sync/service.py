@@ -32,6 +32,7 @@ INVALID_GRACE_S = 0.5  # a file must stay unparseable this long before it is rep
 _RETRY_WORKFLOW = "workflow:"  # _bad_since keys: "workflow:<path>" and "stories"
 _RETRY_STORIES = "stories"
 _RETRY_LISTING = "listing"    # the state directories could not be listed for lack of descriptors
+_RETRY_EPICS = "epics"        # an epic file could not be opened for lack of descriptors
 SERVER_MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CONNECTIONS = 10000
 WEBSOCKET_PATHS = ("/", "/ws")
@@ -326,6 +327,7 @@ class SyncService:
         if state_files is not None and retrying:
             state_files = state_files + [path for path in retrying if path not in state_files]
         stories = stories or _RETRY_STORIES in self._bad_since
+        epics = epics or _RETRY_EPICS in self._bad_since
         if state_files == [] and not (stories or epics):
             return
         old = self.project
@@ -389,7 +391,13 @@ class SyncService:
                 self._bad_since.pop(_RETRY_STORIES, None)
                 self._parts["stories"] = (stories, warnings, errors)
         if reload_epics:
-            self._parts["epics"] = load_epics(self.paths)[1:]
+            epics, warnings, errors = load_epics(self.paths)[1:]
+            busy = any(is_busy_reason(epic.error or "") for epic in epics) or any(map(is_busy_reason, errors))
+            if busy and self._parts.get("epics") is not None:
+                self._bad_since.setdefault(_RETRY_EPICS, now)   # out of descriptors: keep, retry next poll
+            else:
+                self._bad_since.pop(_RETRY_EPICS, None)
+                self._parts["epics"] = (epics, warnings, errors)
 
     def _read_state_file(self, path, boundary, now, grace):
         """A file caught mid-write keeps its last good record (a new one stays unseen) until it has been bad for

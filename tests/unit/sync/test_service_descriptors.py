@@ -97,3 +97,24 @@ def test_emfile_on_the_story_file_keeps_the_last_good_stories(tmp_path, monkeypa
         assert not any("Too many open files" in e for e in service.project.errors)
     service.poll_once()
     assert "STORY-777" in [s.id for s in service.project.stories]
+
+
+def test_emfile_on_an_epic_file_keeps_the_last_good_epics_then_recovers(tmp_path, monkeypatch):
+    root, service = _service(tmp_path)
+    path = os.path.join(root, "docs", "v3-planning", "epics", "EPIC-MAM.md")
+    with open(path, encoding="utf-8") as handle:
+        original = handle.read()
+    before = {e.id: e.status for e in service.project.epics}
+    with pytest.MonkeyPatch.context() as patch:
+        _out_of_descriptors(patch, errno.EMFILE, lambda p: p.endswith("EPIC-MAM.md"))
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(original.replace("**Status:**", "**Status:** Done <!--") + "-->")
+        os.utime(path, (1, 1))
+        service.poll_once()
+        service.poll_once()
+        assert {e.id: e.status for e in service.project.epics} == before
+        assert all(e.error is None for e in service.project.epics)   # no "Too many open files" record
+        assert not any(os.strerror(errno.EMFILE) in json.dumps(data, default=str) for _, data in service.hub.events)
+    service.poll_once()   # no new change: the retry alone reads it now
+    mam = {e.id: e for e in service.project.epics}["EPIC-MAM"]
+    assert mam.error is None and mam.status.startswith("Done")
