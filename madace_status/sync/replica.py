@@ -52,7 +52,6 @@ from madace_status.project.model import STORY_STATES, Epic, Project, Story, Work
 EVENT_TYPES = frozenset(("state_updated", "workflow_started", "workflow_completed", "workflow_failed",
                          "workflow_removed", "stories_updated", "epics_updated"))
 _STATE_FILE_SOURCE = re.compile(r"\A\S*\.state\.json: ")
-_EPIC_FILE_SOURCE = re.compile(r"\A\S*EPIC[^/\s:]*\.md: ")
 _VIOLATION_PREFIXES = tuple(violation_prefix(state) for state in STORY_STATES)
 _UNAPPLICABLE = (ValueError, TypeError, KeyError, AttributeError)  # what a malformed message raises here
 
@@ -204,12 +203,22 @@ def _record_for(message, by_source):
     return by_source.get(head + ": ") if colon else None
 
 
+def _is_epic_file_notice(message):
+    """True for "<path>/EPIC….md: …". String methods, not a regex: `\\S*EPIC[^/\\s:]*` backtracks
+    quadratically on a long run of "EPIC"s."""
+    head, separator, _ = message.partition(": ")
+    if not separator or not head.endswith(".md") or head != "".join(head.split()):
+        return False
+    segment = head[max(head.rfind("/"), head.rfind(":")) + 1:]
+    return "EPIC" in segment[:-3]
+
+
 def _notice_source(message, epics_dir):
     """Which source a project-level notice belongs to, by the forms the loader writes them in."""
     if message.startswith(("no workflow state directory", "workflow state directory ")) or \
             _STATE_FILE_SOURCE.match(message):
         return "workflows"
-    if message.startswith("epics directory ") or _EPIC_FILE_SOURCE.match(message):
+    if message.startswith("epics directory ") or _is_epic_file_notice(message):
         return "epics"
     if epics_dir and (message.startswith(epics_dir + "/") or message.startswith("cannot list %s:" % epics_dir)):
         return "epics"

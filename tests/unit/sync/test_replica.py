@@ -66,3 +66,19 @@ def test_parse_message_ignores_what_is_not_a_protocol_message():
     assert parse_message(json.dumps({"type": "ping"})) == ("ping", {}, None)
     for text in ("not json", "[1, 2]", '"text"', json.dumps({"data": {}})):
         assert parse_message(text) is None
+
+
+def test_epic_file_notices_are_told_apart_in_linear_time():
+    import time
+    from madace_status.sync.replica import _is_epic_file_notice
+    assert _is_epic_file_notice("docs/epics/EPIC-MAM.md: contains bytes that are not valid UTF-8")
+    assert _is_epic_file_notice("EPIC-V3-001-x.md: line 3 is longer than 4,096 characters and was skipped")
+    assert not _is_epic_file_notice("docs/EPIC-dir/notes.md: something")      # EPIC not in the file name
+    assert not _is_epic_file_notice("docs/workflow-status.md: line 4: duplicate story id")
+    assert _is_epic_file_notice("EPIC.md: x")                                  # nothing after EPIC is fine
+    assert _is_epic_file_notice("EPICx.md: x")
+    assert not _is_epic_file_notice("my EPIC-1.md: x")                        # a space before the colon
+    hostile = "EPIC" * 50000 + "/x: y"
+    started = time.perf_counter()
+    assert not _is_epic_file_notice(hostile)
+    assert time.perf_counter() - started < 1.0  # the regex it replaces took minutes on this input
