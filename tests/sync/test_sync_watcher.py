@@ -125,7 +125,8 @@ def test_state_directory_deleted_and_recreated_is_watched_again(project, serve):
 
 
 def test_a_symlinked_state_directory_is_watched_through_the_link(project, serve, tmp_path):
-    real = str(tmp_path / "real-states")
+    real = project.path("data", "real-states")  # inside the root: a link leading out is refused (test below)
+    os.makedirs(os.path.dirname(real))
     shutil.move(project.path(STATE_DIR), real)
     os.symlink(real, project.path(STATE_DIR))
     server = serve(project.root, poll=SLOW_POLL)
@@ -143,6 +144,20 @@ def test_a_symlinked_state_directory_is_watched_through_the_link(project, serve,
             assert messages[-1]["data"]["state"]["currentStep"] == 1
 
     run(scenario)
+
+
+def test_a_state_directory_linked_out_of_the_root_is_refused_by_a_running_serve(project, serve, tmp_path):
+    outside = str(tmp_path / "outside-states")
+    shutil.move(project.path(STATE_DIR), outside)
+    os.symlink(outside, project.path(STATE_DIR))
+    server = serve(project.root, poll=SLOW_POLL)
+    summary = server.get_json("/api/status")
+    assert summary["data"]["workflows"] == []
+    assert any("symlink points outside the project root" in e for e in summary["errors"]), summary["errors"]
+    with open(os.path.join(outside, ".pm-planning.state.json"), "a", encoding="utf-8") as handle:
+        handle.write(" ")  # a change beyond the link is never read either
+    server.wait_polls(2)
+    assert server.get_json("/api/status")["data"]["workflows"] == []
 
 
 def test_story_file_replaced_by_an_editor_and_epics_added_and_removed(project, serve):

@@ -3,6 +3,7 @@ the requests beyond it are coalesced into one snapshot sent when the bucket allo
 meanwhile, and a client over the high-water mark gets its due snapshot only once it has drained."""
 
 import json
+import types
 
 from madace_status.sync.hub import SNAPSHOT_BURST, SNAPSHOT_REFILL_S, Client, Hub
 
@@ -44,6 +45,7 @@ class FakeWebSocket:
     reading_paused = False
     buffered_amount = 0
     close_code = 1000
+    connection = types.SimpleNamespace(deflate=None)  # no permessage-deflate negotiated
 
     def __init__(self):
         self.frames = []
