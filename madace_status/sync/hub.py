@@ -53,7 +53,7 @@ class Event:
     """One published event: its envelope and the frame that carries it (built once for every client, and
     compressed at most once per window size)."""
 
-    __slots__ = ("seq", "type", "topic", "workflow", "message", "shared", "frame")
+    __slots__ = ("seq", "type", "topic", "workflow", "message", "outgoing", "frame")
 
     def __init__(self, seq, event_type, topic, workflow, message):
         self.seq = seq
@@ -61,8 +61,8 @@ class Event:
         self.topic = topic
         self.workflow = workflow
         self.message = message
-        self.shared = deflate.SharedMessage(json.dumps(message, separators=(",", ":"), allow_nan=False).encode())
-        self.frame = self.shared.frame
+        self.outgoing = deflate.SharedMessage(json.dumps(message, separators=(",", ":"), allow_nan=False).encode())
+        self.frame = self.outgoing.frame
 
 
 class Client:
@@ -270,7 +270,7 @@ class Hub:
                           {"type": event_type, "timestamp": now_ms(), "seq": self.seq, "data": data})
             self.ring.append(event)
         self.metrics.events_total += 1
-        shared = event.shared
+        shared = event.outgoing
         frame = event.frame
         high_water = self.high_water_bytes
         sent = 0
@@ -326,7 +326,7 @@ class Hub:
         websocket = client.websocket
         for event in events:
             if event.seq > since and client.wants(event):
-                self._write_shared(client, event.shared)
+                self._write_shared(client, event.outgoing)
                 if websocket.over_mark_since is not None:  # not reading: a snapshot replaces the rest once drained
                     self._hold_for_snapshot(client)
                     break
