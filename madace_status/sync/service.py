@@ -108,7 +108,7 @@ class SyncService:
         self._stopped_responder = None  # the listener that answers 503 while stopped by POST /api/sync
         self._poll_task = None
         self._watcher = None
-        self._backend = None  # the event backend (inotify), or None when polling
+        self._backend = None  # the event backend (inotify or kqueue), or None when polling
         self._wake = None  # set when the backend reported events
         self._bad_since = {}  # "workflow:<path>" or "stories" → monotonic time it first failed to parse
         self._workflow_files = []  # [(state file, symlink boundary)] in reading order
@@ -287,7 +287,8 @@ class SyncService:
             if any(event.needs_rearm for event in events):
                 self._backend.rearm()  # a watched directory appeared, went or moved; or the queue overflowed
         except Exception as error:  # the backend broke (e.g. watch limit reached): poll from now on
-            logger.warning("inotify failed, falling back to polling: %s", str(error).encode("unicode_escape"))
+            logger.warning("%s failed, falling back to polling: %s", self.watcher_active,
+                           str(error).encode("unicode_escape"))
             self._close_backend()
             self.watcher_active, self.watcher_fallback = "poll", str(error)
             self._watcher.cold_recheck_s, self._watcher.full_rescan_s = COLD_RECHECK_S, FULL_RESCAN_S

@@ -7,6 +7,7 @@ SAFETY_RESCAN_S, so a missed event can never leave a replica stale for long.
 
 import logging
 import os
+import select
 import sys
 
 WATCHER_CHOICES = ("auto", "inotify", "kqueue", "poll")
@@ -28,15 +29,49 @@ def watched_directories(paths):
     return list(dict.fromkeys(os.path.abspath(directory) for directory in directories))
 
 
-def open_backend(kind, paths):
-    """(backend or None, active name, fallback reason or None). A backend asked for by name that is not
-    available falls back to polling too (the reason says so): a live view beats no view."""
-    if kind == "poll":
-        return None, "poll", None
-    if kind == "kqueue" or (kind == "auto" and not sys.platform.startswith("linux")):
-        return None, "poll", "no kqueue backend yet; no event backend on %s" % sys.platform
-    from madace_status.sync.inotify import InotifyUnavailable, InotifyWatcher
+def watched_files(paths):
+    """A callable listing the files a kqueue backend watches one by one (a vnode watch names no entry): the
+    existing story file candidates, every epic file and every state file."""
+    from madace_status.project.workflows import workflow_name
+    from madace_status.sync.kqueue import regular_files
+
+    def list_files():
+        state_dirs, _ = paths.state_dir_candidates()
+        status_files, _ = paths.status_file_candidates()
+        epics_dir, _ = paths.epics_dir_path()
+        directories = [(directory, lambda name: workflow_name(name) is not None) for directory in state_dirs]
+        directories.append((epics_dir, lambda name: not name.startswith(".")))
+        return regular_files(status_files, directories)
+    return list_files
+
+
+def _open_kqueue(paths):
+    from madace_status.sync.kqueue import KqueueUnavailable, KqueueWatcher
+    try:
+        return KqueueWatcher(watched_directories(paths), watched_files(paths)), "kqueue", None
+    except KqueueUnavailable as error:
+        return None, "poll", str(error)
+
+
+def _open_inotify(paths):
+    try:
+        from madace_status.sync.inotify import InotifyUnavailable, InotifyWatcher
+    except ImportError as error:  # no ctypes (some minimal builds)
+        return None, "poll", "no ctypes for inotify (%s)" % error
     try:
         return InotifyWatcher(watched_directories(paths)), "inotify", None
     except InotifyUnavailable as error:
         return None, "poll", str(error)
+
+
+def open_backend(kind, paths):
+    """(backend or None, active name, fallback reason or None). A backend asked for by name that is not
+    available falls back to polling too (the reason says so): a live view beats no view. `auto` is inotify on
+    Linux, kqueue where `select.kqueue` exists (macOS, the BSDs), polling elsewhere."""
+    if kind == "poll":
+        return None, "poll", None
+    if kind == "kqueue" or (kind == "auto" and hasattr(select, "kqueue") and not sys.platform.startswith("linux")):
+        return _open_kqueue(paths)
+    if kind == "inotify" or sys.platform.startswith("linux"):
+        return _open_inotify(paths)
+    return None, "poll", "no event backend on %s (no inotify, no select.kqueue)" % sys.platform

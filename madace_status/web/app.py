@@ -77,7 +77,7 @@ class DashboardApp:
             "uptimeSeconds": service.uptime_seconds(),
             "startedAt": utc_timestamp(service.started_at) if service.started_at else None,
             "pollIntervalMs": int(service.poll_interval * 1000),
-            "watcher": service.watcher_active,  # what detects changes: inotify or poll
+            "watcher": service.watcher_active,  # what detects changes: inotify, kqueue or poll
             "watcherRequested": service.watcher_kind,
             "watcherFallback": service.watcher_fallback,  # why `auto` fell back to polling, or null
             "clientCount": len(hub.clients) if hub is not None else 0,
@@ -160,7 +160,7 @@ class DashboardApp:
                 "polls_total")
         summary("broadcast_duration_seconds", "Time spent broadcasting events.", "broadcast_seconds_total",
                 "broadcasts_total")
-        for backend in ("inotify", "poll"):
+        for backend in ("inotify", "kqueue", "poll"):
             metric("watcher_%s" % backend, "gauge", "1 when changes are detected by %s." % backend,
                    1 if service.watcher_active == backend else 0)
         # The reason is free text: it goes in the HELP line (escaped as the format says), not in a label.

@@ -1,0 +1,167 @@
+"""macOS and the BSDs: `select.kqueue` with EVFILT_VNODE watches that tell the poll loop when to look.
+
+The same contract as the inotify backend (`fileno()`, `read_events()`, `paths_of()`, `rearm()`, `close()`):
+the kqueue descriptor is registered with the loop; each batch of kevents becomes VnodeChanges (sans-I/O, in
+`kqueue_events`); the paths they name are stat'ed at the next poll. A vnode watch needs an open descriptor per
+path, and names no entry, so the directories (state directories, epics directory, the story file's directory,
+the root; a missing one through its nearest existing ancestor) *and* the story file, each epic file and each
+state file are watched, within `kqueue_events.MAX_DESCRIPTORS`: a project needing more is polled.
+
+Descriptors are opened O_RDONLY | O_EVTONLY (macOS: the watch does not keep a volume from unmounting) |
+O_CLOEXEC | O_NONBLOCK (never block on a special file), and all closed at every rearm and at close.
+"""
+
+import errno
+import os
+import select
+import stat
+
+from madace_status.sync.kqueue_events import (
+    VNODE_FFLAGS, BudgetExceeded, descriptor_budget, files_by_directory, interpret, paths_to_recheck,
+    plan_watches)
+
+MAX_EVENTS_PER_READ = 256  # one control() call takes up to this many kevents; a full batch is followed by another
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_EVTONLY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+FORCE_UNAVAILABLE_ENV = "MADACE_STATUS_TEST_NO_KQUEUE"  # tests only: behave as if kqueue did not exist
+
+
+class KqueueUnavailable(Exception):
+    """kqueue cannot be used here; str() says why (shown in /api/sync, /metrics and the start-up log)."""
+
+
+def nearest_existing(path):
+    """`path` if it is a directory, else its nearest ancestor that is one (as in the inotify backend, which
+    cannot be imported where ctypes is missing)."""
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def _soft_fd_limit():
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+    return None if soft == getattr(resource, "RLIM_INFINITY", -1) else soft
+
+
+class KqueueWatcher:
+    """Vnode watches on a kqueue. `directories`: where entries can change what a project reads (they may not
+    exist yet). `list_files()`: the existing regular files to watch one by one (called at every rearm)."""
+
+    name = "kqueue"
+
+    def __init__(self, directories, list_files):
+        if os.environ.get(FORCE_UNAVAILABLE_ENV):
+            raise KqueueUnavailable("kqueue disabled by %s" % FORCE_UNAVAILABLE_ENV)
+        if not hasattr(select, "kqueue"):
+            raise KqueueUnavailable("no select.kqueue on this platform")
+        self._directories = list(directories)
+        self._list_files = list_files
+        self._budget = descriptor_budget(_soft_fd_limit())
+        self._watches = {}  # descriptor → (path, is_directory)
+        self._files_by_directory = {}
+        try:
+            self._kqueue = select.kqueue()  # non-inheritable (PEP 446): closed across exec
+        except OSError as error:
+            raise KqueueUnavailable("kqueue() failed: %s" % (error.strerror or error))
+        try:
+            self.rearm()
+        except KqueueUnavailable:
+            self.close()
+            raise
+
+    def fileno(self):
+        return self._kqueue.fileno()
+
+    @property
+    def watch_count(self):
+        return len(self._watches)
+
+    def _plan(self):
+        directories = sorted({nearest_existing(directory) for directory in self._directories})
+        try:
+            return plan_watches(directories, self._list_files(), self._budget)
+        except BudgetExceeded as error:
+            raise KqueueUnavailable(str(error))
+
+    def rearm(self):
+        """Close every watch and open the watch set again (a handful of stats and opens, within the budget).
+        A kevent queued for a closed descriptor is dropped by the kernel or, if read already, by `interpret`."""
+        self._close_watches()
+        plan = self._plan()
+        changes = []
+        for path, is_directory in plan:
+            try:
+                fd = os.open(path, OPEN_FLAGS)
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE):
+                    raise KqueueUnavailable("out of file descriptors for kqueue watches (%d wanted)" % len(plan))
+                continue  # gone or unreadable since the listing: the next event or safety rescan catches up
+            self._watches[fd] = (path, is_directory)
+            changes.append(select.kevent(fd, filter=select.KQ_FILTER_VNODE,
+                                         flags=select.KQ_EV_ADD | select.KQ_EV_CLEAR, fflags=VNODE_FFLAGS))
+        try:
+            self._kqueue.control(changes, 0, 0)  # no events asked for: a failed registration raises
+        except OSError as error:
+            self._close_watches()
+            raise KqueueUnavailable("kevent registration failed: %s" % (error.strerror or error))
+        self._files_by_directory = files_by_directory([watch for watch in self._watches.values()],
+                                                      os.path.dirname)
+
+    def read_events(self):
+        """The changes queued now (possibly none), one VnodeChange per watched path."""
+        kevents = []
+        while True:
+            try:
+                batch = self._kqueue.control(None, MAX_EVENTS_PER_READ, 0)
+            except InterruptedError:
+                continue
+            kevents.extend(batch)
+            if len(batch) < MAX_EVENTS_PER_READ:
+                return interpret(kevents, self._watches, select.KQ_FILTER_VNODE)
+
+    def paths_of(self, events):
+        """The paths the changes name, with the watched files of a directory whose entries changed."""
+        return paths_to_recheck(events, self._files_by_directory)
+
+    def _close_watches(self):
+        watches, self._watches = self._watches, {}
+        self._files_by_directory = {}
+        for fd in watches:
+            try:
+                os.close(fd)  # closing the descriptor removes its knote from the kqueue
+            except OSError:
+                pass
+
+    def close(self):
+        self._close_watches()
+        if self._kqueue is not None:
+            self._kqueue.close()
+            self._kqueue = None
+
+
+def regular_files(candidates, directories):
+    """The existing regular files among `candidates`, then the accepted regular entries of each (path, accepts)
+    directory, sorted: what `KqueueWatcher` watches one by one."""
+    files = []
+    for path in candidates:
+        try:
+            if stat.S_ISREG(os.stat(path).st_mode):
+                files.append(os.path.abspath(path))
+        except (OSError, ValueError):
+            continue
+    for directory, accepts in directories:
+        try:
+            with os.scandir(directory) as entries:
+                files.extend(sorted(os.path.abspath(entry.path) for entry in entries
+                                    if accepts(entry.name) and entry.is_file()))
+        except OSError:
+            continue  # missing or unreadable: its nearest existing ancestor is watched instead
+    return files
+
