@@ -8,7 +8,7 @@ the root; a missing one through its nearest existing ancestor) *and* the story f
 state file are watched, within `kqueue_events.MAX_DESCRIPTORS`: a project needing more is polled.
 
 Descriptors are opened O_RDONLY | O_EVTONLY (macOS: the watch does not keep a volume from unmounting) |
-O_CLOEXEC | O_NONBLOCK (never block on a special file), and all closed at every rearm and at close.
+O_CLOEXEC | O_NONBLOCK (never block on a special file), and all closed at close; a rearm closes every one that no longer stands for its path.
 """
 
 import errno
@@ -50,6 +50,15 @@ def _soft_fd_limit():
     return None if soft == getattr(resource, "RLIM_INFINITY", -1) else soft
 
 
+def _same_file(fd, path):
+    """Whether the open descriptor still stands for what `path` names now (not replaced by a rename)."""
+    try:
+        held, current = os.fstat(fd), os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
+
+
 class KqueueWatcher:
     """Vnode watches on a kqueue. `directories`: where entries can change what a project reads (they may not
     exist yet). `list_files()`: the existing regular files to watch one by one (called at every rearm)."""
@@ -65,6 +74,7 @@ class KqueueWatcher:
         self._list_files = list_files
         self._budget = descriptor_budget(_soft_fd_limit())
         self._watches = {}  # descriptor → (path, is_directory)
+        self._gone = set()  # descriptors whose path was deleted, renamed or revoked: reopened at the next rearm
         self._files_by_directory = {}
         try:
             self._kqueue = select.kqueue()  # non-inheritable (PEP 446): closed across exec
@@ -91,12 +101,22 @@ class KqueueWatcher:
             raise KqueueUnavailable(str(error))
 
     def rearm(self):
-        """Close every watch and open the watch set again (a handful of stats and opens, within the budget).
-        A kevent queued for a closed descriptor is dropped by the kernel or, if read already, by `interpret`."""
-        self._close_watches()
+        """Compute the watch set again (a handful of stats): close every descriptor that no longer stands for a
+        wanted path (the path went, was replaced by a rename, or a watch reported itself gone), open the missing
+        ones, keep the rest. A kevent queued for a closed descriptor is dropped by the kernel or by `interpret`."""
         plan = self._plan()
+        wanted = dict(plan)
+        kept = {}
+        for fd, (path, is_directory) in list(self._watches.items()):
+            if fd not in self._gone and wanted.get(path) == is_directory and _same_file(fd, path):
+                kept[path] = fd
+            else:
+                self._close_watch(fd)
+        self._gone = set()
         changes = []
         for path, is_directory in plan:
+            if path in kept:
+                continue
             try:
                 fd = os.open(path, OPEN_FLAGS)
             except OSError as error:
@@ -106,13 +126,13 @@ class KqueueWatcher:
             self._watches[fd] = (path, is_directory)
             changes.append(select.kevent(fd, filter=select.KQ_FILTER_VNODE,
                                          flags=select.KQ_EV_ADD | select.KQ_EV_CLEAR, fflags=VNODE_FFLAGS))
-        try:
-            self._kqueue.control(changes, 0, 0)  # no events asked for: a failed registration raises
-        except OSError as error:
-            self._close_watches()
-            raise KqueueUnavailable("kevent registration failed: %s" % (error.strerror or error))
-        self._files_by_directory = files_by_directory([watch for watch in self._watches.values()],
-                                                      os.path.dirname)
+        if changes:
+            try:
+                self._kqueue.control(changes, 0, 0)  # no events asked for: a failed registration raises
+            except OSError as error:
+                self._close_watches()
+                raise KqueueUnavailable("kevent registration failed: %s" % (error.strerror or error))
+        self._files_by_directory = files_by_directory(list(self._watches.values()), os.path.dirname)
 
     def read_events(self):
         """The changes queued now (possibly none), one VnodeChange per watched path."""
@@ -124,20 +144,25 @@ class KqueueWatcher:
                 continue
             kevents.extend(batch)
             if len(batch) < MAX_EVENTS_PER_READ:
-                return interpret(kevents, self._watches, select.KQ_FILTER_VNODE)
+                changes = interpret(kevents, self._watches, select.KQ_FILTER_VNODE)
+                self._gone.update(change.ident for change in changes if change.gone)
+                return changes
 
     def paths_of(self, events):
         """The paths the changes name, with the watched files of a directory whose entries changed."""
         return paths_to_recheck(events, self._files_by_directory)
 
+    def _close_watch(self, fd):
+        self._watches.pop(fd, None)
+        try:
+            os.close(fd)  # closing the descriptor removes its knote from the kqueue
+        except OSError:
+            pass
+
     def _close_watches(self):
-        watches, self._watches = self._watches, {}
+        for fd in list(self._watches):
+            self._close_watch(fd)
         self._files_by_directory = {}
-        for fd in watches:
-            try:
-                os.close(fd)  # closing the descriptor removes its knote from the kqueue
-            except OSError:
-                pass
 
     def close(self):
         self._close_watches()

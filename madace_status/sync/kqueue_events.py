@@ -64,9 +64,10 @@ def plan_watches(directories, files, budget):
 class VnodeChange:
     """What happened to one watched path in a batch of kevents (its fflags OR'ed together)."""
 
-    __slots__ = ("path", "is_directory", "fflags")
+    __slots__ = ("ident", "path", "is_directory", "fflags")
 
-    def __init__(self, path, is_directory, fflags):
+    def __init__(self, ident, path, is_directory, fflags):
+        self.ident = ident  # the watch's descriptor
         self.path = path
         self.is_directory = is_directory
         self.fflags = fflags
@@ -104,7 +105,7 @@ def interpret(kevents, watches, vnode_filter=EVFILT_VNODE):
         change = changes.get(kevent.ident)
         if change is None:
             path, is_directory = watches[kevent.ident]
-            changes[kevent.ident] = VnodeChange(path, is_directory, fflags)
+            changes[kevent.ident] = VnodeChange(kevent.ident, path, is_directory, fflags)
         else:
             change.fflags |= fflags
     return list(changes.values())

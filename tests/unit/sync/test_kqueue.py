@@ -128,6 +128,7 @@ class FakeKqueue:
 
     def __init__(self):
         self.registered = {}  # fd → fflags
+        self.log = []  # every fd registered, in order
         self.pending = []
         self.closed = False
         self._pipe = os.pipe()
@@ -144,6 +145,7 @@ class FakeKqueue:
                 assert change.flags == select.KQ_EV_ADD | select.KQ_EV_CLEAR
                 os.fstat(change.ident)  # an open descriptor
                 self.registered[change.ident] = change.fflags
+                self.log.append(change.ident)
             return []
         batch, self.pending = self.pending[:max_events], self.pending[max_events:]
         return batch
@@ -250,6 +252,41 @@ def test_the_sample_project_watches_its_directories_story_file_epics_and_state_f
         assert backend.paths_of(backend.read_events()) == [states] + state_files
     finally:
         backend.close()
+
+
+def test_a_rearm_keeps_what_still_stands_and_reopens_what_was_replaced_or_reported_gone(fake_kqueue, tmp_path):
+    import shutil
+    sample = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "sample-project")
+    root = tmp_path / "project"
+    shutil.copytree(sample, str(root))
+    backend, active, _ = _open(root)
+    try:
+        kqueue = fake_kqueue.instances[-1]
+        by_path = {watch[0]: fd for fd, watch in backend._watches.items()}
+        story = str(root / "docs" / "workflow-status.md")
+        epics = str(root / "docs" / "v3-planning" / "epics")
+        epic = os.path.join(epics, sorted(os.listdir(epics))[0])
+        with open(story + ".tmp", "w") as handle:  # an editor's save: a new file renamed over the old one
+            handle.write("# Status\n")
+        os.replace(story + ".tmp", story)
+        kqueue.pending = [FakeKevent(by_path[epic], filter=kq.EVFILT_VNODE, flags=kq.EV_ERROR)]
+        assert [event.gone for event in backend.read_events()] == [True]
+        registered_before = len(kqueue.log)
+        backend.rearm()
+        after = {watch[0]: fd for fd, watch in backend._watches.items()}
+        assert set(after) == set(by_path)
+        unchanged = [path for path in by_path if path not in (story, epic)]
+        assert all(after[path] == by_path[path] for path in unchanged)  # kept, not reopened
+        assert os.fstat(after[story]).st_ino == os.stat(story).st_ino  # the new file is watched
+        # Exactly the replaced story file and the epic reported gone were opened and registered again.
+        assert sorted(kqueue.log[registered_before:]) == sorted([after[story], after[epic]])
+        assert backend._gone == set()
+        os.remove(story)
+        backend.rearm()
+        assert story not in {watch[0] for watch in backend._watches.values()}
+    finally:
+        backend.close()
+    assert all(_closed(fd) for fd in after.values())
 
 
 def test_more_kevents_than_one_read_takes_are_all_read(fake_kqueue, tmp_path):
