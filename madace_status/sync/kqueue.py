@@ -8,7 +8,8 @@ the root; a missing one through its nearest existing ancestor) *and* the story f
 state file are watched, within `kqueue_events.MAX_DESCRIPTORS`: a project needing more is polled.
 
 Descriptors are opened O_RDONLY | O_EVTONLY (macOS: the watch does not keep a volume from unmounting) |
-O_CLOEXEC | O_NONBLOCK (never block on a special file), and all closed at close; a rearm closes every one that no longer stands for its path.
+O_CLOEXEC | O_NONBLOCK (never block on a special file), and all closed at close; a rearm closes every one that
+no longer stands for its path (device and inode compared) and opens what is missing.
 """
 
 import errno
