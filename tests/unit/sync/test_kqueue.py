@@ -358,3 +358,54 @@ def test_auto_picks_kqueue_where_it_exists_and_the_test_switch_disables_it(fake_
     monkeypatch.setenv(FORCE_UNAVAILABLE_ENV, "1")
     assert watch_select.open_backend("auto", _project(tmp_path)) == (
         None, "poll", "kqueue disabled by %s" % FORCE_UNAVAILABLE_ENV)
+
+
+# --- The service's glue (SyncService._open_backend / _on_backend_readable) with the stand-in ---------------------
+
+def _kqueue_service(tmp_path):
+    import asyncio
+    import shutil
+    from madace_status.project.loader import ProjectPaths
+    from madace_status.sync.service import SyncService
+    from madace_status.sync.watcher import project_watcher
+    root = str(tmp_path / "project")
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "sample-project"), root)
+    service = SyncService(ProjectPaths(root=root), ws_port=0, poll_interval=0.05, watcher="kqueue")
+    service.loop = asyncio.new_event_loop()  # only for add_reader / remove_reader: never run
+    service._watcher = project_watcher(service.paths)
+    service._watcher.poll()
+    service._open_backend()
+    return root, service
+
+
+def _stop(service):
+    service._close_backend()
+    service.loop.close()
+
+
+def test_the_service_marks_the_named_file_hot_and_wakes_on_a_kevent(fake_kqueue, tmp_path):
+    root, service = _kqueue_service(tmp_path)
+    try:
+        assert (service.watcher_active, service.watcher_fallback) == ("kqueue", None)
+        states = os.path.join(root, "madace-data", "workflow-states")
+        path = os.path.join(states, sorted(os.listdir(states))[0])
+        fd = next(fd for fd, watch in service._backend._watches.items() if watch[0] == path)
+        fake_kqueue.instances[-1].pending = [FakeKevent(fd, filter=kq.EVFILT_VNODE, fflags=kq.NOTE_WRITE)]
+        service._on_backend_readable()
+        assert service._wake.is_set() and path in service._watcher._changed_at
+    finally:
+        _stop(service)
+
+
+def test_a_backend_that_breaks_hands_over_to_polling_with_the_reason(fake_kqueue, tmp_path, monkeypatch):
+    root, service = _kqueue_service(tmp_path)
+    try:
+        def broken():
+            raise OSError("kevent: bad file descriptor")
+        monkeypatch.setattr(service._backend, "read_events", broken)
+        kqueue = fake_kqueue.instances[-1]
+        service._on_backend_readable()
+        assert service._backend is None and kqueue.closed
+        assert (service.watcher_active, service.watcher_fallback) == ("poll", "kevent: bad file descriptor")
+    finally:
+        _stop(service)
