@@ -18,8 +18,8 @@ from madace_status.project.workflows import read_workflow_file
 from madace_status.security import HostPolicy, own_origins, token_matches
 from madace_status.sync.events import diff_projects, snapshot_data
 from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_since, parse_topics, parse_workflows
-from madace_status.sync.watch_select import COALESCE_S, EVENT_COLD_RECHECK_S, SAFETY_RESCAN_S, open_backend
-from madace_status.sync.watcher import COLD_RECHECK_S, FULL_RESCAN_S, project_watcher
+from madace_status.sync.watch_select import SAFETY_RESCAN_S, ChangeSignal
+from madace_status.sync.watcher import project_watcher
 from madace_status.websocket import HandshakeError, serve
 from madace_status.websocket.handshake import refusal_response
 from madace_status.websocket.listener import listening_sockets, start_listening
@@ -89,8 +89,6 @@ class SyncService:
         self.paths = paths
         self.compression = compression  # accept permessage-deflate offers (serve --compression auto)
         self.watcher_kind = watcher  # asked for: auto / inotify / kqueue / poll
-        self.watcher_active = "poll"  # in use (set at start)
-        self.watcher_fallback = None  # why `auto` fell back to polling, when it did
         self.host = host
         self.ws_port = ws_port
         self.poll_interval = poll_interval
@@ -108,8 +106,7 @@ class SyncService:
         self._stopped_responder = None  # the listener that answers 503 while stopped by POST /api/sync
         self._poll_task = None
         self._watcher = None
-        self._backend = None  # the event backend (inotify or kqueue), or None when polling
-        self._wake = None  # set when the backend reported events
+        self._signal = None  # the event backend (or none: polling) and the wait between polls; see watch_select
         self._bad_since = {}  # "workflow:<path>" or "stories" → monotonic time it first failed to parse
         self._workflow_files = []  # [(state file, symlink boundary)] in reading order
         self._workflow_source_notices = ([], [])  # the state directories' own warnings and errors
@@ -267,45 +264,24 @@ class SyncService:
 
     def _open_backend(self):
         self._close_backend()
-        self._backend, self.watcher_active, self.watcher_fallback = open_backend(self.watcher_kind, self.paths)
-        self._wake = asyncio.Event()
-        if self._backend is not None:
-            self._watcher.cold_recheck_s = EVENT_COLD_RECHECK_S
-            self._watcher.full_rescan_s = EVENT_COLD_RECHECK_S
-            self.loop.add_reader(self._backend.fileno(), self._on_backend_readable)
+        self._signal = ChangeSignal(self.loop, self.watcher_kind, self.paths, self._watcher)
 
     def _close_backend(self):
-        if self._backend is not None:
-            self.loop.remove_reader(self._backend.fileno())
-            self._backend.close()
-            self._backend = None
+        if self._signal is not None:
+            self._signal.close()
 
-    def _on_backend_readable(self):
-        try:
-            events = self._backend.read_events()
-            self._watcher.mark_hot(self._backend.paths_of(events))  # stat'ed at the next poll, however large
-            if any(event.needs_rearm for event in events):
-                self._backend.rearm()  # a watched directory appeared, went or moved; or the queue overflowed
-        except Exception as error:  # the backend broke (e.g. watch limit reached): poll from now on
-            logger.warning("%s failed, falling back to polling: %s", self.watcher_active,
-                           str(error).encode("unicode_escape"))
-            self._close_backend()
-            self.watcher_active, self.watcher_fallback = "poll", str(error)
-            self._watcher.cold_recheck_s, self._watcher.full_rescan_s = COLD_RECHECK_S, FULL_RESCAN_S
-        self._wake.set()
+    @property
+    def watcher_active(self):
+        return self._signal.active if self._signal is not None else "poll"
+
+    @property
+    def watcher_fallback(self):
+        return self._signal.fallback if self._signal is not None else None
 
     async def _wait_for_change(self, elapsed):
-        if self._backend is None:
-            await asyncio.sleep(max(0.0, self.poll_interval - elapsed))
-            return
         # A file waiting out its grace period is read again at every poll interval, events or not.
-        period = self.poll_interval if self._bad_since else SAFETY_RESCAN_S
-        try:
-            await asyncio.wait_for(self._wake.wait(), max(0.0, period - elapsed))
-        except asyncio.TimeoutError:
-            return  # the safety rescan
-        await asyncio.sleep(COALESCE_S)  # the rest of a burst arrives meanwhile: one look at the final content
-        self._wake.clear()
+        await self._signal.wait(self.poll_interval, self.poll_interval if self._bad_since else SAFETY_RESCAN_S,
+                                elapsed)
 
     async def _poll_forever(self):
         while True:

@@ -5,10 +5,13 @@ directory (after COALESCE_S, so a burst of writes costs one look) and as a slow 
 SAFETY_RESCAN_S, so a missed event can never leave a replica stale for long.
 """
 
+import asyncio
 import logging
 import os
 import select
 import sys
+
+from madace_status.sync.watcher import COLD_RECHECK_S, FULL_RESCAN_S
 
 WATCHER_CHOICES = ("auto", "inotify", "kqueue", "poll")
 SAFETY_RESCAN_S = 2.0
@@ -75,3 +78,57 @@ def open_backend(kind, paths):
     if kind == "inotify" or sys.platform.startswith("linux"):
         return _open_inotify(paths)
     return None, "poll", "no event backend on %s (no inotify, no select.kqueue)" % sys.platform
+
+
+class ChangeSignal:
+    """The event backend registered with the loop, and the wait between two looks at the files (used by
+    `serve`'s poll loop and by `status --watch` while offline). Without a backend the wait is a plain sleep."""
+
+    def __init__(self, loop, kind, paths, watcher):
+        self.loop = loop
+        self.watcher = watcher  # the PollingWatcher the events make look (mark_hot)
+        self.backend, self.active, self.fallback = open_backend(kind, paths)
+        self._wake = asyncio.Event()
+        if self.backend is not None:
+            watcher.cold_recheck_s = watcher.full_rescan_s = EVENT_COLD_RECHECK_S
+            loop.add_reader(self.backend.fileno(), self._on_readable)
+
+    def close(self):
+        """Unregister and close the backend's descriptor (idempotent); the watcher polls at full speed again."""
+        if self.backend is not None:
+            self.loop.remove_reader(self.backend.fileno())
+            self.backend.close()
+            self.backend = None
+            self.watcher.cold_recheck_s, self.watcher.full_rescan_s = COLD_RECHECK_S, FULL_RESCAN_S
+
+    def _on_readable(self):
+        try:
+            events = self.backend.read_events()
+            self.watcher.mark_hot(self.backend.paths_of(events))  # stat'ed at the next poll, however large
+            if any(event.needs_rearm for event in events):
+                self.backend.rearm()  # a watched directory appeared, went or moved; or the queue overflowed
+        except Exception as error:  # the backend broke (e.g. watch limit reached): poll from now on
+            logger.warning("%s failed, falling back to polling: %s", self.active, str(error).encode("unicode_escape"))
+            self.close()
+            self.active, self.fallback = "poll", str(error)
+        self._wake.set()
+
+    async def wait(self, polling_s, events_s, elapsed=0.0, interrupt=None):
+        """Until the next look at the files: `polling_s` without a backend; with one, until it reports something
+        (then COALESCE_S more, for the rest of a burst) or `events_s` went by (the safety rescan). `elapsed`
+        is taken off the period; `interrupt` (an asyncio.Event) being set ends the wait early too."""
+        period = polling_s if self.backend is None else events_s
+        timeout = max(0.0, period - elapsed)
+        events = ([self._wake] if self.backend is not None else []) + ([interrupt] if interrupt is not None else [])
+        if not events:
+            await asyncio.sleep(timeout)
+            return
+        waiters = [asyncio.ensure_future(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waiters, timeout=timeout)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if self._wake.is_set():
+            await asyncio.sleep(COALESCE_S)  # the rest of a burst arrives meanwhile: one look at the final content
+            self._wake.clear()
