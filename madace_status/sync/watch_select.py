@@ -113,19 +113,19 @@ class ChangeSignal:
             self.active, self.fallback = "poll", str(error)
         self._wake.set()
 
-    async def wait(self, polling_s, events_s, elapsed=0.0, interrupt=None):
+    async def wait(self, polling_s, events_s, elapsed=0.0, interrupts=()):
         """Until the next look at the files: `polling_s` without a backend; with one, until it reports something
         (then COALESCE_S more, for the rest of a burst) or `events_s` went by (the safety rescan). `elapsed`
-        is taken off the period; `interrupt` (an asyncio.Event) being set ends the wait early too."""
+        is taken off the period; any of `interrupts` (asyncio.Events) being set ends the wait early too."""
         period = polling_s if self.backend is None else events_s
         timeout = max(0.0, period - elapsed)
-        events = ([self._wake] if self.backend is not None else []) + ([interrupt] if interrupt is not None else [])
+        events = ([self._wake] if self.backend is not None else []) + list(interrupts)
         if not events:
             await asyncio.sleep(timeout)
             return
         waiters = [asyncio.ensure_future(event.wait()) for event in events]
         try:
-            await asyncio.wait(waiters, timeout=timeout)
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()

@@ -15,6 +15,7 @@ from madace_status.project.registry import WORKFLOW, EntityError, resolve
 from madace_status.project.render.envelope import envelope, utc_timestamp
 from madace_status.settings import ENV_PREFIX
 from madace_status.sync.replica import Replica, ReplicaOutOfStep, parse_message
+from madace_status.sync.watch_select import SAFETY_RESCAN_S, ChangeSignal
 from madace_status.sync.watcher import project_watcher
 from madace_status.watch.backoff import Backoff
 from madace_status.watch.keyboard import KeyboardMode
@@ -27,6 +28,7 @@ PING_INTERVAL_S = 5.0  # JSON ping → pong: the round-trip time shown in the he
 PONG_TIMEOUT_S = 10.0  # a ping unanswered this long means the connection is dead
 CLOSE_TIMEOUT_S = 1.0
 HEADER_TICK_S = 1.0  # the in-place header (retry countdown) is refreshed this often
+OFFLINE_WATCHER = "auto"  # the offline fallback picks its change detector as `serve --watcher auto` does
 _HTTP_FATAL = range(400, 500)  # a refusal no retry can fix (403: the token; 404: the path; 400: the query)
 
 
@@ -61,6 +63,7 @@ class LiveView(object):
         self._websocket = None
         # polling state
         self._files = project_watcher(paths)
+        self._changes = None  # while offline: the event backend (inotify) or plain polling; see watch_select
         self._local = None  # (project, error message) read from the files
         self._render_scheduled = False
         self._resized = False
@@ -72,6 +75,7 @@ class LiveView(object):
         self.loop = loop
         self._stop = asyncio.Event()
         self._offline = asyncio.Event()
+        self._online = asyncio.Event()
         handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
         for signum in handled:
             loop.add_signal_handler(signum, self.stop)
@@ -185,14 +189,36 @@ class LiveView(object):
 
     async def _poll_loop(self):
         await self._wait_offline(self.settings.interval)  # the first attempt failed, or one interval went by
-        while not self._stop.is_set():
-            if self.synced:
+        try:
+            while not self._stop.is_set():
+                if self.synced:
+                    self._close_changes()  # online: no inotify descriptor is kept
+                    self._offline.clear()
+                    await self._offline.wait()
+                    continue
                 self._offline.clear()
-                await self._offline.wait()
-                continue
-            self._offline.clear()
-            self._poll_once()
-            await self._wait_offline(self.settings.interval)
+                self._online.clear()
+                if self._changes is None:
+                    # Opened before the look at the files: a write in between is reported, not lost.
+                    self._changes = ChangeSignal(self.loop, OFFLINE_WATCHER, self.options.paths, self._files)
+                self._poll_once()
+                await self._wait_for_change()
+        finally:
+            self._close_changes()
+
+    async def _wait_for_change(self):
+        interval = self.settings.interval
+        if self._changes.backend is None:
+            # Polling, as without events: every --interval, and at each failed connection attempt.
+            await self._changes.wait(interval, interval, interrupts=(self._offline,))
+        else:
+            # Events say when to look; --interval (at least the safety period) is only the net for a missed one.
+            await self._changes.wait(interval, max(interval, SAFETY_RESCAN_S), interrupts=(self._online,))
+
+    def _close_changes(self):
+        changes, self._changes = self._changes, None
+        if changes is not None:
+            changes.close()
 
     async def _wait_offline(self, timeout):
         try:
@@ -342,6 +368,7 @@ class LiveView(object):
             return
         self.synced = True
         self.retry_at = None
+        self._online.set()  # the offline fallback stops watching the files
         self._schedule_render()
 
     async def _close_websocket(self):
