@@ -86,6 +86,18 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def inotify_descriptors(pid):
+    """How many inotify descriptors process `pid` holds open (Linux: its /proc/PID/fd links)."""
+    directory = "/proc/%d/fd" % pid
+    count = 0
+    for name in os.listdir(directory):
+        try:
+            count += os.readlink(os.path.join(directory, name)) == "anon_inode:inotify"
+        except OSError:
+            pass  # closed meanwhile
+    return count
+
+
 class Output:
     """Everything a child writes on one fd (a pipe, or a pty master), collected by a background thread."""
 
