@@ -129,3 +129,36 @@ def test_a_c_library_without_inotify_falls_back_with_the_reason(monkeypatch, tmp
     monkeypatch.setattr(ctypes, "CDLL", no_library)
     backend, active, reason = watch_select.open_backend("inotify", ProjectPaths(str(tmp_path)))
     assert (backend, active) == (None, "poll") and "no libc here" in reason
+
+
+@linux_only
+def test_the_change_signal_wakes_on_a_write_or_an_interrupt_and_close_releases_the_descriptor(tmp_path):
+    import asyncio
+    from madace_status.project.loader import ProjectPaths
+    from madace_status.sync.watch_select import ChangeSignal, EVENT_COLD_RECHECK_S
+    from madace_status.sync.watcher import COLD_RECHECK_S, project_watcher
+    paths = ProjectPaths(str(tmp_path))
+    long_s = 60.0  # no wait below may end by its timeout
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        files = project_watcher(paths)
+        signal = ChangeSignal(loop, "auto", paths, files)
+        assert signal.active == "inotify" and files.cold_recheck_s == EVENT_COLD_RECHECK_S
+        fd = signal.backend.fileno()
+        files.poll()
+        loop.call_later(0.05, lambda: (tmp_path / "docs").mkdir())
+        await asyncio.wait_for(signal.wait(long_s, long_s), long_s / 2)  # woken by the event
+        interrupt = asyncio.Event()
+        loop.call_later(0.05, interrupt.set)
+        await asyncio.wait_for(signal.wait(long_s, long_s, interrupts=(interrupt,)), long_s / 2)
+        signal.close()
+        signal.close()  # idempotent
+        assert signal.backend is None and files.cold_recheck_s == COLD_RECHECK_S
+        with pytest.raises(OSError):
+            os.fstat(fd)
+        interrupt.clear()
+        loop.call_later(0.05, interrupt.set)  # polling: only the interrupt (or polling_s) ends the wait
+        await asyncio.wait_for(signal.wait(long_s, long_s, interrupts=(interrupt,)), long_s / 2)
+
+    asyncio.run(scenario())
