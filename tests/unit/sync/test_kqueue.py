@@ -360,7 +360,7 @@ def test_auto_picks_kqueue_where_it_exists_and_the_test_switch_disables_it(fake_
         None, "poll", "kqueue disabled by %s" % FORCE_UNAVAILABLE_ENV)
 
 
-# --- The service's glue (SyncService._open_backend / _on_backend_readable) with the stand-in ---------------------
+# --- The service's glue (SyncService._open_backend → watch_select.ChangeSignal) with the stand-in ------------
 
 def _kqueue_service(tmp_path):
     import asyncio
@@ -389,10 +389,10 @@ def test_the_service_marks_the_named_file_hot_and_wakes_on_a_kevent(fake_kqueue,
         assert (service.watcher_active, service.watcher_fallback) == ("kqueue", None)
         states = os.path.join(root, "madace-data", "workflow-states")
         path = os.path.join(states, sorted(os.listdir(states))[0])
-        fd = next(fd for fd, watch in service._backend._watches.items() if watch[0] == path)
+        fd = next(fd for fd, watch in service._signal.backend._watches.items() if watch[0] == path)
         fake_kqueue.instances[-1].pending = [FakeKevent(fd, filter=kq.EVFILT_VNODE, fflags=kq.NOTE_WRITE)]
-        service._on_backend_readable()
-        assert service._wake.is_set() and path in service._watcher._changed_at
+        service._signal._on_readable()
+        assert service._signal._wake.is_set() and path in service._watcher._changed_at
     finally:
         _stop(service)
 
@@ -402,10 +402,10 @@ def test_a_backend_that_breaks_hands_over_to_polling_with_the_reason(fake_kqueue
     try:
         def broken():
             raise OSError("kevent: bad file descriptor")
-        monkeypatch.setattr(service._backend, "read_events", broken)
+        monkeypatch.setattr(service._signal.backend, "read_events", broken)
         kqueue = fake_kqueue.instances[-1]
-        service._on_backend_readable()
-        assert service._backend is None and kqueue.closed
+        service._signal._on_readable()
+        assert service._signal.backend is None and kqueue.closed
         assert (service.watcher_active, service.watcher_fallback) == ("poll", "kevent: bad file descriptor")
     finally:
         _stop(service)
