@@ -63,7 +63,7 @@ class LiveView(object):
         self._websocket = None
         # polling state
         self._files = project_watcher(paths)
-        self._changes = None  # while offline: the event backend (inotify) or plain polling; see watch_select
+        self._changes = None  # while offline: the event backend (inotify, kqueue) or plain polling; see watch_select
         self._local = None  # (project, error message) read from the files
         self._render_scheduled = False
         self._resized = False
@@ -192,7 +192,7 @@ class LiveView(object):
         try:
             while not self._stop.is_set():
                 if self.synced:
-                    self._close_changes()  # online: no inotify descriptor is kept
+                    self._close_changes()  # online: no backend descriptor is kept
                     self._offline.clear()
                     await self._offline.wait()
                     continue
