@@ -12,7 +12,7 @@ import pytest
 
 from sync_helpers import (
     SAMPLE_WORKFLOWS, STATE_DIR, client_for, expect_quiet, fence, kinds, recv_events, recv_json, recv_until,
-    recv_welcome, run, seqs, story_board, ws_connect)
+    recv_welcome, run, seqs, story_board, ws_connect, WAIT_S)
 
 CLIENT_KINDS = ["websockets", "own"]
 
@@ -186,7 +186,7 @@ def test_rewriting_a_file_with_the_same_content_sends_nothing(live, project):
                 text = handle.read()
             project.write_state("route-workflow", text, atomic=True)  # new inode, same content
             os.utime(project.stories_path)  # new mtime, same content
-            live.wait_polls(3)
+            live.wait_polls(3, timeout=3 * WAIT_S)  # with events an idle server polls only every 2 s (safety rescan)
             assert await fence(ws) == []
             assert live.get_json("/api/sync")["seq"] == 0
 
