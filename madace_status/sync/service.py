@@ -6,6 +6,7 @@ sources, turns old model vs new model into events and hands them to the hub. The
 """
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import time
@@ -29,6 +30,8 @@ logger = logging.getLogger("madace_status.sync")
 POLL_INTERVAL_S = 0.1
 DEFAULT_WS_PORT = 3001
 INVALID_GRACE_S = 0.5  # a file must stay unparseable this long before it is reported invalid
+READER_THREADS = 1  # files are read and parsed off the event loop, one poll at a time
+READ_DRAIN_S = 5.0  # at stop, how long a read in progress may take to finish before the state is reset
 _RETRY_WORKFLOW = "workflow:"  # _bad_since keys: "workflow:<path>" and "stories"
 _RETRY_STORIES = "stories"
 _RETRY_LISTING = "listing"    # the state directories could not be listed for lack of descriptors
@@ -106,6 +109,8 @@ class SyncService:
         self._stopped_responder = None  # the listener that answers 503 while stopped by POST /api/sync
         self._poll_task = None
         self._watcher = None
+        self._reader = None  # the thread that reads and parses files (made at the first change)
+        self._reading = None  # its read in progress, if any
         self._signal = None  # the event backend (or none: polling) and the wait between polls; see watch_select
         self._bad_since = {}  # "workflow:<path>" or "stories" → monotonic time it first failed to parse
         self._workflow_files = []  # [(state file, symlink boundary)] in reading order
@@ -172,6 +177,7 @@ class SyncService:
         if self._poll_task is not None:
             self._poll_task.cancel()
             self._poll_task = None
+        await self._finish_reading()
         self._close_backend()
         self.hub.stop()
         await server.close(code, reason, timeout=timeout)
@@ -185,6 +191,12 @@ class SyncService:
             except OSError as error:  # taken by someone else meanwhile: clients then find nothing listening
                 logger.info("cannot hold port %d while stopped: %s", self.ws_port, error.strerror or error)
         logger.info("sync service stopped")
+
+    async def _finish_reading(self):
+        """Let a read in progress end before a restart resets what it writes into (bounded by READ_DRAIN_S)."""
+        reading, self._reading = self._reading, None
+        if reading is not None and not reading.done():
+            await asyncio.wait([reading], timeout=READ_DRAIN_S)
 
     async def _release_port(self):
         responder, self._stopped_responder = self._stopped_responder, None
@@ -287,7 +299,7 @@ class SyncService:
         while True:
             started = time.perf_counter()
             try:
-                self.poll_once()
+                await self._poll_off_loop()
             except Exception:  # a bug must not stop the watcher: log it and keep polling
                 logger.exception("poll failed")
             elapsed = time.perf_counter() - started
@@ -298,6 +310,36 @@ class SyncService:
 
     def poll_once(self):
         """One poll: re-read what changed (and what is waiting out its grace period), publish the events."""
+        changed = self._changed_sources()
+        if changed is not None:
+            old = self.project
+            self._publish(old, self._read_sources(*changed))
+
+    async def _poll_off_loop(self):
+        """poll_once, with the reading and parsing in the reader thread: even a hostile 4 MiB file never holds
+        the event loop (and so every client and handshake) while it is parsed."""
+        changed = self._changed_sources()
+        if changed is None:
+            return
+        old = self.project
+        if self._reader is None:
+            self._reader = concurrent.futures.ThreadPoolExecutor(READER_THREADS, thread_name_prefix="reader")
+        self._reading = self.loop.run_in_executor(self._reader, self._read_sources, *changed)
+        new = await asyncio.shield(self._reading)  # a stop waits for it: the thread owns the parts meanwhile
+        self._publish(old, new)
+
+    def _read_sources(self, state_files, stories, epics):
+        self._reload(state_files, stories, epics)
+        return self._build_project()
+
+    def _publish(self, old, new):
+        self.project = new
+        self.hub.project_changed()
+        for event_type, data, topic, workflow in diff_projects(old, new):
+            self.hub.publish(event_type, data, topic, workflow)
+
+    def _changed_sources(self):
+        """(state files or None for all, stories?, epics?) to read again, or None when nothing changed."""
         changes = self._watcher.poll()
         state_files, stories, epics = self._classify(changes)
         retrying = [key[len(_RETRY_WORKFLOW):] for key in self._bad_since if key.startswith(_RETRY_WORKFLOW)]
@@ -306,14 +348,8 @@ class SyncService:
         stories = stories or _RETRY_STORIES in self._bad_since
         epics = epics or _RETRY_EPICS in self._bad_since
         if state_files == [] and not (stories or epics):
-            return
-        old = self.project
-        self._reload(state_files, stories, epics)
-        new = self._build_project()
-        self.project = new
-        self.hub.project_changed()
-        for event_type, data, topic, workflow in diff_projects(old, new):
-            self.hub.publish(event_type, data, topic, workflow)
+            return None
+        return state_files, stories, epics
 
     def _load_all(self):
         check_root(self.paths.root)
