@@ -280,9 +280,12 @@ def test_client_stuck_above_the_high_water_mark_too_long_is_closed_with_1008(pro
                 await recv_welcome(healthy)
                 stuck = await asyncio.to_thread(RawWebSocket, service.bound_port, "/ws", 4096)
 
-                def keep_talking():  # alive, but never reading
+                def keep_talking():  # alive, but never reading; done once the server has closed it
                     while not stop_pongs.wait(0.1):
-                        stuck.send_frame(OP_TEXT, b'{"type": "pong"}')
+                        try:
+                            stuck.send_frame(OP_TEXT, b'{"type": "pong"}')
+                        except OSError:
+                            return
 
                 talker = threading.Thread(target=keep_talking, daemon=True)
                 talker.start()
