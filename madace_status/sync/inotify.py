@@ -13,6 +13,7 @@ import errno
 import os
 
 from madace_status.sync.inotify_events import DIRECTORY_MASK, IN_CLOEXEC, IN_NONBLOCK, InotifyParser
+from madace_status.sync.watcher import nearest_existing
 
 READ_BYTES = 64 * 1024  # one read takes up to this much of the queue; the rest comes at the next readiness
 FORCE_UNAVAILABLE_ENV = "MADACE_STATUS_TEST_NO_INOTIFY"  # tests only: behave as if inotify did not exist
@@ -34,17 +35,6 @@ def _libc():
     add.argtypes, add.restype = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32], ctypes.c_int
     rm.argtypes, rm.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return init, add, rm
-
-
-def nearest_existing(path):
-    """`path` if it is a directory, else its nearest ancestor that is one."""
-    path = os.path.abspath(path)
-    while not os.path.isdir(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
 
 
 class InotifyWatcher:

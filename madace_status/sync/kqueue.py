@@ -20,6 +20,7 @@ import stat
 from madace_status.sync.kqueue_events import (
     VNODE_FFLAGS, BudgetExceeded, descriptor_budget, files_by_directory, interpret, paths_to_recheck,
     plan_watches)
+from madace_status.sync.watcher import nearest_existing
 
 MAX_EVENTS_PER_READ = 256  # one control() call takes up to this many kevents; a full batch is followed by another
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_EVTONLY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -28,18 +29,6 @@ FORCE_UNAVAILABLE_ENV = "MADACE_STATUS_TEST_NO_KQUEUE"  # tests only: behave as 
 
 class KqueueUnavailable(Exception):
     """kqueue cannot be used here; str() says why (shown in /api/sync, /metrics and the start-up log)."""
-
-
-def nearest_existing(path):
-    """`path` if it is a directory, else its nearest ancestor that is one (as in the inotify backend, which
-    cannot be imported where ctypes is missing)."""
-    path = os.path.abspath(path)
-    while not os.path.isdir(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
 
 
 def _soft_fd_limit():

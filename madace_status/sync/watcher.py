@@ -23,6 +23,18 @@ COLD_RECHECK_S = 0.5
 FULL_RESCAN_S = 2.0
 
 
+def nearest_existing(path):
+    """`path` if it is a directory, else its nearest ancestor that is one (what an event backend watches for a
+    directory that does not exist yet)."""
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
 def file_signature(path):
     """(st_mtime_ns, st_size, st_ino) of `path` (following symlinks), or None when it cannot be stat'ed."""
     try:
