@@ -372,6 +372,7 @@ def _kqueue_service(tmp_path):
     shutil.copytree(os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "sample-project"), root)
     service = SyncService(ProjectPaths(root=root), ws_port=0, poll_interval=0.05, watcher="kqueue")
     service.loop = asyncio.new_event_loop()  # only for add_reader / remove_reader: never run
+    asyncio.set_event_loop(service.loop)  # Python 3.9's asyncio.Event binds to the current loop when made
     service._watcher = project_watcher(service.paths)
     service._watcher.poll()
     service._open_backend()
@@ -379,8 +380,10 @@ def _kqueue_service(tmp_path):
 
 
 def _stop(service):
+    import asyncio
     service._close_backend()
     service.loop.close()
+    asyncio.set_event_loop(None)
 
 
 def test_the_service_marks_the_named_file_hot_and_wakes_on_a_kevent(fake_kqueue, tmp_path):
