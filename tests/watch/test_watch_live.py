@@ -17,7 +17,7 @@ import pytest
 from madace_status import cli, status_command
 
 from watch_helpers import (ESCAPE, CuttableProxy, clean_env, documents, free_port, mode, set_story_title,
-                           set_workflow_step, visible, wait_documents, workflow_step)
+                           set_workflow_step, visible, wait_documents, wait_until, workflow_step)
 
 UPDATE_DEADLINE_S = 0.3
 WEBSOCKET, POLLING = "websocket", "polling"
@@ -37,15 +37,6 @@ def one_shot(root, entity, fmt="json"):
 
 def comparable(doc):
     return {key: value for key, value in doc.items() if key not in ("timestamp", "connection")}
-
-
-def wait_until(condition, timeout=10.0, what="a condition"):
-    """Poll a condition of another process (a server metric) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("gave up waiting for %s" % what)
-        time.sleep(0.02)
 
 
 def story_title(doc, story_id):

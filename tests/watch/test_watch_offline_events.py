@@ -9,7 +9,7 @@ import time
 import pytest
 
 from watch_helpers import (clean_env, free_port, inotify_descriptors, mode, set_workflow_step, wait_documents,
-                           workflow_step)
+                           wait_until, workflow_step)
 
 LONG_INTERVAL_S = 30.0  # far longer than any wait below: a change seen sooner was not found by the interval
 EVENT_DEADLINE_S = 3.0  # write → NDJSON document with events (milliseconds unloaded; slack for a loaded machine)
@@ -18,14 +18,6 @@ RECONNECT_TIMEOUT_S = 40.0  # the backoff's jittered delays after a few refused 
 WEBSOCKET, POLLING = "websocket", "polling"
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify and /proc exist on Linux only")
-
-
-def wait_until(condition, timeout=10.0, what="a condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("gave up waiting for %s" % what)
-        time.sleep(0.02)
 
 
 @linux_only

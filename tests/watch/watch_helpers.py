@@ -159,6 +159,15 @@ class Output:
             return self._closed
 
 
+def wait_until(condition, timeout=10.0, what="a condition"):
+    """Poll a condition of another process (a server metric) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("gave up waiting for %s" % what)
+        time.sleep(0.02)
+
+
 def documents(text):
     """The NDJSON documents written so far (a line not yet finished is left out)."""
     return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
