@@ -11,6 +11,7 @@ import os
 import select
 import sys
 
+from madace_status.logsafe import escape
 from madace_status.sync.watcher import COLD_RECHECK_S, FULL_RESCAN_S
 
 WATCHER_CHOICES = ("auto", "inotify", "kqueue", "poll")
@@ -108,7 +109,7 @@ class ChangeSignal:
             if any(event.needs_rearm for event in events):
                 self.backend.rearm()  # a watched directory appeared, went or moved; or the queue overflowed
         except Exception as error:  # the backend broke (e.g. watch limit reached): poll from now on
-            logger.warning("%s failed, falling back to polling: %s", self.active, str(error).encode("unicode_escape"))
+            logger.warning("%s failed, falling back to polling: %s", self.active, escape(str(error)))
             self.close()
             self.active, self.fallback = "poll", str(error)
         self._wake.set()
