@@ -17,6 +17,8 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _SYMBOLS = re.compile(r"[^\w\s()\[\]/&.,:;+'\"!?#%-]")
 _SUMMARY_TITLES = frozenset(("summary", "epic summary"))
 _ID_SHAPE = re.compile(r"\AEPIC(?:-[A-Z0-9]+)+\Z")
+# storyIds kept per epic: every API record and event carries them; a real epic lists tens.
+MAX_EPIC_STORY_IDS = 10000
 
 
 def epic_id_from_filename(filename):
@@ -35,7 +37,7 @@ def parse_epic_file(text, filename, source=""):
     header = True
     in_summary = False
     summary_lines = []
-    story_ids = set()
+    story_ids = StoryIds()
     fence = None
     for line in text.splitlines():
         stripped = line.strip()
@@ -58,7 +60,7 @@ def parse_epic_file(text, filename, source=""):
         if line.startswith("###"):
             match = _STORY_HEADING.match(line)
             if match:
-                story_ids.add(match.group(1).upper())
+                story_ids.add(match.group(1))
             in_summary = in_summary and not line.startswith("### ")
             continue
         if in_summary:
@@ -68,10 +70,35 @@ def parse_epic_file(text, filename, source=""):
         elif stripped[:1].isdigit():
             match = _STORY_ITEM.match(line)
             if match:
-                story_ids.add(match.group(1).upper())
-    epic.story_count = len(story_ids)
+                story_ids.add(match.group(1))
+    epic.story_count = len(story_ids.seen)
+    epic.story_ids = story_ids.ids
+    if story_ids.dropped:
+        epic.warnings.append("lists %d story ids; storyIds keeps the first %d"
+                             % (len(story_ids.seen), MAX_EPIC_STORY_IDS))
     epic.summary = _paragraphs(summary_lines)
     return epic
+
+
+class StoryIds(object):
+    """The story ids of one epic file: upper-case, in file order, deduplicated, at most MAX_EPIC_STORY_IDS."""
+
+    __slots__ = ("ids", "seen", "dropped")
+
+    def __init__(self):
+        self.ids = []
+        self.seen = set()     # every distinct id (bounded by the file's size): storyCount
+        self.dropped = 0
+
+    def add(self, story_id):
+        story_id = story_id.upper()
+        if story_id in self.seen:
+            return
+        self.seen.add(story_id)
+        if len(self.ids) < MAX_EPIC_STORY_IDS:
+            self.ids.append(story_id)
+        else:
+            self.dropped += 1
 
 
 def _title_name(title, epic_id):
@@ -160,8 +187,10 @@ def read_epic_file(path, root, boundary=None):
     except SourceError as exc:
         return Epic(id=epic_id_from_filename(filename) or "EPIC", source=source, error=str(exc)), None
     text, decode_warning = decode_markdown(data)
-    warning = "%s: %s" % (source, decode_warning) if decode_warning else None
-    return parse_epic_file(text, filename, source), warning
+    epic = parse_epic_file(text, filename, source)
+    messages = ([decode_warning] if decode_warning else []) + epic.warnings
+    warning = "%s: %s" % (source, "; ".join(messages)) if messages else None
+    return epic, warning
 
 
 def list_epic_files(directory):

@@ -109,14 +109,15 @@ class Epic(Record):
     """One `EPIC-*.md` file (SPEC §2.3). `error` is set, and the rest left empty, when it cannot be read."""
 
     __slots__ = ("id", "name", "priority", "effort", "quarter", "owner", "status", "last_updated",
-                 "story_count", "summary", "source", "error")
+                 "story_count", "story_ids", "summary", "source", "error", "warnings")
     _FIELDS = (("id", "id"), ("name", "name"), ("priority", "priority"), ("effort", "effort"),
                ("quarter", "quarter"), ("owner", "owner"), ("status", "status"),
-               ("last_updated", "lastUpdated"), ("story_count", "storyCount"), ("summary", "summary"),
-               ("source", "source"), ("error", "error"))
+               ("last_updated", "lastUpdated"), ("story_count", "storyCount"), ("story_ids", "storyIds"),
+               ("summary", "summary"), ("source", "source"), ("error", "error"))
 
     def __init__(self, id, name=None, priority=None, effort=None, quarter=None, owner=None, status=None,
-                 last_updated=None, story_count=0, summary=None, source="", error=None):
+                 last_updated=None, story_count=0, summary=None, source="", error=None, story_ids=None,
+                 warnings=None):
         self.id = id
         self.name = name
         self.priority = priority
@@ -126,9 +127,14 @@ class Epic(Record):
         self.status = status
         self.last_updated = last_updated
         self.story_count = story_count
+        # The story ids the file lists: upper-case, in file order, no duplicates, at most
+        # MAX_EPIC_STORY_IDS (story_count still counts every distinct id).
+        self.story_ids = list(story_ids) if story_ids is not None else []
         self.summary = summary
         self.source = source
         self.error = error
+        # Messages about this file (too many story ids), not part of to_dict().
+        self.warnings = warnings if warnings is not None else []
 
 
 def violation_prefix(state):

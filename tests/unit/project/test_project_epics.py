@@ -2,7 +2,10 @@
 
 import os
 
-from madace_status.project.epics import epic_id_from_filename, parse_epic_file, read_epic_file, strip_symbols
+from madace_status.project.epics import (MAX_EPIC_STORY_IDS, epic_id_from_filename, parse_epic_file,
+                                         read_epic_file, strip_symbols)
+from madace_status.project.model import Epic
+from madace_status.sync.replica import record_from_dict
 
 EPIC = """# EPIC-V3-002: Universal Workflow Status Checker
 
@@ -41,7 +44,7 @@ def test_header_fields_are_read_and_cleaned():
     assert epic.to_dict() == {
         "id": "EPIC-V3-002", "name": "Universal Workflow Status Checker", "priority": "P0", "effort": 21,
         "quarter": "Q2 2026", "owner": "SM + DEV", "status": "In Progress", "lastUpdated": "2026-11-22",
-        "storyCount": 3, "summary": "One command and one page, updated live.\n\nSecond paragraph.",
+        "storyCount": 3, "storyIds": ["US-001", "US-002", "US-003"], "summary": "One command and one page, updated live.\n\nSecond paragraph.",
         "source": "", "error": None}
 
 
@@ -91,3 +94,35 @@ def test_crlf_and_bom_in_an_epic(project):
     path = project.epic("EPIC-Y.md", b"\xef\xbb\xbf# EPIC-Y: Why\r\n**Priority:** P1\r\n\r\n## Summary\r\n\r\nS.\r\n")
     epic, warning = read_epic_file(path, project.root)
     assert (epic.name, epic.priority, epic.summary, warning) == ("Why", "P1", "S.", None)
+
+
+def test_story_ids_are_upper_case_in_file_order_without_duplicates():
+    text = ("# EPIC-A: x\n## Stories\n### us-010: later first\n1. **US-002:** numbered\n"
+            "### [US-010]: again, other case\n2. **[us-001]** bracketed\n```\n### US-999: in a fence\n```\n")
+    epic = parse_epic_file(text, "EPIC-A.md")
+    assert (epic.story_ids, epic.story_count, epic.warnings) == (["US-010", "US-002", "US-001"], 3, [])
+    assert epic.to_dict()["storyIds"] == ["US-010", "US-002", "US-001"]
+
+
+def test_an_epic_without_stories_or_unreadable_has_empty_story_ids(project):
+    assert parse_epic_file("# EPIC-A: x\n", "EPIC-A.md").to_dict()["storyIds"] == []
+    os.makedirs(os.path.join(project.epics, "EPIC-DIR.md"))
+    epic, _ = read_epic_file(os.path.join(project.epics, "EPIC-DIR.md"), project.root)
+    assert epic.to_dict()["storyIds"] == []
+
+
+def test_story_ids_are_capped_with_a_warning_and_story_count_counts_all(project):
+    extra = 5
+    lines = ["### US-%d: s" % n for n in range(MAX_EPIC_STORY_IDS + extra)] + ["### US-0: duplicate"]
+    path = project.epic("EPIC-BIG.md", "# EPIC-BIG: big\n## Stories\n" + "\n".join(lines) + "\n")
+    epic, warning = read_epic_file(path, project.root)
+    assert len(epic.story_ids) == MAX_EPIC_STORY_IDS
+    assert epic.story_ids[:2] == ["US-0", "US-1"] and epic.story_ids[-1] == "US-%d" % (MAX_EPIC_STORY_IDS - 1)
+    assert epic.story_count == MAX_EPIC_STORY_IDS + extra
+    assert "storyIds keeps the first %d" % MAX_EPIC_STORY_IDS in warning and "EPIC-BIG.md" in warning
+
+
+def test_story_ids_survive_the_round_trip_a_replica_makes():
+    epic = parse_epic_file(EPIC, "EPIC-V3-002-universal-status-checker.md")
+    again = record_from_dict(Epic, epic.to_dict())
+    assert again == epic and again.story_ids == ["US-001", "US-002", "US-003"]
