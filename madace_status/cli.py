@@ -113,6 +113,9 @@ def _add_serve_parser(commands):
                        "* turns the check off (default: localhost, IP addresses and --host)")
     serve.add_argument("--no-sync", action="store_true", default=False,
                        help="serve only HTTP; POST /api/sync starts the sync service later")
+    serve.add_argument("--no-history", action="store_true", default=False,
+                       help="keep the flow history (GET /api/history) in memory only: no file in the user's cache "
+                       "directory (also MADACE_STATUS_HISTORY=off)")
     serve.add_argument("--demo", action="store_true", default=False,
                        help="serve a temporary sample project that changes every few seconds (removed on exit)")
     serve.add_argument("--insecure", action="store_true", default=False,
@@ -157,6 +160,8 @@ def _serve_settings(args, settings):
     args.http_limits = _http_limits(settings)
     args.no_sync = settings.flag(args.no_sync, "NO_SYNC")
     args.demo = settings.flag(args.demo, "DEMO")
+    args.no_history = settings.flag(args.no_history, "NO_HISTORY") or \
+        (settings.env_value("HISTORY") or "").strip().lower() in ("off", "0", "false", "no")
     args.insecure = settings.flag(args.insecure, "INSECURE")
     args.log_level = settings.setting(args.log_level, "LOG_LEVEL") or serve_command.DEFAULT_LOG_LEVEL
     args.compression = settings.setting(args.compression, "COMPRESSION", convert=_compression_mode) or "auto"

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from madace_status.logsafe import SafeFormatter
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, check_root
 from madace_status.security import Credentials, HostPolicy
+from madace_status.sync.history_store import HistoryStore
 from madace_status.sync.service import SyncService
 from madace_status.sync.watch_select import WATCHER_CHOICES
 from madace_status.web.app import DashboardApp
@@ -116,13 +117,17 @@ def _serve(args, paths):
     stop = asyncio.Event()
     for signum in STOP_SIGNALS:  # before anything is bound or announced: from here on a signal is a clean stop
         loop.add_signal_handler(signum, stop.set)
+    # The demo's project is a new temporary directory each run: its history is kept in memory only.
+    history = HistoryStore.for_project(paths.root, enabled=not (getattr(args, "no_history", False) or args.demo))
     service = SyncService(paths, host=args.host, ws_port=args.ws_port, poll_interval=args.poll_interval,
                           token=args.token, allowed_origins=args.allow_origin or (), heartbeat_s=args.heartbeat,
-                          compression=getattr(args, "compression", "auto") != "off", watcher=args.watcher)
+                          compression=getattr(args, "compression", "auto") != "off", watcher=args.watcher,
+                          history=history)
     try:
         httpd = DashboardServer((args.host, args.port), None, getattr(args, "http_limits", DEFAULT_LIMITS))
     except OSError as error:
         _close_loop(loop)
+        history.close()
         if _port_in_use(error):
             raise ServeError("HTTP port %d on %s is already in use; choose another with --port"
                              % (args.port, args.host))
@@ -134,7 +139,8 @@ def _serve(args, paths):
     service.host_policy = host_policy
     service.credentials = credentials
     app = DashboardApp(paths, service, loop, token=args.token, http_port=http_port, public_host=args.host,
-                       credentials=credentials, host_policy=host_policy, allowed_origins=args.allow_origin or ())
+                       credentials=credentials, host_policy=host_policy, allowed_origins=args.allow_origin or (),
+                       history=history)
     httpd.app = app
     http_thread = None
     try:
@@ -159,6 +165,7 @@ def _serve(args, paths):
             httpd.shutdown()  # blocks until serve_forever() returns, so only once it was started
         httpd.server_close()
         _close_loop(loop)
+        history.close()  # the last samples reach the file (bounded by HISTORY_CLOSE_TIMEOUT_S)
 
 
 def _close_loop(loop):

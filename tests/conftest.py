@@ -1,11 +1,21 @@
-"""Shared test set-up: the package is imported from the checkout, not from site-packages."""
+"""Shared test set-up: the package is imported from the checkout, not from site-packages, and the user cache
+directory is a temporary one."""
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+
+# The whole run uses a cache directory of its own, so no test (nor a `serve` it starts, which inherits the
+# environment) reads or writes the user's real flow history (madace_status/sync/history.py).
+TEST_CACHE_HOME = tempfile.mkdtemp(prefix="madace-test-cache-")
+os.environ["XDG_CACHE_HOME"] = TEST_CACHE_HOME
+atexit.register(shutil.rmtree, TEST_CACHE_HOME, True)
 
 try:  # keep hypothesis' files inside tests/, not at the top level of the repository
     from hypothesis import configuration, settings

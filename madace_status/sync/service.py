@@ -88,8 +88,9 @@ class SyncService:
 
     def __init__(self, paths, host="127.0.0.1", ws_port=DEFAULT_WS_PORT, poll_interval=POLL_INTERVAL_S, token=None,
                  allowed_origins=(), heartbeat_s=HEARTBEAT_S, max_connections=MAX_CONNECTIONS,
-                 max_message_bytes=SERVER_MAX_MESSAGE_BYTES, compression=True, watcher="auto"):
+                 max_message_bytes=SERVER_MAX_MESSAGE_BYTES, compression=True, watcher="auto", history=None):
         self.paths = paths
+        self.history = history  # a HistoryStore (sync/history_store.py): a sample per change of the story file
         self.compression = compression  # accept permessage-deflate offers (serve --compression auto)
         self.watcher_kind = watcher  # asked for: auto / inotify / kqueue / poll
         self.host = host
@@ -162,6 +163,8 @@ class SyncService:
         self.started_at = time.time()
         self.hub.start()
         self._poll_task = self.loop.create_task(self._poll_forever())
+        if self.history is not None:
+            self.history.record(self.project)  # kept only when the flow differs from the last stored sample
         logger.info("sync service listening on ws://%s:%d (run %s)", self.host, self.bound_port, self.hub.run_id)
         logger.info("change detection: %s%s", self.watcher_active,
                     " (fallback: %s)" % self.watcher_fallback if self.watcher_fallback else "")
@@ -337,6 +340,8 @@ class SyncService:
         self.hub.project_changed()
         for event_type, data, topic, workflow in diff_projects(old, new):
             self.hub.publish(event_type, data, topic, workflow)
+            if event_type == "stories_updated" and self.history is not None:
+                self.history.record(new)  # in memory now; the file is written by the history's own thread
 
     def _changed_sources(self):
         """(state files or None for all, stories?, epics?) to read again, or None when nothing changed."""

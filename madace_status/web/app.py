@@ -22,8 +22,9 @@ class DashboardApp:
     """The shared state behind the routes: built by the serve command."""
 
     def __init__(self, paths, service, loop, token=None, http_port=3000, public_host="127.0.0.1", credentials=None,
-                 host_policy=None, allowed_origins=()):
+                 host_policy=None, allowed_origins=(), history=None):
         self.paths = paths
+        self.history = history  # the flow history (sync/history_store.py); it outlives a stopped sync service
         self.service = service
         self.loop = loop
         self.token = token
@@ -57,6 +58,9 @@ class DashboardApp:
     def recent_events(self, limit):
         hub = self.hub
         return hub.recent_events(limit) if hub is not None else []
+
+    def history_samples(self, limit):
+        return self.history.samples(limit) if self.history is not None else []
 
     def ws_url(self, host=None):
         """The WebSocket URL as a browser that reached us at `host` (a Host header's name) should use."""

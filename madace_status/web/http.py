@@ -13,9 +13,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from madace_status import __version__
 from madace_status.project import registry
 from madace_status.project.loader import ProjectUnreadable
+from madace_status.project.model import STORY_STATES
 from madace_status.project.render.envelope import envelope
 from madace_status.logsafe import escape
 from madace_status.security import CSRF_HEADER, write_refusal
+from madace_status.sync.history import HISTORY_MAX_SAMPLES
 from madace_status.web import pages
 from madace_status.web.app import SyncActionError
 from madace_status.web.limits import DEFAULT_LIMITS, BoundedHTTPServer, TimedRequestHandler
@@ -26,6 +28,7 @@ MAX_ENTITY_ID_CHARS = 200
 MAX_BODY_BYTES = 64 * 1024
 ACTIVITY_DEFAULT = 20
 ACTIVITY_MAX = 1024
+HISTORY_DEFAULT = 500  # samples a chart asks for by default (the store keeps up to HISTORY_MAX_SAMPLES)
 MAX_NUMBER_DIGITS = 9  # of a number in a query or a header: more is refused (400), not parsed
 API_TYPES = {"story": registry.STORY, "epic": registry.EPIC, "workflow": registry.WORKFLOW,
              "state-machine": registry.SUMMARY}
@@ -286,6 +289,15 @@ class DashboardHandler(TimedRequestHandler):
         events = self.app.recent_events(limit)
         self._send_json(200, {"success": True, "count": len(events), "events": events})
 
+    def _api_history(self):
+        limit = ascii_number(self.query.get("limit", [str(HISTORY_DEFAULT)])[0])
+        if limit is None or limit < 1:
+            raise ApiError(400, "VALIDATION_ERROR", "limit must be a positive integer of ASCII digits (at most %d "
+                                                    "is used)" % HISTORY_MAX_SAMPLES)
+        samples = self.app.history_samples(min(limit, HISTORY_MAX_SAMPLES))
+        self._send_json(200, {"success": True, "states": list(STORY_STATES), "count": len(samples),
+                              "samples": samples})
+
     def _api_sync(self):
         self._send_json(200, dict(self.app.sync_info(self._host_name()), success=True))
 
@@ -348,6 +360,7 @@ class DashboardHandler(TimedRequestHandler):
         ("GET", "/metrics"): _metrics,
         ("GET", "/api/status"): _api_status,
         ("GET", "/api/activity"): _api_activity,
+        ("GET", "/api/history"): _api_history,
         ("GET", "/api/sync"): _api_sync,
         ("POST", "/api/sync"): _api_sync_action,
     }
