@@ -114,7 +114,8 @@ class HistoryLog(object):
         return len(self.samples) > self.max_samples
 
     def halve(self):
-        self.samples = self.samples[-max(1, self.max_samples // 2):]
+        """Keep the newest half (of the cap, or of what is held when that is less: a file over its byte bound)."""
+        self.samples = self.samples[-max(1, min(len(self.samples), self.max_samples) // 2):]
 
     def newest(self, limit):
         return self.samples[-limit:] if limit > 0 else []

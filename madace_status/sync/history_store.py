@@ -195,7 +195,10 @@ class HistoryStore(object):
             return
         if self._writer is None:
             self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="history")
-        self._queued = self._last = self._writer.submit(self._write)
+        try:
+            self._queued = self._last = self._writer.submit(self._write)
+        except RuntimeError:  # the interpreter is exiting: what is not written stays in memory
+            self._closed = True
 
     def flush(self, timeout=HISTORY_CLOSE_TIMEOUT_S):
         """Wait (at most `timeout` s) until every write queued so far is done; True when they are."""

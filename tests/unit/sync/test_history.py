@@ -1,0 +1,262 @@
+"""The flow history (madace_status/sync/history.py and history_store.py): samples, the line format, corrupt lines,
+dedupe, the rotation bounds, corrupt / unreadable / missing files, an unwritable cache directory and where the file
+lives."""
+
+import json
+import logging
+import os
+import stat
+
+import pytest
+
+from madace_status.project.model import Project, Story
+from madace_status.sync.history import (HISTORY_MAX_LINE_BYTES, HISTORY_READ_MAX_BYTES, HistoryLog, encode_sample,
+                                        parse_history, parse_line, sample_of)
+from madace_status.sync.history_store import HistoryStore, cache_directory, history_file_name
+
+STATES = ("BACKLOG", "TODO", "IN_PROGRESS", "DONE")
+
+
+def board(backlog=0, todo=0, in_progress=0, done=0, points=2):
+    """A project with that many stories per state, each of `points` points."""
+    stories = []
+    for state, count in zip(STATES, (backlog, todo, in_progress, done)):
+        stories += [Story("%s-%d" % (state, n), "story", state, points=points) for n in range(count)]
+    return Project("/nowhere", [], stories, [])
+
+
+def sample(done, at="2026-11-29T03:00:00.000Z"):
+    return {"at": at, "counts": {"BACKLOG": 1, "TODO": 0, "IN_PROGRESS": 0, "DONE": done},
+            "points": {"BACKLOG": 2, "TODO": 0, "IN_PROGRESS": 0, "DONE": 2.5 * done}}
+
+
+@pytest.fixture
+def environ(tmp_path):
+    return {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+@pytest.fixture
+def root(tmp_path):
+    path = tmp_path / "project"
+    path.mkdir()
+    return str(path)
+
+
+def open_store(root, environ, **bounds):
+    return HistoryStore.open(root, environ=environ, **bounds)
+
+
+def file_samples(store):
+    assert store.flush(), "the writer did not finish within its timeout"
+    with open(store.path, "rb") as handle:
+        samples, skipped = parse_history(handle.read())
+    assert skipped == 0
+    return samples
+
+
+def history_warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == "madace_status.history" and r.levelno >= logging.WARNING]
+
+
+# -- sans-I/O ------------------------------------------------------------------------------------------------------
+
+def test_a_sample_holds_counts_and_points_per_state():
+    taken = sample_of(board(backlog=2, done=3, points=1.5), now=0)
+    assert taken == {"at": "1970-01-01T00:00:00.000Z",
+                     "counts": {"BACKLOG": 2, "TODO": 0, "IN_PROGRESS": 0, "DONE": 3},
+                     "points": {"BACKLOG": 3, "TODO": 0, "IN_PROGRESS": 0, "DONE": 4.5}}
+
+
+def test_no_sample_while_the_story_file_cannot_be_read():
+    project = Project("/nowhere", [], [], [], story_errors=["docs/workflow-status.md: cannot read"])
+    assert sample_of(project) is None
+
+
+def test_a_line_round_trips_and_is_compact():
+    line = encode_sample(sample(3))
+    assert line.endswith(b"\n") and b" " not in line and len(line) < 250
+    assert parse_line(line.rstrip(b"\n")) == sample(3)
+
+
+@pytest.mark.parametrize("line", [
+    b"garbage", b"\xff\xfe not utf-8", b"[1, 2]", b"{}", b'"a string"',
+    b'{"at": "yesterday", "counts": {}, "points": {}}',
+    json.dumps(dict(sample(1), counts={"BACKLOG": 1, "TODO": 0, "IN_PROGRESS": 0})).encode(),
+    json.dumps(dict(sample(1), counts={"BACKLOG": True, "TODO": 0, "IN_PROGRESS": 0, "DONE": 1})).encode(),
+    json.dumps(dict(sample(1), counts={"BACKLOG": -1, "TODO": 0, "IN_PROGRESS": 0, "DONE": 1})).encode(),
+    json.dumps(dict(sample(1), counts={"BACKLOG": 1.5, "TODO": 0, "IN_PROGRESS": 0, "DONE": 1})).encode(),
+    encode_sample(sample(1)).rstrip(b"\n").replace(b'"DONE":2.5', b'"DONE":NaN'),
+    b'{"at": "2026-11-29T03:00:00.000Z", "counts": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    encode_sample(dict(sample(1), pad="x" * HISTORY_MAX_LINE_BYTES)).rstrip(b"\n"),
+])
+def test_a_corrupt_line_is_refused(line):
+    assert parse_line(line) is None
+
+
+def test_corrupt_lines_are_skipped_and_counted():
+    data = encode_sample(sample(1)) + b"garbage\n\n" + encode_sample(sample(2)) + b'{"at": "2026-11-29T0'
+    samples, skipped = parse_history(data)
+    assert (samples, skipped) == ([sample(1), sample(2)], 2)
+
+
+def test_the_log_skips_a_sample_with_the_same_flow_and_halves_past_its_cap():
+    log = HistoryLog(max_samples=10)
+    assert log.add(sample(0)) is True
+    assert log.add(sample(0, at="2026-11-29T04:00:00.000Z")) is False
+    for done in range(1, 11):
+        assert log.add(sample(done))
+    assert log.over
+    log.halve()
+    assert [s["counts"]["DONE"] for s in log.samples] == [6, 7, 8, 9, 10]
+    assert log.newest(2) == [sample(9), sample(10)] and log.newest(0) == []
+
+
+# -- the store and its file -----------------------------------------------------------------------------------------
+
+def test_samples_reach_a_private_file_and_survive_a_reopen(root, environ):
+    store = open_store(root, environ)
+    assert store.record(board(backlog=3)) is True
+    assert store.record(board(backlog=3)) is False  # the same flow: not kept
+    assert store.record(board(backlog=2, todo=1)) is True
+    assert [s["counts"]["TODO"] for s in file_samples(store)] == [0, 1]
+    directory = os.path.dirname(store.path)
+    assert directory == os.path.join(environ["XDG_CACHE_HOME"], "madace_status")
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    store.close()
+    again = open_store(root, environ)
+    assert again.samples() == store.samples() and len(again.samples()) == 2
+    assert again.record(board(backlog=2, todo=1)) is False  # equal to the last stored sample: not kept at a restart
+    assert again.samples(1) == store.samples()[-1:]
+    again.close()
+
+
+def test_rotation_keeps_the_newest_half_within_the_sample_cap(root, environ):
+    store = open_store(root, environ, max_samples=10)
+    for done in range(1, 26):
+        store.record(board(done=done))
+        assert len(store.samples()) <= 10
+    on_disk = file_samples(store)
+    assert on_disk == store.samples()
+    assert on_disk[-1]["counts"]["DONE"] == 25 and len(on_disk) <= 10
+    assert not [name for name in os.listdir(os.path.dirname(store.path)) if name.endswith(".tmp")]
+    store.close()
+
+
+def test_rotation_keeps_the_file_within_its_byte_cap(root, environ):
+    line_bytes = len(encode_sample(sample_of(board(done=100))))
+    cap = 20 * line_bytes
+    store = open_store(root, environ, max_file_bytes=cap)
+    for done in range(100, 160):
+        store.record(board(done=done))
+        assert store.flush()
+        assert os.path.getsize(store.path) <= cap + line_bytes
+    assert file_samples(store) == store.samples() and store.samples()[-1]["counts"]["DONE"] == 159
+    store.close()
+
+
+def test_corrupt_lines_in_the_file_are_skipped_with_one_warning_then_cleaned(root, environ, caplog):
+    store = open_store(root, environ)
+    store.record(board(done=1))
+    store.record(board(done=2))
+    store.close()
+    with open(store.path, "ab") as handle:
+        handle.write(b"garbage\x1b[2J\n{\"at\": 1}\n" + encode_sample(sample(9))[:30])
+    caplog.set_level(logging.INFO, "madace_status.history")
+    again = open_store(root, environ)
+    assert [s["counts"]["DONE"] for s in again.samples()] == [1, 2]
+    warnings = history_warnings(caplog)
+    assert len(warnings) == 1 and "skipped 3 corrupt lines" in warnings[0] and "\x1b" not in warnings[0]
+    again.record(board(done=3))
+    assert [s["counts"]["DONE"] for s in file_samples(again)] == [1, 2, 3]  # rewritten without the bad lines
+    again.close()
+
+
+@pytest.mark.parametrize("kind", ["garbage", "too large", "symlink", "directory"])
+def test_a_corrupt_or_unreadable_file_starts_again_with_one_warning(root, environ, caplog, tmp_path, kind):
+    path = os.path.join(environ["XDG_CACHE_HOME"], "madace_status", history_file_name(root))
+    os.makedirs(os.path.dirname(path), mode=0o700)
+    target = tmp_path / "elsewhere.jsonl"
+    target.write_bytes(encode_sample(sample(7)))
+    if kind == "garbage":
+        with open(path, "wb") as handle:
+            handle.write(os.urandom(4096).replace(b"\n", b"") + b"\n")
+    elif kind == "too large":
+        with open(path, "wb") as handle:
+            handle.write(b"x" * (HISTORY_READ_MAX_BYTES + 1))
+    elif kind == "symlink":
+        os.symlink(str(target), path)
+    else:
+        os.mkdir(path)
+    caplog.set_level(logging.INFO, "madace_status.history")
+    store = open_store(root, environ)
+    assert store.samples() == []
+    assert len(history_warnings(caplog)) == 1, history_warnings(caplog)
+    assert store.record(board(todo=1)) is True
+    if kind == "directory":  # cannot be replaced by a file: in memory only, with one more warning
+        store.flush()
+        assert store.path is None and len(history_warnings(caplog)) == 2
+    else:
+        assert [s["counts"]["TODO"] for s in file_samples(store)] == [1]
+        assert not os.path.islink(path)
+    assert target.read_bytes() == encode_sample(sample(7))  # what a symlink pointed to is never written
+    assert store.samples()[-1]["counts"]["TODO"] == 1
+    store.close()
+
+
+def test_a_missing_file_is_a_new_history_without_a_warning(root, environ, caplog):
+    caplog.set_level(logging.INFO, "madace_status.history")
+    store = open_store(root, environ)
+    assert store.samples() == [] and history_warnings(caplog) == []
+    assert any("starting a new flow history" in r.getMessage() for r in caplog.records)
+    store.close()
+
+
+def test_an_unwritable_cache_directory_keeps_the_history_in_memory(root, tmp_path, caplog):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the cache directory should be")
+    caplog.set_level(logging.INFO, "madace_status.history")
+    store = open_store(root, {"XDG_CACHE_HOME": str(blocker)})
+    assert store.path is None and len(history_warnings(caplog)) == 1
+    assert store.record(board(done=1)) and store.record(board(done=2))
+    assert [s["counts"]["DONE"] for s in store.samples()] == [1, 2]
+    assert store.flush() and len(history_warnings(caplog)) == 1
+    store.close()
+
+
+def test_a_cache_directory_inside_the_project_is_refused(root, caplog):
+    caplog.set_level(logging.INFO, "madace_status.history")
+    store = open_store(root, {"XDG_CACHE_HOME": os.path.join(root, ".cache")})
+    store.record(board(done=1))
+    assert store.path is None and os.listdir(root) == []
+    assert len(history_warnings(caplog)) == 1 and "inside the project" in history_warnings(caplog)[0]
+
+
+def test_disabled_history_writes_nothing(root, environ):
+    store = HistoryStore.for_project(root, enabled=False, environ=environ)
+    assert store.record(board(done=1)) and store.samples()[0]["counts"]["DONE"] == 1
+    assert not os.path.exists(environ["XDG_CACHE_HOME"])
+
+
+def test_opening_is_deferred_to_the_first_use(root, environ):
+    store = HistoryStore.for_project(root, environ=environ)
+    assert not os.path.exists(environ["XDG_CACHE_HOME"])
+    store.record(board(done=1))
+    assert file_samples(store)[0]["counts"]["DONE"] == 1
+    store.close()
+
+
+def test_the_cache_directory_and_file_name():
+    assert cache_directory({"XDG_CACHE_HOME": "/c"}) == os.path.join("/c", "madace_status")
+    home = os.path.expanduser("~")
+    assert cache_directory({"XDG_CACHE_HOME": "relative"}, "linux") == os.path.join(home, ".cache", "madace_status")
+    assert cache_directory({}, "darwin") == os.path.join(home, "Library", "Caches", "madace_status")
+
+
+def test_one_file_per_real_project_root(tmp_path):
+    (tmp_path / "a b\x1b").mkdir()
+    (tmp_path / "other").mkdir()
+    os.symlink(str(tmp_path / "a b\x1b"), str(tmp_path / "link"))
+    name = history_file_name(str(tmp_path / "a b\x1b"))
+    assert name == history_file_name(str(tmp_path / "link")) != history_file_name(str(tmp_path / "other"))
+    assert name.startswith("a-b-") and name.endswith(".jsonl") and "\x1b" not in name
