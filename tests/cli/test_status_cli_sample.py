@@ -87,3 +87,12 @@ def test_every_entity_kind_renders_in_every_format(status, sample_root, entity, 
 def test_the_default_root_is_the_current_directory(status, sample_root):
     result = status("-f", "json", cwd=sample_root)
     assert result.returncode == 0 and json.loads(result.stdout)["data"]["total"]["count"] == 11
+
+
+def test_epics_json_lists_each_epics_story_ids_in_file_order(status, sample_root):
+    result = status("epics", "--root", sample_root, "--format", "json")
+    assert (result.returncode, result.stderr) == (0, "")
+    epics = {e["id"]: e for e in json.loads(result.stdout)["data"]["epics"]}
+    assert epics["EPIC-V3-002"]["storyIds"] == ["US-001", "US-002", "US-003", "US-004"]
+    assert epics["EPIC-MAM"]["storyIds"] == []
+    assert all(e["storyCount"] == len(e["storyIds"]) for e in epics.values())

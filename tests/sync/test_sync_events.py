@@ -503,3 +503,24 @@ def test_story_file_and_epics_directory_created_after_start_are_watched(project,
             assert seqs([stories, epics]) == [1, 2]
 
     run(scenario)
+
+
+def test_epic_records_carry_their_story_ids_in_the_snapshot_the_api_and_epics_updated(live, project):
+    filename = "EPIC-V3-002-universal-status-checker.md"
+
+    async def scenario():
+        async with ws_connect(live.ws_url()) as ws:
+            _, snapshot = await recv_welcome(ws)
+            epics = {e["id"]: e for e in snapshot["data"]["epics"]}
+            assert epics["EPIC-V3-002"]["storyIds"] == ["US-001", "US-002", "US-003", "US-004"]
+            assert epics["EPIC-V3-002"] == api_record(live, "epic", "EPIC-V3-002")
+            text = project.read_epic(filename).replace("### US-004: Watch status live",
+                                                       "### story-v3-020: Live updates\n### US-001: again")
+            project.write_epic(filename, text)
+            changed = await recv_json(ws)
+            assert changed["type"] == "epics_updated"
+            assert [e["storyIds"] for e in changed["data"]["epics"]] == \
+                [["US-001", "US-002", "US-003", "STORY-V3-020"]]
+            assert changed["data"]["epics"][0] == api_record(live, "epic", "EPIC-V3-002")
+
+    run(scenario)
