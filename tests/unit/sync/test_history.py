@@ -260,3 +260,24 @@ def test_one_file_per_real_project_root(tmp_path):
     name = history_file_name(str(tmp_path / "a b\x1b"))
     assert name == history_file_name(str(tmp_path / "link")) != history_file_name(str(tmp_path / "other"))
     assert name.startswith("a-b-") and name.endswith(".jsonl") and "\x1b" not in name
+
+
+def test_a_symlink_in_place_of_the_cache_directory_is_refused(root, environ, tmp_path, caplog):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.makedirs(environ["XDG_CACHE_HOME"])
+    os.symlink(str(elsewhere), os.path.join(environ["XDG_CACHE_HOME"], "madace_status"))
+    caplog.set_level(logging.INFO, "madace_status.history")
+    store = open_store(root, environ)
+    store.record(board(done=1))
+    assert store.path is None and os.listdir(str(elsewhere)) == []
+    assert len(history_warnings(caplog)) == 1 and "not a directory" in history_warnings(caplog)[0]
+
+
+def test_a_wide_open_cache_directory_is_made_private(root, environ):
+    directory = os.path.join(environ["XDG_CACHE_HOME"], "madace_status")
+    os.makedirs(directory)
+    os.chmod(directory, 0o777)
+    store = open_store(root, environ)
+    assert store.path is not None and stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+    store.close()
