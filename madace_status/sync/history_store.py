@@ -252,7 +252,7 @@ class HistoryStore(object):
                 return
             try:  # e.g. a symlink put in the file's place (O_NOFOLLOW refuses it): replace the file instead
                 with self._lock:
-                    everything = list(self._log.samples)
+                    everything, self._pending = list(self._log.samples), []  # the new file holds them all
                 size = self._replace(everything)
             except OSError as error:
                 self._give_up(error)

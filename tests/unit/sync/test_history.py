@@ -281,3 +281,17 @@ def test_a_wide_open_cache_directory_is_made_private(root, environ):
     store = open_store(root, environ)
     assert store.path is not None and stat.S_IMODE(os.stat(directory).st_mode) == 0o700
     store.close()
+
+
+def test_a_symlink_put_in_place_of_the_file_later_is_replaced_not_followed(root, environ, tmp_path):
+    store = open_store(root, environ)
+    store.record(board(done=1))
+    assert store.flush()
+    target = tmp_path / "target"
+    target.write_bytes(b"keep\n")
+    os.unlink(store.path)
+    os.symlink(str(target), store.path)
+    store.record(board(done=2))
+    assert [s["counts"]["DONE"] for s in file_samples(store)] == [1, 2]
+    assert not os.path.islink(store.path) and target.read_bytes() == b"keep\n"
+    store.close()
