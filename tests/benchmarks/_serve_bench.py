@@ -154,6 +154,9 @@ class ServeProcess:
         command += list(extra_args)
         env = dict(os.environ)
         env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        # The server's flow history goes to a cache directory of this run, never the user's (removed at stop).
+        self._cache_home = tempfile.mkdtemp(prefix="bench-cache-")
+        env["XDG_CACHE_HOME"] = self._cache_home
         self.process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=self._log, env=env,
                                         text=True)
         self.pid = self.process.pid
@@ -206,6 +209,7 @@ class ServeProcess:
                 self.process.wait()
         self.process.stdout.close()
         self._log.close()
+        shutil.rmtree(self._cache_home, ignore_errors=True)
 
     def __enter__(self):
         return self
@@ -593,6 +597,9 @@ class LineProcess:
     def __init__(self, argv):
         env = dict(os.environ)
         env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        # The server's flow history goes to a cache directory of this run, never the user's (removed at stop).
+        self._cache_home = tempfile.mkdtemp(prefix="bench-cache-")
+        env["XDG_CACHE_HOME"] = self._cache_home
         self.process = subprocess.Popen([sys.executable] + argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True, env=env, cwd=REPO_ROOT)
         self.pid = self.process.pid

@@ -152,7 +152,10 @@ class ServeProcess:
     def __init__(self, args, env=None):
         command = [sys.executable, "-m", "madace_status", "serve"] + list(args)
         self.command = command
-        self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env or clean_env(), stdin=subprocess.DEVNULL,
+        env = dict(env) if env else clean_env()
+        if os.environ.get("XDG_CACHE_HOME"):  # tests/conftest.py's: a serve under test never writes the user's cache
+            env.setdefault("XDG_CACHE_HOME", os.environ["XDG_CACHE_HOME"])
+        self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._lines = queue.Queue()
         self.stdout_lines = []
