@@ -1,7 +1,8 @@
 """The HTTP server: dashboard pages and the JSON API of SPEC §7, on `http.server.ThreadingHTTPServer`.
 
 One small method per route. Every error is the JSON envelope `{"success": false, "error", "code"}`.
-No route serves files from disk by path: the two pages are fixed documents of the package.
+No route serves files from disk by path: the two pages are fixed documents of the package, and `/static/<name>`
+serves only the package's own static files whose name `assets.ASSET_NAME` accepts.
 """
 
 import json
@@ -18,7 +19,7 @@ from madace_status.project.render.envelope import envelope
 from madace_status.logsafe import escape
 from madace_status.security import CSRF_HEADER, write_refusal
 from madace_status.sync.history import HISTORY_MAX_SAMPLES
-from madace_status.web import pages
+from madace_status.web import assets, pages
 from madace_status.web.app import SyncActionError
 from madace_status.web.limits import DEFAULT_LIMITS, BoundedHTTPServer, TimedRequestHandler
 
@@ -33,6 +34,7 @@ MAX_NUMBER_DIGITS = 9  # of a number in a query or a header: more is refused (40
 API_TYPES = {"story": registry.STORY, "epic": registry.EPIC, "workflow": registry.WORKFLOW,
              "state-machine": registry.SUMMARY}
 SYNC_ACTIONS = ("start", "stop", "restart")
+STATIC_PREFIX = "/static/"
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -155,6 +157,10 @@ class DashboardHandler(TimedRequestHandler):
                 route(self)
             elif method == "GET" and path.startswith("/api/status/"):
                 self._api_entity(path[len("/api/status/"):])
+            elif path.startswith(STATIC_PREFIX):
+                if method != "GET":
+                    raise ApiError(405, "METHOD_NOT_ALLOWED", "%s is not supported on %s" % (method, path[:200]))
+                self._static(path[len(STATIC_PREFIX):])
             elif any(path == known for _, known in self._ROUTES):
                 raise ApiError(405, "METHOD_NOT_ALLOWED", "%s is not supported on %s" % (method, path))
             else:
@@ -246,6 +252,21 @@ class DashboardHandler(TimedRequestHandler):
 
     def _sync_page(self):
         self._page("sync")
+
+    def _static(self, name):
+        """A script, style or image of the pages: strong ETag, 304 when the browser has this version."""
+        asset = assets.find(name)
+        if asset is None:
+            raise ApiError(404, "NOT_FOUND", "no static file %s" % name[:200])
+        headers = [("ETag", asset.etag), ("Cache-Control", assets.CACHE_CONTROL),
+                   ("Content-Security-Policy", "default-src 'none'")]  # an SVG opened on its own runs nothing
+        if asset.matches(self.headers.get("If-None-Match")):
+            self.send_response(304)
+            for header, value in headers:
+                self.send_header(header, value)
+            self.end_headers()
+            return
+        self._send(200, asset.body, asset.content_type, headers)
 
     def _healthz(self):
         self._send(200, b"ok\n", "text/plain; charset=utf-8", (("Cache-Control", "no-store"),))

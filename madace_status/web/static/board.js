@@ -1,0 +1,1 @@
+/* The board view: built in the next commit. */

@@ -1,0 +1,1 @@
+/* The details view: a placeholder that registers nothing (i13-views replaces it). */

@@ -1,0 +1,1 @@
+/* The epics view: a placeholder that registers nothing (i13-views replaces it). */

@@ -1,0 +1,1 @@
+/* The flow view: a placeholder that registers nothing (i13-views replaces it). */
