@@ -217,10 +217,30 @@ def test_columns_collapse_and_cards_open_by_keyboard(server, open_page):
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(column(page, "DONE").locator(".story")).to_have_count(4)
 
-    # Tab reaches the cards; Enter opens the story's details through the hook the details view sets...
-    page.evaluate("() => { window.__opened = []; window.MadaceDashboard.openDetails = (type, id) => window.__opened.push([type, id]); }")
+    # One Tab stop per column: Tab goes from the head to the column's first card, and on to the next column.
     page.keyboard.press("Tab")
     expect(page.locator(":focus")).to_have_attribute("data-id", "PLAN-001")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.closest('.column')") is None  # out of the board
+    # The arrow keys move between cards: down the column, then across to the nearest card of the next one.
+    page.locator('#board .story[data-id="PLAN-001"] .story-card').focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator(":focus")).to_have_attribute("data-id", "STORY-V3-016")
+    page.keyboard.press("End")
+    expect(page.locator(":focus")).to_have_attribute("data-id", "STORY-V3-019")
+    page.keyboard.press("ArrowLeft")  # In progress has one card: its last
+    expect(page.locator(":focus")).to_have_attribute("data-id", "STORY-V3-020")
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator(":focus")).to_have_attribute("data-id", "STORY-V3-021")
+    page.keyboard.press("Home")
+    expect(page.locator(":focus")).to_have_attribute("data-id", "STORY-V3-021")
+    # The card last focused in a column is its Tab stop; every other card is out of the Tab order.
+    stops = page.locator('#board .story-card[tabindex="0"]').evaluate_all("cards => cards.map(card => card.dataset.id)")
+    assert stops == ["STORY-V3-022", "STORY-V3-021", "STORY-V3-020", "STORY-V3-019"]
+    page.locator('#board .story[data-id="PLAN-001"] .story-card').focus()
+
+    # Enter on a card opens the story's details through the hook the details view sets...
+    page.evaluate("() => { window.__opened = []; window.MadaceDashboard.openDetails = (type, id) => window.__opened.push([type, id]); }")
     page.keyboard.press("Enter")
     assert page.evaluate("() => window.__opened") == [["story", "PLAN-001"]]
     # ... and without that hook, the page's lookup shows the story.

@@ -22,7 +22,7 @@
   var filter = { text: [], assignee: [], epic: [] };
   var userToggled = {};         // state → true once the user opened/closed it: no more auto-collapse
   var autoCollapsed = false;    // the first render with stories collapsed the long columns
-  var stats = { firstRenderAt: null, lastRenderMs: null, renders: 0 };
+  var stats = { firstRenderAt: null, firstRenderMs: null, lastRenderAt: null, lastRenderMs: null, renders: 0 };
 
   function el(tag, attributes) {
     return D.h.apply(null, arguments);
@@ -81,6 +81,12 @@
       var button = event.target.closest ? event.target.closest(".story-card") : null;
       if (button) openStory(button.getAttribute("data-id"));
     });
+    // One Tab stop per column (its current card); the arrow keys move between cards (a roving tabindex), so
+    // Tab crosses the board in a few presses however many cards it shows.
+    board.addEventListener("focusin", function (event) {
+      if (event.target.classList.contains("story-card")) makeCurrent(event.target);
+    });
+    board.addEventListener("keydown", moveFocus);
     built = true;
   }
 
@@ -133,7 +139,7 @@
   }
 
   function makeCard(id) {
-    var button = el("button", { type: "button", className: "story-card", "data-id": id },
+    var button = el("button", { type: "button", className: "story-card", "data-id": id, tabindex: "-1" },
       el("span", { className: "story-top" }, el("span", { className: "story-id" }), el("span", { className: "story-points" })),
       el("span", { className: "story-title" }),
       el("span", { className: "story-meta" }, el("span", { className: "story-assignee" }), el("span", { className: "story-epic" })));
@@ -182,6 +188,44 @@
     if (!input || !form) return;  // without the details view, the page's lookup shows the story
     input.value = "story:" + id;
     if (form.requestSubmit) form.requestSubmit(); else form.dispatchEvent(new Event("submit", { cancelable: true }));
+  }
+
+  // -- keyboard: a roving tabindex over the cards ---------------------------------------------------------------
+  function makeCurrent(button) {
+    var list = button.closest("ol");
+    var previous = list.querySelector('.story-card[tabindex="0"]');
+    if (previous && previous !== button) previous.setAttribute("tabindex", "-1");
+    button.setAttribute("tabindex", "0");
+  }
+
+  // Exactly one card of a column in the Tab order: a card that moved in brought its own stop; a filter may have
+  // taken the current one away.
+  function keepOneTabStop(list) {
+    var stops = Array.prototype.slice.call(list.querySelectorAll('.story-card[tabindex="0"]'));
+    var keep = stops.indexOf(document.activeElement) >= 0 ? document.activeElement : stops[0];
+    stops.forEach(function (stop) { if (stop !== keep) stop.setAttribute("tabindex", "-1"); });
+    if (!keep && list.firstElementChild) list.firstElementChild.firstChild.setAttribute("tabindex", "0");
+  }
+
+  function moveFocus(event) {
+    var button = event.target;
+    if (!button.classList || !button.classList.contains("story-card")) return;
+    var item = button.parentNode, list = item.parentNode, target = null;
+    if (event.key === "ArrowDown") target = item.nextElementSibling;
+    else if (event.key === "ArrowUp") target = item.previousElementSibling;
+    else if (event.key === "Home") target = list.firstElementChild;
+    else if (event.key === "End") target = list.lastElementChild;
+    else if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+      var index = Array.prototype.indexOf.call(list.children, item);
+      var state = button.closest(".column").getAttribute("data-state");
+      var position = D.STATES.indexOf(state), step = event.key === "ArrowLeft" ? -1 : 1;
+      for (var other = position + step; other >= 0 && other < D.STATES.length && !target; other += step) {
+        var cardsThere = columns[D.STATES[other]].list.children;  // the next column that shows a card
+        if (cardsThere.length) target = cardsThere[Math.min(index, cardsThere.length - 1)];
+      }
+    } else return;
+    event.preventDefault();
+    if (target) target.firstChild.focus();
   }
 
   // -- rendering --------------------------------------------------------------------------------------------------
@@ -233,6 +277,7 @@
       if (list.children[i] !== item) list.insertBefore(item, list.children[i] || null);
     }
     while (list.children.length > want.length) list.removeChild(list.lastChild);
+    keepOneTabStop(list);
     if (restoreFocus && focused && focused !== document.activeElement && focused.isConnected) focused.focus();
     var hidden = column.ids.length - want.length;
     column.more.hidden = column.collapsed || hidden <= 0;
@@ -299,7 +344,10 @@
     renderColumns(model, changedIds);
     stats.lastRenderMs = performance.now() - started;
     stats.lastRenderAt = performance.now();
-    if (stats.firstRenderAt === null && model.stories.size > 0) stats.firstRenderAt = stats.lastRenderAt;
+    if (stats.firstRenderAt === null && model.stories.size > 0) {
+      stats.firstRenderAt = stats.lastRenderAt;
+      stats.firstRenderMs = stats.lastRenderMs;
+    }
     stats.renders += 1;
   }
 

@@ -246,11 +246,20 @@
     setText($("wf-count"), names.length ? "(" + parts.join(", ") + ")" : "");
   }
 
+  // The lookup's suggestions (every story, epic and workflow id): invisible until the user types, so they are
+  // built after the visible parts, once per burst of updates.
+  var knownIdsPending = false;
   function renderKnownIds() {
+    if (knownIdsPending) return;
+    knownIdsPending = true;
+    setTimeout(function () { knownIdsPending = false; buildKnownIds(); }, 0);
+  }
+  function buildKnownIds() {
     var ids = [];
     model.stories.forEach(function (story) { ids.push(story.id); });
     model.epics.forEach(function (epic) { ids.push(epic.id); });
     model.workflows.forEach(function (workflow, name) { ids.push(name); });
+    ids.sort();  // a story that only moved leaves the list as it was: 2,000 options are not rebuilt
     var key = ids.join("\n");
     var list = $("known-ids");
     if (list.getAttribute("data-key") === key) return;
