@@ -181,7 +181,7 @@ def main():
           "long columns collapsed  [target ≤ %.0f ms] %s" % (
               first, ", ".join("%.0f" % r["first"] for r in results), results[0]["shown"], FIRST_RENDER_TARGET_MS,
               bench.verdict(first <= FIRST_RENDER_TARGET_MS)))
-    print("   of which: DOMContentLoaded at %.0f ms, WebSocket opened at %.0f ms, snapshot arrived at %.0f ms, "
+    print("   of which: DOMContentLoaded at %.0f ms, WebSocket created at %.0f ms, snapshot arrived at %.0f ms, "
           "the board's own first render %.1f ms (medians)" % tuple(
               bench.median([result[key] for result in results]) for key in ("dom", "socket", "snapshot", "render")))
     print("   snapshot arrival → board drawn (the page's share once the data is there): median %.1f ms" % bench.median(
