@@ -299,3 +299,15 @@ def test_board_at_360_px_and_1280_px_in_both_themes_with_screenshots(epic_server
         assert background == ("rgb(13, 17, 23)" if scheme == "dark" else "rgb(244, 246, 248)")
         page.locator("#board-panel").screenshot(path=os.path.join(SCREENSHOT_DIR, "board-%s-%d.png" % (scheme, width)))
         recorder.assert_clean()
+
+
+def test_without_the_sync_service_the_board_says_it_waits_for_the_stories(serve, open_page):
+    server = serve("--no-sync")  # /api/status has the counts; the stories come only with the live snapshot
+    recorder = open_page(server.dashboard_url)
+    page = recorder.page
+    expect(page.locator("#conn")).to_have_attribute("data-mode", "offline", timeout=10000)
+    expect(page.locator("#card-TOTAL .count")).to_have_text("11")
+    expect(page.locator("#board-count")).to_have_text("(waiting for the live connection)")
+    expect(column(page, "TODO").locator(".column-empty")).to_have_text("The stories appear once the page is live.")
+    expect(page.locator("#board .story")).to_have_count(0)
+    recorder.assert_clean()

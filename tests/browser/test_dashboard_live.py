@@ -45,7 +45,7 @@ def test_page_loads_connected_with_no_console_error_and_no_outside_request(serve
     assert recorder.websocket_query(0)["source"] == "web-ui"
     assert page.locator('meta[name="madace-ws-url"]').get_attribute("content") == server.ws_url
 
-    # Nothing leaves 127.0.0.1, and the CSP the server sent let every inline block run.
+    # Nothing leaves 127.0.0.1, and the CSP the server sent let every script and style (static files) run.
     for url in recorder.requests + recorder.websockets:
         assert urlsplit(url).hostname == "127.0.0.1", url
     csp = response_headers[server.dashboard_url]["content-security-policy"]

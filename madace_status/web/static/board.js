@@ -43,6 +43,13 @@
     return parsed;
   }
 
+  // The stories come with the WebSocket snapshot (/api/status carries only their counts): until it arrives,
+  // say so rather than show an empty board.
+  function waiting() {
+    var model = D.model;
+    return model.stories.size === 0 && Boolean(model.total && model.total.count > 0);
+  }
+
   function filtering() { return filter.text.length + filter.assignee.length + filter.epic.length > 0; }
 
   function matches(story) {
@@ -285,7 +292,8 @@
       D.setText(column.more, "Show " + Math.min(CARDS_PER_PAGE, hidden) + " more (" + hidden + " not shown)");
     }
     column.empty.hidden = column.collapsed || column.ids.length > 0;
-    D.setText(column.empty, filtering() && column.total ? "No story here matches the filter." : "No stories.");
+    D.setText(column.empty, filtering() && column.total ? "No story here matches the filter." :
+      waiting() ? "The stories appear once the page is live." : "No stories.");
   }
 
   function renderHeads(model) {
@@ -310,7 +318,8 @@
         (limit === null ? "" : ", WIP limit " + limit) + (violated ? ", over its limit" : "") +
         (column.collapsed ? ", collapsed" : ""));
     });
-    D.setText(summary, filtering() ? "(" + matching + " of " + total + " stories match)" : "(" + total + " " + (total === 1 ? "story" : "stories") + ")");
+    D.setText(summary, waiting() ? "(waiting for the live connection)" : filtering() ?
+      "(" + matching + " of " + total + " stories match)" : "(" + total + " " + (total === 1 ? "story" : "stories") + ")");
     return matching;
   }
 
