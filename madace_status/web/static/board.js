@@ -20,6 +20,7 @@
   var cards = new Map();        // story id → {item, button, key}: made when first shown, refilled when stale
   var filterInput = null, summary = null, announcer = null, announceTimer = null;
   var filter = { text: [], assignee: [], epic: [] };
+  var filterText = "";          // what the filter box holds (or will, when filterBoard ran before the first render)
   var userToggled = {};         // state → true once the user opened/closed it: no more auto-collapse
   var autoCollapsed = false;    // the first render with stories collapsed the long columns
   var stats = { firstRenderAt: null, firstRenderMs: null, lastRenderAt: null, lastRenderMs: null, renders: 0 };
@@ -80,6 +81,7 @@
       announcer));
     panel.appendChild(board);
     D.STATES.forEach(function (state) { board.appendChild(buildColumn(state)); });
+    filterInput.value = filterText;
     filterInput.addEventListener("input", function () { applyFilter(filterInput.value); });
     filterInput.addEventListener("keydown", function (event) {
       if (event.key === "Escape" && filterInput.value) { filterInput.value = ""; applyFilter(""); }
@@ -362,6 +364,7 @@
 
   // -- filtering --------------------------------------------------------------------------------------------------
   function applyFilter(text) {
+    filterText = String(text);
     filter = parseFilter(text);
     if (!built) return;
     D.STATES.forEach(function (state) { columns[state].shown = CARDS_PER_PAGE; });
@@ -373,8 +376,9 @@
   }
 
   function filterBoard(text) {
-    if (!built) { filter = parseFilter(text); return; }
-    filterInput.value = String(text);
+    text = text === null || text === undefined ? "" : String(text);
+    if (!built) { applyFilter(text); return; }
+    filterInput.value = text;
     applyFilter(filterInput.value);
     var reduce = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
     document.getElementById("board-panel").scrollIntoView({ behavior: reduce ? "auto" : "smooth", block: "start" });
