@@ -1,10 +1,12 @@
 """Benchmark: the dashboard's board with a 2,000-story project, measured in the browser with performance.now().
 
-    python tests/benchmarks/dashboard_render.py [--stories 2000] [--runs 5] [--check]
+    python tests/benchmarks/dashboard_render.py [--stories 2000] [--runs 5] [--events 0] [--check]
 
 Generates the project in a temporary directory (tests/benchmarks/status_cli.generate, plus each epic listing
-its share of the stories so every card has an epic), starts the real `serve` on it and opens /status in
-headless Chromium (/usr/bin/chromium through Playwright), in a fresh browser context per run:
+its share of the stories so every card has an epic). Each run starts the real `serve` on a fresh copy of it
+(after `--events N` story moves, so its event log holds N `stories_updated`: the page loads them from
+/api/activity) and opens /status in headless Chromium (/usr/bin/chromium through Playwright) in a fresh
+browser context:
 
 - first board render: performance.now() (milliseconds since the navigation started) when board.js finished
   its first render with stories in the model: the page, its scripts, the WebSocket, the snapshot and the
@@ -19,12 +21,14 @@ Targets (issue 13): first render ≤ 500 ms, an update ≤ 50 ms (medians). `--c
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -99,6 +103,25 @@ def backlog_story(root, skip):
     return re.findall(r"\[(STORY-B-\d{4})\]", backlog)[skip]
 
 
+def sync_seq(server):
+    with urllib.request.urlopen(server.http_url + "/api/sync", timeout=10) as response:
+        return json.loads(response.read().decode("utf-8"))["seq"]
+
+
+def make_events(server, root, count):
+    """`count` stories moved BACKLOG → DONE one at a time, each seen by the server as its own event."""
+    for _ in range(count):
+        seq = sync_seq(server)
+        move_story(root, backlog_story(root, 0), "DONE")
+        deadline = time.monotonic() + WAIT_MS / 1000.0
+        while sync_seq(server) == seq:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not see a story move")
+            time.sleep(0.02)
+    with urllib.request.urlopen(server.http_url + "/api/activity?limit=30", timeout=30) as response:
+        return len(response.read())
+
+
 def one_run(browser, server, root, run, stories):
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     try:
@@ -120,7 +143,7 @@ def one_run(browser, server, root, run, stories):
         expanded = page.locator("#board .story").count()
         updates, frames, board_ms = [], [], []
         for step in range(2):  # a story into IN PROGRESS, then out of it to DONE
-            story = backlog_story(root, run * 2 + step) if step == 0 else moved
+            story = backlog_story(root, 0) if step == 0 else moved
             target = "IN PROGRESS" if step == 0 else "DONE"
             state = "IN_PROGRESS" if step == 0 else "DONE"
             before = page.evaluate("() => window.__arrivals.length")
@@ -136,8 +159,8 @@ def one_run(browser, server, root, run, stories):
             board_ms.append(own)
             frames.append(frame - arrival)
             moved = story
-        return {"first": first, "dom": dom, "socket": socket, "snapshot": snapshot, "render": render_ms, "shown": shown, "expand": expand, "expanded": expanded, "updates": updates, "board": board_ms,
-                "frames": frames}
+        return {"first": first, "dom": dom, "socket": socket, "snapshot": snapshot, "render": render_ms, "shown": shown,
+                "expand": expand, "expanded": expanded, "updates": updates, "board": board_ms, "frames": frames}
     finally:
         context.close()
 
@@ -147,25 +170,32 @@ def main():
     parser.add_argument("--stories", type=int, default=2000)
     parser.add_argument("--epics", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--events", type=int, default=0, help="story moves before the page opens (its activity)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a median misses its target")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright  # a test extra, as for the browser tests
 
     parent = tempfile.mkdtemp(prefix="madace-dashboard-bench-")
-    root = os.path.join(parent, "project")
+    template = os.path.join(parent, "template")
+    results, activity_bytes = [], 0
     try:
-        generate(root, args.stories, args.epics)
-        server = bench.ServeProcess(root)
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-                try:
-                    one_run(browser, server, root, args.runs, args.stories)  # warm-up: caches, JIT; not counted
-                    results = [one_run(browser, server, root, run, args.stories) for run in range(args.runs)]
-                finally:
-                    browser.close()
-        finally:
-            server.stop()
+        generate(template, args.stories, args.epics)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                for run in range(args.runs + 1):  # run 0 warms up (caches, JIT) and is not counted
+                    root = os.path.join(parent, "run-%d" % run)
+                    shutil.copytree(template, root)
+                    server = bench.ServeProcess(root)
+                    try:
+                        activity_bytes = make_events(server, root, args.events)
+                        result = one_run(browser, server, root, run, args.stories)
+                    finally:
+                        server.stop()
+                    if run:
+                        results.append(result)
+            finally:
+                browser.close()
     finally:
         shutil.rmtree(parent, ignore_errors=True)
 
@@ -175,8 +205,10 @@ def main():
     frames = [value for result in results for value in result["frames"]]
     update = bench.median(updates)
     print(bench.machine_note())
-    print("%d stories, %d epics, %d runs (+1 warm-up), Chromium headless, 1440x900" % (args.stories, args.epics,
-                                                                                      args.runs))
+    print("%d stories, %d epics, %d runs (+1 warm-up) each on a fresh serve, Chromium headless, 1440x900"
+          % (args.stories, args.epics, args.runs))
+    print("event log when the page opens: %d stories_updated (GET /api/activity?limit=30: %d bytes; the page "
+          "fetches it on load and again after the snapshot)" % (args.events, activity_bytes))
     print("first board render (navigation start → board drawn): median %.0f ms (runs: %s) with %d cards shown, "
           "long columns collapsed  [target ≤ %.0f ms] %s" % (
               first, ", ".join("%.0f" % r["first"] for r in results), results[0]["shown"], FIRST_RENDER_TARGET_MS,
