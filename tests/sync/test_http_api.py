@@ -259,6 +259,20 @@ def test_activity_is_the_real_event_log_newest_first_with_a_clamped_limit(live, 
         assert_error(live.get("/api/activity?limit=" + bad), 400, "VALIDATION_ERROR")
 
 
+def test_activity_brief_drops_the_story_list_and_keeps_what_the_feed_shows(live, project):
+    project.write_stories(project.read_stories().replace("[STORY-V3-020]", "[STORY-V3-020-MOVED]", 1))
+    live.wait_seq(1)
+    full = live.get_json("/api/activity")["events"][0]
+    brief = live.get_json("/api/activity?brief=1")["events"][0]
+    assert full["type"] == brief["type"] == "stories_updated"
+    assert "stories" not in brief["data"] and brief["data"]["storyCount"] == len(full["data"]["stories"]) > 0
+    assert brief["data"]["changes"] == full["data"]["changes"] and brief["data"]["summary"] == full["data"]["summary"]
+    assert (brief["seq"], brief["timestamp"]) == (full["seq"], full["timestamp"])
+    assert live.get_json("/api/activity?brief=0")["events"][0] == full
+    for bad in ("2", "yes", "", "%201"):
+        assert_error(live.get("/api/activity?brief=" + bad), 400, "VALIDATION_ERROR")
+
+
 # -- POST /api/sync ------------------------------------------------------------------------------------------------
 
 def post_action(server, document, status=200):

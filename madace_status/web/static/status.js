@@ -414,7 +414,7 @@
     });
   }
   function loadActivity() {
-    return api("/api/activity?limit=" + ACTIVITY_FETCH_LIMIT).then(function (body) {
+    return api("/api/activity?brief=1&limit=" + ACTIVITY_FETCH_LIMIT).then(function (body) {
       if (body && Array.isArray(body.events)) addToFeed(body.events);
     });
   }
