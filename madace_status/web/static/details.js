@@ -202,7 +202,8 @@
     if (D && D.openDetails !== openDetails) D.openDetails = openDetails;
   }
 
-  // status.js creates MadaceDashboard after this file ran (scripts run in order): install the hook once it exists.
+  // status.js runs after this file and keeps a hook set early; it is set again once MadaceDashboard is complete.
+  (window.MadaceDashboard = window.MadaceDashboard || {}).openDetails = openDetails;
   document.addEventListener("DOMContentLoaded", install);
   (window.MadaceViews = window.MadaceViews || []).push({ name: "details", render: function () { install(); } });
 })();
