@@ -164,7 +164,7 @@
 
   function openDetails(type, id) {
     var D = dashboard();
-    var box = D && build(D);
+    var box = D && typeof D.h === "function" && typeof D.api === "function" ? build(D) : null;  // status.js not run yet: nothing to show
     if (!box || TYPES.indexOf(type) < 0 || id === null || id === undefined || id === "") return;
     id = String(id);
     var mine = ++request;
