@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from browser_helpers import wait_until
 
 
-def tab_to(page, element_id, presses=15):
+def tab_to(page, element_id, presses=60):  # the board's cards and the workflow names come first
     """Press Tab from the top of the page until `element_id` has the focus (proves it is reachable)."""
     page.locator("body").focus()
     for _ in range(presses):

@@ -94,7 +94,7 @@
       ids.forEach(function (id) {
         var story = findStory(D.model, id);
         if (story) {
-          list.appendChild(D.h("li", { "data-story": id }, detailsLink(D, "story", id, id + (story.title ? " — " + story.title : "")), " ", stateTag(D, story.status)));
+          list.appendChild(D.h("li", { "data-story": id }, detailsLink(D, "story", id, id + (story.title ? " — " + story.title : "")), stateTag(D, story.status)));
         } else {
           list.appendChild(D.h("li", { "data-story": id, className: "muted", text: id + " — not in the status file" }));
         }

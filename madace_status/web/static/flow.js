@@ -207,13 +207,17 @@
     });
     var format = timeFormat(first, end);
     var ticks = Math.max(2, Math.min(5, Math.floor(plotW / MIN_LABEL_GAP_PX) + 1));
-    for (var i = 0; i < ticks; i++) {
-      var ms = first + span * i / (ticks - 1);
-      var anchor = i === 0 ? "start" : i === ticks - 1 ? "end" : "middle";
-      var text = svg("text", { x: r(x(ms)), y: height - 6, "text-anchor": anchor, class: "x-label" });
-      text.textContent = timeLabel(ms, format);
-      chart.appendChild(text);
+    var labels = [];
+    for (var i = ticks - 1; i >= 0; i--) {  // from the newest: over a span of seconds, no label twice
+      var words = timeLabel(first + span * i / (ticks - 1), format);
+      if (!labels.length || labels[0].words !== words) labels.unshift({ index: i, words: words });
     }
+    labels.forEach(function (label) {
+      var anchor = label.index === 0 ? "start" : label.index === ticks - 1 ? "end" : "middle";
+      var text = svg("text", { x: r(x(first + span * label.index / (ticks - 1))), y: height - 6, "text-anchor": anchor, class: "x-label" });
+      text.textContent = label.words;
+      chart.appendChild(text);
+    });
     body.appendChild(chart);
 
     var legend = D.h("ul", { className: "flow-legend", "aria-hidden": "true" });

@@ -178,13 +178,19 @@
 
   function workflowRow(name) {
     var row = h("tr", { "data-name": name },
-      h("th", { scope: "row" }, h("span", { className: "wf-name", text: name }), h("span", { className: "wf-error", role: "note", hidden: true })),
+      h("th", { scope: "row" }, h("button", { type: "button", className: "wf-name wf-open link", "aria-haspopup": "dialog", text: name }),
+        h("span", { className: "wf-error", role: "note", hidden: true })),
       h("td", { className: "status-cell", "data-label": "Status" }),
       h("td", { className: "step-cell", "data-label": "Step" }, h("span", { className: "step-num mono" }), " ", h("span", { className: "step-name" })),
       h("td", { className: "progress-cell", "data-label": "Progress" },
         h("span", { className: "pct" }),
         h("div", { className: "meter", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-label": name + " progress" }, h("div", { className: "fill" }))),
       h("td", { className: "updated-cell", "data-label": "Last update" }));
+    // A click anywhere on the row (or Enter on its name) opens the workflow's details (details.js).
+    row.addEventListener("click", function () {
+      var hooks = window.MadaceDashboard;
+      if (hooks && typeof hooks.openDetails === "function") hooks.openDetails("workflow", name);
+    });
     return row;
   }
 
