@@ -62,16 +62,20 @@ def test_epic_and_story_details_and_a_missing_story_by_keyboard(server, project,
     wait_until(lambda: opener.evaluate("element => element === document.activeElement"), page=page,
                message="the focus back on the epic")
 
-    # A story: its fields. The close button is reachable with Tab and closes with Enter.
-    page.evaluate("() => MadaceDashboard.openDetails('story', 'STORY-V3-020')")
+    # A story, from its card on the board: its fields. The close button closes with Enter too.
+    card = page.locator('#board-panel .story-card[data-id="STORY-V3-020"]')
+    card.focus()
+    page.keyboard.press("Enter")
     expect(dialog).to_have_attribute("data-kind", "story")
     expect(page.locator("#details-title")).to_have_text("STORY-V3-020 — Integrate WebSocket for real-time updates")
     expect(dialog.locator("dl")).to_contain_text("In progress")
     expect(dialog.locator("dl")).to_contain_text("@alex")
     expect(dialog.locator("dl")).to_contain_text("Implementing CLI watch mode")
-    page.locator("#details-close").focus()
+    expect(page.locator("#details-close")).to_be_focused()
     page.keyboard.press("Enter")
     expect(dialog).to_be_hidden()
+    wait_until(lambda: card.evaluate("element => element === document.activeElement"), page=page,
+               message="the focus back on the card")
 
     # A story that does not exist: the server's 404 message, not an error.
     page.evaluate("() => MadaceDashboard.openDetails('story', 'STORY-404')")

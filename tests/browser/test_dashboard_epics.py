@@ -73,6 +73,32 @@ def test_an_epic_that_gains_stories_shows_their_states_live_and_follows_story_mo
     expect(v3_002.locator(".tally")).to_have_text("2 of 3 done · 4 not in the status file", timeout=3000)
     expect(bar.locator("span")).to_have_count(2)
     expect(epic(page, "EPIC-V3-001").locator(".tally")).to_have_text("3 stories, not in the status file")
+    expect(epic(page, "EPIC-V3-001").locator("button.show-stories")).to_have_count(0)
+
+    # "Stories" puts the epic into the board's filter: the board shows its three stories only.
+    v3_002.locator("button.show-stories").click()
+    expect(page.locator("#board-filter")).to_have_value("epic:EPIC-V3-002")
+    expect(page.locator("#board-panel .story-card:visible")).to_have_count(3)
+    assert sorted(page.locator("#board-panel .story-card:visible").evaluate_all("cs => cs.map(c => c.dataset.id)")) == \
+        ["STORY-V3-016", "STORY-V3-020", "STORY-V3-022"]
+
+    # The epic's details list its stories with their states; a story opens in the same dialog, and Escape
+    # returns the focus to the epic it was opened from.
+    opener = v3_002.locator(".epic-head button")
+    opener.click()
+    dialog = page.locator("#details-dialog")
+    stories = dialog.locator("ul.epic-stories li")
+    expect(stories).to_have_count(7)
+    expect(stories.nth(4)).to_contain_text("STORY-V3-020 — Integrate WebSocket for real-time updates")
+    expect(stories.nth(4).locator(".state-tag")).to_have_text("Done")
+    expect(stories.first).to_have_text("US-001 — not in the status file")
+    stories.nth(5).locator("button").click()
+    expect(dialog).to_have_attribute("data-kind", "story")
+    expect(page.locator("#details-title")).to_contain_text("STORY-V3-016")
+    expect(dialog.locator("dl")).to_contain_text("EPIC-V3-002 — Universal Workflow Status Checker")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(opener).to_be_focused()
     recorder.assert_clean()
 
 

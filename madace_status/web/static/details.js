@@ -103,7 +103,7 @@
       if (typeof D.filterBoard === "function" && ids.some(function (id) { return findStory(D.model, id); })) {
         var show = D.h("button", { type: "button", text: "Show these stories on the board" });
         show.addEventListener("click", function () {
-          opener = null;  // the focus goes to the board, not back to the opener
+          opener = document.getElementById("board-filter");  // the focus goes to the board's filter, not back to the opener
           dialog().close();
           dashboard().filterBoard("epic:" + data.id);
         });
