@@ -13,7 +13,7 @@ def focused(page):
     return page.evaluate("() => document.activeElement && document.activeElement.outerHTML.slice(0, 120)")
 
 
-def test_workflow_details_open_from_its_row_and_close_with_escape_back_to_the_row(server, open_page):
+def test_workflow_details_open_from_its_row_follow_live_changes_and_close_with_escape(server, project, open_page):
     recorder = open_page(server.dashboard_url)
     page = recorder.page
     expect(page.locator("#conn-text")).to_contain_text(CONNECTED, timeout=5000)
@@ -28,6 +28,12 @@ def test_workflow_details_open_from_its_row_and_close_with_escape_back_to_the_ro
     expect(dialog.locator("ol.steps li").nth(2)).to_contain_text("in progress")
     expect(dialog.locator('[role="progressbar"]')).to_have_attribute("aria-valuenow", "40")
     assert recorder.api_requests("/api/status/workflow/pm-planning")
+    # Live while open: the workflow moves on, the dialog follows; the focus stays on the Close button.
+    expect(page.locator("#details-close")).to_be_focused()
+    project.advance_pm_planning(4)
+    expect(dialog.locator("dl")).to_contain_text("4/5", timeout=3000)
+    expect(dialog.locator('[role="progressbar"]')).to_have_attribute("aria-valuenow", "60")
+    expect(page.locator("#details-close")).to_be_focused()
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     wait_until(lambda: opener.evaluate("element => element === document.activeElement"), page=page,

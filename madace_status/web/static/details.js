@@ -8,6 +8,7 @@
   var STATUS_LABELS = { pending: "pending", in_progress: "in progress", completed: "completed", failed: "failed", invalid: "invalid" };
 
   var opener = null;      // the element focused when the dialog opened: it gets the focus back
+  var shownKey = null;    // the text shown: a live reload that brings nothing new changes nothing (focus kept)
   var request = 0;        // only the newest answer is shown
   var built = false;
 
@@ -148,11 +149,33 @@
 
   function show(D, title, parts, kind) {
     var box = dialog();
-    D.setText(document.getElementById("details-title"), title);
     var body = document.getElementById("details-body");
+    var focusInside = body.contains(document.activeElement);
+    D.setText(document.getElementById("details-title"), title);
     body.textContent = "";
     parts.forEach(function (part) { if (part) body.appendChild(part); });
     box.setAttribute("data-kind", kind);
+    if (focusInside) document.getElementById("details-close").focus();  // its element was replaced
+  }
+
+  // Live: while the dialog is open, an event about what it shows reloads it (the same data as the API's).
+  function affects(change, type, id) {
+    var data = (change && change.data) || {};
+    if (type === "workflow") {
+      var name = data.workflowName || (data.workflow && data.workflow.name);
+      return (change.type === "state_updated" || change.type === "workflow_removed") && name === id;
+    }
+    if (type === "story") return change.type === "stories_updated" || change.type === "epics_updated";  // its epic may change
+    return change.type === "epics_updated" || change.type === "stories_updated";
+  }
+
+  function render(model, change) {
+    install();
+    var D = dashboard(), box = dialog();
+    if (!D || !box || !box.open || !built) return;
+    var type = box.getAttribute("data-type"), id = box.getAttribute("data-id");
+    if (!type || !id || (change && !affects(change, type, id))) return;
+    load(D, type, id, ++request);
   }
 
   function notices(D, envelope) {
@@ -168,6 +191,7 @@
     if (!box || TYPES.indexOf(type) < 0 || id === null || id === undefined || id === "") return;
     id = String(id);
     var mine = ++request;
+    shownKey = null;
     if (!box.open) {
       opener = document.activeElement && document.activeElement !== document.body ? document.activeElement : null;
       box.showModal();
@@ -176,6 +200,10 @@
     box.setAttribute("data-type", type);
     box.setAttribute("data-id", id);
     document.getElementById("details-close").focus();
+    load(D, type, id, mine);
+  }
+
+  function load(D, type, id, mine) {
     D.api("/api/status/" + type + "/" + encodeURIComponent(id)).then(function (body) {
       if (mine !== request) return;
       var envelope = (body && body.result) || {};
@@ -184,9 +212,14 @@
       if (type === "story") { title = data.id + (data.title ? " — " + data.title : ""); parts = storyBody(D, data); }
       else if (type === "epic") { title = data.id + (data.name ? " — " + data.name : ""); parts = epicBody(D, data); }
       else { title = "Workflow " + data.name; parts = workflowBody(D, data); }
-      show(D, title, parts.concat(notices(D, envelope)), type);
+      parts = parts.concat(notices(D, envelope));
+      var key = title + "\n" + parts.map(function (part) { return part ? part.textContent : ""; }).join("\n");
+      if (key === shownKey) return;  // a reload that shows nothing new: leave the dialog (and its focus) alone
+      shownKey = key;
+      show(D, title, parts, type);
     }, function (error) {
       if (mine !== request) return;
+      shownKey = null;
       if (error && error.status === 404) {
         show(D, "Not found: " + type + " " + id, [D.h("p", { className: "problem", text: error.message || "Not found." })], "not-found");
       } else if (error && error.status) {
@@ -205,5 +238,5 @@
   // status.js runs after this file and keeps a hook set early; it is set again once MadaceDashboard is complete.
   (window.MadaceDashboard = window.MadaceDashboard || {}).openDetails = openDetails;
   document.addEventListener("DOMContentLoaded", install);
-  (window.MadaceViews = window.MadaceViews || []).push({ name: "details", render: function () { install(); } });
+  (window.MadaceViews = window.MadaceViews || []).push({ name: "details", render: render });
 })();
