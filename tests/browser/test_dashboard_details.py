@@ -44,6 +44,14 @@ def test_workflow_details_open_from_its_row_follow_live_changes_and_close_with_e
     expect(dialog.locator(".problem").first).to_contain_text("LLM API timeout")
     page.locator("#details-close").click()
     expect(dialog).to_be_hidden()
+
+    # A click on the backdrop (outside the dialog's box) closes it too; one inside does not.
+    page.locator('#wf-body tr[data-name="code-review"] td.status-cell').click()
+    expect(page.locator("#details-title")).to_have_text("Workflow code-review")
+    page.locator("#details-title").click()
+    expect(dialog).to_be_visible()
+    page.mouse.click(3, 3)
+    expect(dialog).to_be_hidden()
     recorder.assert_clean()
 
 

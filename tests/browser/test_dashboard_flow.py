@@ -86,3 +86,25 @@ def test_many_samples_are_downsampled_and_no_history_shows_a_message(server, ope
     expect(empty.page.locator("#flow-note")).to_contain_text("No history yet", timeout=5000)
     expect(empty.page.locator(CHART)).to_have_count(0)
     empty.assert_clean()
+
+
+def test_the_history_is_fetched_again_on_reconnection(server, project, open_page):
+    recorder = open_page(server.dashboard_url)
+    page = recorder.page
+    expect(page.locator("#conn-text")).to_contain_text(CONNECTED, timeout=5000)
+    wait_until(lambda: (0, "snapshot") in recorder.received, page=page, message="the snapshot")
+    expect(page.locator("#flow-panel")).not_to_have_attribute("aria-busy", "true")
+    fetched = len(recorder.api_requests("/api/history"))
+
+    # A move while the sync service is stopped: no live event; the service records it when it starts again.
+    server.sync_action("stop")
+    expect(page.locator("#conn")).to_have_attribute("data-mode", "offline", timeout=5000)
+    project.move_story("STORY-V3-022", "TODO")
+    server.sync_action("start")
+    expect(page.locator("#conn-text")).to_contain_text(CONNECTED, timeout=12000)
+    wait_until(lambda: len(recorder.api_requests("/api/history")) > fetched, page=page,
+               message="the history fetched again")
+    expect(page.locator("#flow-panel")).not_to_have_attribute("aria-busy", "true")
+    wait_until(lambda: last_sample_label(page) == "4 backlog, 2 todo, 1 in progress, 4 done", page=page,
+               message="the chart's last sample after the reconnection")
+    recorder.assert_clean()
