@@ -208,9 +208,9 @@
     var format = timeFormat(first, end);
     var ticks = Math.max(2, Math.min(5, Math.floor(plotW / MIN_LABEL_GAP_PX) + 1));
     var labels = [];
-    for (var i = ticks - 1; i >= 0; i--) {  // from the newest: over a span of seconds, no label twice
+    for (var i = 0; i < ticks; i++) {  // over a span of seconds, no label twice (the first place it applies)
       var words = timeLabel(first + span * i / (ticks - 1), format);
-      if (!labels.length || labels[0].words !== words) labels.unshift({ index: i, words: words });
+      if (!labels.length || labels[labels.length - 1].words !== words) labels.push({ index: i, words: words });
     }
     labels.forEach(function (label) {
       var anchor = label.index === 0 ? "start" : label.index === ticks - 1 ? "end" : "middle";
