@@ -79,7 +79,7 @@
       item.appendChild(D.h("p", { className: "epic-error", role: "note", text: "⚠ " + epic.error }));
       return item;
     }
-    var listed = storyIdsOf(epic).length || Number(epic.storyCount) || 0;
+    var listed = Math.max(storyIdsOf(epic).length, Number(epic.storyCount) || 0);  // storyIds is capped, storyCount is not
     var foot = D.h("div", { className: "epic-foot" });
     if (tally && tally.total) {
       var parts = BAR_ORDER.map(function (state) { return tally[state] + " " + label(D, state).toLowerCase(); });
