@@ -5,6 +5,7 @@
   "use strict";
 
   var TYPES = ["story", "epic", "workflow"];
+  var MAX_LISTED_STORIES = 300;  // an epic's stories shown in the dialog; the rest are counted (the board filter shows all)
   var STATUS_LABELS = { pending: "pending", in_progress: "in progress", completed: "completed", failed: "failed", invalid: "invalid" };
 
   var opener = null;      // the element focused when the dialog opened: it gets the focus back
@@ -92,7 +93,7 @@
     if (ids.length) {
       parts.push(D.h("h3", { text: "Stories" }));
       var list = D.h("ul", { className: "epic-stories" });
-      ids.forEach(function (id) {
+      ids.slice(0, MAX_LISTED_STORIES).forEach(function (id) {
         var story = findStory(D.model, id);
         if (story) {
           list.appendChild(D.h("li", { "data-story": id }, detailsLink(D, "story", id, id + (story.title ? " — " + story.title : "")), stateTag(D, story.status)));
@@ -100,6 +101,7 @@
           list.appendChild(D.h("li", { "data-story": id, className: "muted", text: id + " — not in the status file" }));
         }
       });
+      if (ids.length > MAX_LISTED_STORIES) list.appendChild(D.h("li", { className: "muted", text: "… and " + (ids.length - MAX_LISTED_STORIES) + " more" }));
       parts.push(list);
       if (typeof D.filterBoard === "function" && ids.some(function (id) { return findStory(D.model, id); })) {
         var show = D.h("button", { type: "button", text: "Show these stories on the board" });
