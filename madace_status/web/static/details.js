@@ -177,7 +177,7 @@
     if (!D || !box || !box.open || !built) return;
     var type = box.getAttribute("data-type"), id = box.getAttribute("data-id");
     if (!type || !id || (change && !affects(change, type, id))) return;
-    load(D, type, id, ++request);
+    load(D, type, id, ++request, true);
   }
 
   function notices(D, envelope) {
@@ -205,15 +205,16 @@
     load(D, type, id, mine);
   }
 
-  function load(D, type, id, mine) {
+  // `live`: a reload for an event or a reconnection; if the server cannot answer it, what is shown stays.
+  function load(D, type, id, mine, live) {
     D.api("/api/status/" + type + "/" + encodeURIComponent(id)).then(function (body) {
       if (mine !== request) return;
       var envelope = (body && body.result) || {};
       var data = envelope.data || {};
       var parts, title;
-      if (type === "story") { title = data.id + (data.title ? " — " + data.title : ""); parts = storyBody(D, data); }
-      else if (type === "epic") { title = data.id + (data.name ? " — " + data.name : ""); parts = epicBody(D, data); }
-      else { title = "Workflow " + data.name; parts = workflowBody(D, data); }
+      if (type === "story") { title = (data.id || id) + (data.title ? " — " + data.title : ""); parts = storyBody(D, data); }
+      else if (type === "epic") { title = (data.id || id) + (data.name ? " — " + data.name : ""); parts = epicBody(D, data); }
+      else { title = "Workflow " + (data.name || id); parts = workflowBody(D, data); }
       parts = parts.concat(notices(D, envelope));
       var key = title + "\n" + parts.map(function (part) { return part ? part.textContent : ""; }).join("\n");
       if (key === shownKey) return;  // a reload that shows nothing new: leave the dialog (and its focus) alone
@@ -221,6 +222,7 @@
       show(D, title, parts, type);
     }, function (error) {
       if (mine !== request) return;
+      if (live && !(error && error.status === 404)) return;
       shownKey = null;
       if (error && error.status === 404) {
         show(D, "Not found: " + type + " " + id, [D.h("p", { className: "problem", text: error.message || "Not found." })], "not-found");
@@ -229,6 +231,10 @@
       } else {
         show(D, "Cannot show " + type + " " + id, [D.h("p", { className: "problem", text: "The server cannot be reached; try again when the connection is back." })], "failed");
       }
+    }).catch(function (error) {  // a record of an unexpected shape: say so in the dialog, not as an unhandled rejection
+      if (mine !== request) return;
+      shownKey = null;
+      show(D, "Cannot show " + type + " " + id, [D.h("p", { className: "problem", text: "Its data could not be shown (" + String(error && error.message || error) + ")." })], "failed");
     });
   }
 

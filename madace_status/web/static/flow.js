@@ -87,6 +87,8 @@
       if (error && error.status === 404) { loaded = true; draw(); return; }  // a server without history: none yet
       if (!loaded) showMessage("The history could not be loaded; the chart follows live changes from now on.");
       loaded = true;
+    }).catch(function (error) {  // a history of an unexpected shape: not an unhandled rejection
+      console.warn("the flow chart could not draw the history:", error);
     });
   }
 
