@@ -1,6 +1,8 @@
 """The details dialog (story, epic, workflow: the data of /api/status/:type/:id), opened and closed with the
 keyboard, the focus back on its opener; and the activity feed filled from /api/activity when a page opens."""
 
+import os
+
 from playwright.sync_api import expect
 
 from browser_helpers import wait_until
@@ -52,6 +54,15 @@ def test_workflow_details_open_from_its_row_follow_live_changes_and_close_with_e
     expect(dialog).to_be_visible()
     page.mouse.click(3, 3)
     expect(dialog).to_be_hidden()
+
+    # A workflow whose state file goes away while its dialog is open: the dialog says it no longer exists.
+    page.locator('#wf-body tr[data-name="code-review"] button.wf-open').click()
+    expect(dialog).to_have_attribute("data-kind", "workflow")
+    os.remove(project.workflow_path("code-review"))
+    expect(dialog).to_have_attribute("data-kind", "not-found", timeout=3000)
+    expect(page.locator("#details-title")).to_have_text("Not found: workflow code-review")
+    page.keyboard.press("Escape")
+    expect(page.locator('#wf-body tr[data-name="code-review"]')).to_have_count(0)
     recorder.assert_clean()
 
 
