@@ -24,7 +24,8 @@ def add_stories_to_epic(project, name, lines, status=None):
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
     if status is not None:
-        text = "\n".join("**Status:** " + status if line.startswith("**Status:**") else line for line in text.split("\n"))
+        text = "\n".join("**Status:** " + status if line.startswith("**Status:**") else line
+                         for line in text.split("\n"))
     atomic_write(path, text.rstrip("\n") + "\n" + "".join(line + "\n" for line in lines))
 
 
@@ -65,7 +66,8 @@ def test_an_epic_that_gains_stories_shows_their_states_live_and_follows_story_mo
     bar = v3_002.locator(".epic-bar")
     expect(bar).to_have_attribute("aria-label", "EPIC-V3-002: 1 of 3 done (1 done, 1 in progress, 0 todo, 1 backlog)")
     expect(bar.locator("span")).to_have_count(3)
-    assert bar.locator("span").evaluate_all("spans => spans.map(s => s.dataset.state)") == ["DONE", "IN_PROGRESS", "BACKLOG"]
+    states = bar.locator("span").evaluate_all("spans => spans.map(s => s.dataset.state)")
+    assert states == ["DONE", "IN_PROGRESS", "BACKLOG"]
     widths = bar.locator("span").evaluate_all("spans => spans.map(s => s.getBoundingClientRect().width)")
     assert abs(widths[0] - widths[1]) <= 2 and abs(widths[1] - widths[2]) <= 2, widths  # a third each
 

@@ -53,7 +53,8 @@ def test_screenshots_of_epics_flow_and_details_in_both_themes_at_1440_and_360_px
         no_sideways_scroll(page, width)
         page.screenshot(path=os.path.join(SCREENSHOT_DIR, "views-%s-%d.png" % (scheme, width)), full_page=True)
         for name in ("epics", "flow"):  # each panel alone too, at its real size (a long page is hard to read)
-            page.locator("#%s-panel" % name).screenshot(path=os.path.join(SCREENSHOT_DIR, "%s-%s-%d.png" % (name, scheme, width)))
+            path = os.path.join(SCREENSHOT_DIR, "%s-%s-%d.png" % (name, scheme, width))
+            page.locator("#%s-panel" % name).screenshot(path=path)
 
         epic.locator(".epic-head button").click()
         dialog = page.locator("#details-dialog")
