@@ -19,7 +19,8 @@ from madace_status.project.loader import ProjectPaths
 from madace_status.sync.hub import MAX_SEQ, MAX_SEQ_DIGITS, SNAPSHOT_BURST
 from madace_status.sync.service import STOPPED_MAX_CONNECTIONS, SyncService
 from madace_status.websocket import ConnectionClosed, serve as ws_serve
-from madace_status.websocket.aio import CLOSE_TIMEOUT_S, OUTPUT_HARD_CAP_BYTES, OUTPUT_HIGH_WATER_BYTES
+from madace_status.websocket.flow import OUTPUT_HARD_CAP_BYTES, OUTPUT_HIGH_WATER_BYTES
+from madace_status.websocket.protocol import CLOSE_TIMEOUT_S
 from sync_helpers import (
     OP_CLOSE, OP_TEXT, WAIT_S, RawWebSocket, close_payload, fence, raw_http, recv_json, recv_until, recv_welcome, run,
     send_text, story_board, upgrade_request, ws_connect)
