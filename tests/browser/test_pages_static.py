@@ -10,7 +10,9 @@ import pytest
 from madace_status.web import assets, pages
 
 WS_URL = "ws://127.0.0.1:43210/ws"
-STATUS_SCRIPTS = ["board.js", "epics.js", "flow.js", "details.js", "status.js"]  # the views first, status.js last
+# The views first, then the page's own scripts (dashboard-core.js builds what they share), status.js last.
+STATUS_SCRIPTS = ["board.js", "epics.js", "flow.js", "details.js", "dashboard-core.js", "connection.js", "lookup.js",
+                  "status.js"]
 
 
 @pytest.mark.parametrize("name", sorted(pages.PAGE_FILES))

@@ -29,6 +29,8 @@ def shipped(name):
 
 @pytest.mark.parametrize("name,content_type", [
     ("status.js", "text/javascript; charset=utf-8"), ("board.js", "text/javascript; charset=utf-8"),
+    ("dashboard-core.js", "text/javascript; charset=utf-8"), ("connection.js", "text/javascript; charset=utf-8"),
+    ("lookup.js", "text/javascript; charset=utf-8"),
     ("sync.js", "text/javascript; charset=utf-8"), ("dashboard.css", "text/css; charset=utf-8"),
     ("sync.css", "text/css; charset=utf-8")])
 def test_a_static_file_is_served_with_its_type_and_a_strong_etag_of_its_bytes(api, name, content_type):
