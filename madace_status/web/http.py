@@ -20,6 +20,7 @@ from madace_status.logsafe import escape
 from madace_status.security import CSRF_HEADER, write_refusal
 from madace_status.sync.history import HISTORY_MAX_SAMPLES
 from madace_status.web import assets, pages
+from madace_status.web.api_values import ascii_number, brief_event
 from madace_status.web.app import SyncActionError
 from madace_status.web.limits import DEFAULT_LIMITS, BoundedHTTPServer, TimedRequestHandler
 
@@ -30,23 +31,11 @@ MAX_BODY_BYTES = 64 * 1024
 ACTIVITY_DEFAULT = 20
 ACTIVITY_MAX = 1024
 HISTORY_DEFAULT = 500  # samples a chart asks for by default (the store keeps up to HISTORY_MAX_SAMPLES)
-MAX_NUMBER_DIGITS = 9  # of a number in a query or a header: more is refused (400), not parsed
 API_TYPES = {"story": registry.STORY, "epic": registry.EPIC, "workflow": registry.WORKFLOW,
              "state-machine": registry.SUMMARY}
 SYNC_ACTIONS = ("start", "stop", "restart")
 STATIC_PREFIX = "/static/"
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def brief_event(event):
-    """An event as the activity feed needs it: a `stories_updated` without its full story list (which makes
-    `/api/activity` of a 2,000-story project about 0.5 MB per event), counted in `storyCount` instead."""
-    data = event.get("data")
-    if not isinstance(data, dict) or "stories" not in data:
-        return event
-    data = dict(data)
-    data["storyCount"] = len(data.pop("stories") or ())
-    return dict(event, data=data)
 
 
 class ApiError(Exception):
@@ -56,14 +45,6 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.extra = extra
-
-
-def ascii_number(raw, max_digits=MAX_NUMBER_DIGITS):
-    """The int written by `raw` in ASCII digits (at most `max_digits`), else None: '²', '٣' or a 5,000-digit
-    string is not a number here (int() would accept the first two, and spend time on the last)."""
-    if raw is None or not 0 < len(raw) <= max_digits or not raw.isascii() or not raw.isdigit():
-        return None
-    return int(raw)
 
 
 class DashboardServer(BoundedHTTPServer):
