@@ -11,77 +11,29 @@ import logging
 import os
 import time
 
-from madace_status.project.loader import (assemble_workflows, check_root, list_workflow_sources, load_epics,
-                                         load_stories)
-from madace_status.project.files import is_busy_reason
-from madace_status.project.model import Project
-from madace_status.project.workflows import read_workflow_file
 from madace_status.security import HostPolicy, own_origins, token_matches
 from madace_status.sync.events import diff_projects, snapshot_data
+from madace_status.sync.sources import ProjectSources
+from madace_status.sync.stopped import STOPPED_BACKLOG, STOPPED_MAX_CONNECTIONS, StoppedResponder  # noqa: F401
 from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_since, parse_topics, parse_workflows
 from madace_status.sync.watch_select import SAFETY_RESCAN_S, ChangeSignal
 from madace_status.sync.watcher import project_watcher
 from madace_status.websocket import HandshakeError, serve
-from madace_status.websocket.handshake import refusal_response
 from madace_status.websocket.listener import listening_sockets, start_listening
 
 logger = logging.getLogger("madace_status.sync")
 
 POLL_INTERVAL_S = 0.1
 DEFAULT_WS_PORT = 3001
-INVALID_GRACE_S = 0.5  # a file must stay unparseable this long before it is reported invalid
-READER_THREADS = 1  # files are read and parsed off the event loop, one poll at a time
+READER_THREADS = 1  # big changes are read and parsed off the event loop, one poll at a time
+# A change to state files of at most this many bytes in all is read and parsed on the loop (well under a
+# millisecond): the hop to the reader thread and back costs more than that in wake-ups on a busy machine.
+# Anything bigger, new or unlisted — and the story file and the epics — goes to the reader thread.
+INLINE_READ_BYTES = 32 * 1024
 READ_DRAIN_S = 5.0  # at stop, how long a read in progress may take to finish before the state is reset
-_RETRY_WORKFLOW = "workflow:"  # _bad_since keys: "workflow:<path>" and "stories"
-_RETRY_STORIES = "stories"
-_RETRY_LISTING = "listing"    # the state directories could not be listed for lack of descriptors
-_RETRY_EPICS = "epics"        # an epic file could not be opened for lack of descriptors
 SERVER_MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CONNECTIONS = 10000
 WEBSOCKET_PATHS = ("/", "/ws")
-
-STOPPED_REASON = 'the sync service is stopped; POST /api/sync {"action": "start"} starts it'
-STOPPED_REQUEST_BYTES = 16 * 1024  # the most of a handshake read before answering (the answer is the same anyway)
-STOPPED_TIMEOUT_S = 10.0
-STOPPED_MAX_CONNECTIONS = 64  # connections answered at once while stopped; more are dropped at once
-STOPPED_BACKLOG = 100
-
-
-class StoppedResponder(asyncio.Protocol):
-    """Holds the WebSocket port while the service is stopped: each handshake is answered 503 with the reason,
-    so a client learns the service is stopped on purpose (and the port stays ours for the restart). At most
-    STOPPED_MAX_CONNECTIONS × STOPPED_REQUEST_BYTES are held, whatever peers do."""
-
-    def __init__(self, live):
-        self.live = live  # the responders with a connection, shared by all
-        self.transport = None
-        self.received = None
-        self.timer = None
-
-    def connection_made(self, transport):
-        self.transport = transport
-        if len(self.live) >= STOPPED_MAX_CONNECTIONS:
-            transport.abort()
-            return
-        self.live.add(self)
-        self.received = bytearray()
-        self.timer = asyncio.get_running_loop().call_later(STOPPED_TIMEOUT_S, transport.abort)
-
-    def data_received(self, data):
-        if self.received is None:
-            return  # answered (or dropped): nothing more is kept
-        self.received += data
-        # Answer once the request is all here, so closing does not reset a connection with unread bytes.
-        if b"\r\n\r\n" in self.received or len(self.received) > STOPPED_REQUEST_BYTES:
-            self.received = None
-            self.transport.write(refusal_response(503, STOPPED_REASON))
-            self.transport.close()
-
-    def connection_lost(self, exc):
-        self.live.discard(self)
-        if self.timer is not None:
-            self.timer.cancel()
-
 
 class SyncService:
     """Watcher + hub + WebSocket server. All methods but the read-only properties run on `loop`."""
@@ -113,11 +65,8 @@ class SyncService:
         self._reader = None  # the thread that reads and parses files (made at the first change)
         self._reading = None  # its read in progress, if any
         self._signal = None  # the event backend (or none: polling) and the wait between polls; see watch_select
-        self._bad_since = {}  # "workflow:<path>" or "stories" → monotonic time it first failed to parse
-        self._workflow_files = []  # [(state file, symlink boundary)] in reading order
-        self._workflow_source_notices = ([], [])  # the state directories' own warnings and errors
-        self._workflow_records = {}  # state file → its record (the last good one during a grace period)
-        self._parts = {}  # "stories" / "epics" → (records, source-level warnings, source-level errors)
+        self._sources = ProjectSources(paths)  # the records read so far, and what waits out its grace period
+        self._classes = None  # (story files, epics directory, state directories), for _classify
 
     # -- state read by the HTTP thread ------------------------------------------------------------------------
 
@@ -260,9 +209,10 @@ class SyncService:
     def _classify(self, changes):
         """What the changed paths touch: (state files changed, stories?, epics?); None for the state files when
         everything must be read again (the root itself changed)."""
-        status_files = set(self.paths.status_file_candidates()[0])
-        epics_dir = self.paths.epics_dir_path()[0]
-        state_dirs = set(self.paths.state_dir_candidates()[0])
+        if self._classes is None:  # the paths are fixed for the service's life: resolved once
+            self._classes = (set(self.paths.status_file_candidates()[0]), self.paths.epics_dir_path()[0],
+                             set(self.paths.state_dir_candidates()[0]))
+        status_files, epics_dir, state_dirs = self._classes
         state_files = []
         stories = epics = False
         for path in changes:
@@ -295,7 +245,7 @@ class SyncService:
 
     async def _wait_for_change(self, elapsed):
         # A file waiting out its grace period is read again at every poll interval, events or not.
-        await self._signal.wait(self.poll_interval, self.poll_interval if self._bad_since else SAFETY_RESCAN_S,
+        await self._signal.wait(self.poll_interval, self.poll_interval if self._sources.bad_since else SAFETY_RESCAN_S,
                                 elapsed)
 
     async def _poll_forever(self):
@@ -316,24 +266,28 @@ class SyncService:
         changed = self._changed_sources()
         if changed is not None:
             old = self.project
-            self._publish(old, self._read_sources(*changed))
+            self._publish(old, self._read_sources(*changed[:3]))
 
     async def _poll_off_loop(self):
-        """poll_once, with the reading and parsing in the reader thread: even a hostile 4 MiB file never holds
-        the event loop (and so every client and handshake) while it is parsed."""
+        """poll_once, with the reading and parsing of anything but a small change in the reader thread: even a
+        hostile 4 MiB file never holds the event loop (and so every client and handshake) while it is parsed."""
         changed = self._changed_sources()
         if changed is None:
             return
         old = self.project
+        state_files, stories, epics, inline = changed
+        if inline:
+            self._publish(old, self._read_sources(state_files, stories, epics))
+            return
         if self._reader is None:
             self._reader = concurrent.futures.ThreadPoolExecutor(READER_THREADS, thread_name_prefix="reader")
-        self._reading = self.loop.run_in_executor(self._reader, self._read_sources, *changed)
+        self._reading = self.loop.run_in_executor(self._reader, self._read_sources, state_files, stories, epics)
         new = await asyncio.shield(self._reading)  # a stop waits for it: the thread owns the parts meanwhile
         self._publish(old, new)
 
     def _read_sources(self, state_files, stories, epics):
-        self._reload(state_files, stories, epics)
-        return self._build_project()
+        self._sources.reload(state_files, stories, epics)
+        return self._sources.build_project(self.project.sources if self.project is not None else None)
 
     def _publish(self, old, new):
         self.project = new
@@ -344,96 +298,33 @@ class SyncService:
                 self.history.record(new)  # in memory now; the file is written by the history's own thread
 
     def _changed_sources(self):
-        """(state files or None for all, stories?, epics?) to read again, or None when nothing changed."""
+        """(state files or None for all, stories?, epics?, small enough to read on the loop?) to read again, or
+        None when nothing changed. Only the files whose signature changed are read (with an event backend, the
+        ones the events named: the watcher stats those at every look, the others only in slow turns)."""
         changes = self._watcher.poll()
         state_files, stories, epics = self._classify(changes)
-        retrying = [key[len(_RETRY_WORKFLOW):] for key in self._bad_since if key.startswith(_RETRY_WORKFLOW)]
+        retrying, retry_stories, retry_epics = self._sources.retrying()
         if state_files is not None and retrying:
             state_files = state_files + [path for path in retrying if path not in state_files]
-        stories = stories or _RETRY_STORIES in self._bad_since
-        epics = epics or _RETRY_EPICS in self._bad_since
+        stories = stories or retry_stories
+        epics = epics or retry_epics
         if state_files == [] and not (stories or epics):
             return None
-        return state_files, stories, epics
+        return state_files, stories, epics, self._small_change(state_files, stories, epics, changes)
+
+    def _small_change(self, state_files, stories, epics, changes):
+        """Whether the change is only known state files whose sizes (as just stat'ed) add up to at most
+        INLINE_READ_BYTES. A file that grows between the stat and the read is still capped by the reader's
+        own size limit (MAX_STATE_FILE_BYTES)."""
+        if state_files is None or stories or epics or self._sources.needs_listing(state_files):
+            return False
+        total = 0
+        for path in state_files:
+            signature = changes.get(path)
+            if signature is None:  # a retried file: its size is not at hand
+                return False
+            total += signature[1]
+        return total <= INLINE_READ_BYTES
 
     def _load_all(self):
-        check_root(self.paths.root)
-        self._workflow_records = {}
-        self._bad_since = {}
-        self._parts = {}
-        self._reload(None, True, True, grace=False)  # at start there is no last good state to keep
-        return self._build_project()
-
-    def _build_project(self):
-        records = [self._workflow_records[path] for path, _ in self._workflow_files if path in self._workflow_records]
-        workflows, duplicate_warnings = assemble_workflows(records)
-        workflow_warnings, workflow_errors = self._workflow_source_notices
-        stories, story_warnings, story_errors = self._parts["stories"]
-        epics, epic_warnings, epic_errors = self._parts["epics"]
-        return Project(self.paths.root, workflows, stories, epics, workflow_warnings + duplicate_warnings,
-                       workflow_errors, story_warnings, story_errors, epic_warnings, epic_errors,
-                       self.project.sources if self.project is not None else None)
-
-    def _reload(self, state_files, reload_stories, reload_epics, grace=True):
-        """Read again the state files named (None: list the state directories and read them all), and the
-        story file and epics when asked."""
-        now = time.monotonic()
-        if state_files is None or _RETRY_LISTING in self._bad_since or \
-                any(path not in self._workflow_records or not os.path.lexists(path) for path in state_files):
-            _, listed, warnings, errors = list_workflow_sources(self.paths)
-            if any(is_busy_reason(error) for error in errors):
-                # out of descriptors, not out of files: keep what was listed and look again at the next poll
-                self._bad_since.setdefault(_RETRY_LISTING, now)
-            else:
-                self._bad_since.pop(_RETRY_LISTING, None)
-                self._workflow_files = listed
-                self._workflow_source_notices = (warnings, errors)
-        boundaries = dict(self._workflow_files)
-        if state_files is None:
-            state_files = list(boundaries) + [path for path in self._workflow_records if path not in boundaries]
-        for path in state_files:
-            if path not in boundaries:
-                self._workflow_records.pop(path, None)
-                self._bad_since.pop(_RETRY_WORKFLOW + path, None)
-                continue
-            self._read_state_file(path, boundaries[path], now, grace)
-        if reload_stories:
-            _, stories, warnings, errors = load_stories(self.paths)
-            previous = self._parts.get("stories")
-            if previous is not None and any(is_busy_reason(error) for error in errors):
-                self._bad_since.setdefault(_RETRY_STORIES, now)   # out of descriptors: keep, retry next poll
-            elif errors and grace and previous is not None and not previous[2] and \
-                    self._within_grace(_RETRY_STORIES, now):
-                pass  # unreadable for now: keep the last good stories and look again at the next poll
-            else:
-                self._bad_since.pop(_RETRY_STORIES, None)
-                self._parts["stories"] = (stories, warnings, errors)
-        if reload_epics:
-            epics, warnings, errors = load_epics(self.paths)[1:]
-            busy = any(is_busy_reason(epic.error or "") for epic in epics) or any(map(is_busy_reason, errors))
-            if busy and self._parts.get("epics") is not None:
-                self._bad_since.setdefault(_RETRY_EPICS, now)   # out of descriptors: keep, retry next poll
-            else:
-                self._bad_since.pop(_RETRY_EPICS, None)
-                self._parts["epics"] = (epics, warnings, errors)
-
-    def _read_state_file(self, path, boundary, now, grace):
-        """A file caught mid-write keeps its last good record (a new one stays unseen) until it has been bad for
-        INVALID_GRACE_S; meanwhile it is read again at every poll."""
-        record = read_workflow_file(path, self.paths.root, boundary)
-        before = self._workflow_records.get(path)
-        key = _RETRY_WORKFLOW + path
-        if record.is_invalid and is_busy_reason(record.error or ""):
-            # EMFILE/ENFILE: the file is not broken, the process is short of descriptors. Keep the last good
-            # record (a new file stays unseen), whatever the grace, and read it again at the next poll.
-            self._bad_since.setdefault(key, now)
-            return
-        if grace and record.is_invalid and (before is None or not before.is_invalid) and \
-                self._within_grace(key, now):
-            return
-        self._bad_since.pop(key, None)
-        self._workflow_records[path] = record
-
-    def _within_grace(self, key, now):
-        first = self._bad_since.setdefault(key, now)
-        return now - first < INVALID_GRACE_S
+        return self._sources.load_all(self.project.sources if self.project is not None else None)

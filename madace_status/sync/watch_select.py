@@ -1,8 +1,11 @@
 """Which change detector `serve` uses: `--watcher auto|inotify|kqueue|poll`, and why a fallback was taken.
 
 With an event backend the poller still runs, but only when the kernel says something happened in a watched
-directory (after COALESCE_S, so a burst of writes costs one look) and as a slow safety rescan every
-SAFETY_RESCAN_S, so a missed event can never leave a replica stale for long.
+directory — at once: the first event of a burst is acted on without delay, and the events that arrive while
+that look is being read and published are merged into the next one (a burst costs one look per read, not
+one per event) — and as a slow safety rescan every SAFETY_RESCAN_S, so a missed event can never leave a
+replica stale for long. A writer caught mid-write is covered by the grace period (sources.INVALID_GRACE_S):
+its last good content stays until the next look finds the final one.
 """
 
 import asyncio
@@ -19,7 +22,6 @@ SAFETY_RESCAN_S = 2.0
 # With events, an idle file of a large directory (and the directory's listing) is looked at again this often
 # by the safety rescan: the events name what changes, so this is only the net for a missed one.
 EVENT_COLD_RECHECK_S = 30.0
-COALESCE_S = 0.002  # a writer writing in chunks within this is read once, at its final content
 
 logger = logging.getLogger("madace_status.sync")
 
@@ -116,9 +118,12 @@ class ChangeSignal:
 
     async def wait(self, polling_s, events_s, elapsed=0.0, interrupts=()):
         """Until the next look at the files: `polling_s` without a backend; with one, until it reports something
-        (then COALESCE_S more, for the rest of a burst) or `events_s` went by (the safety rescan). `elapsed`
+        (at once: no coalescing delay) or `events_s` went by (the safety rescan). `elapsed`
         is taken off the period; any of `interrupts` (asyncio.Events) being set ends the wait early too."""
         period = polling_s if self.backend is None else events_s
+        if self._wake.is_set():  # events came during the last look: look again now (they are merged into one)
+            self._wake.clear()
+            return
         timeout = max(0.0, period - elapsed)
         events = ([self._wake] if self.backend is not None else []) + list(interrupts)
         if not events:
@@ -130,6 +135,4 @@ class ChangeSignal:
         finally:
             for waiter in waiters:
                 waiter.cancel()
-        if self._wake.is_set():
-            await asyncio.sleep(COALESCE_S)  # the rest of a burst arrives meanwhile: one look at the final content
-            self._wake.clear()
+        self._wake.clear()

@@ -10,6 +10,7 @@ import pytest
 from madace_status.project import files
 from madace_status.project.loader import ProjectPaths
 from madace_status.sync import service as service_module
+from madace_status.sync import sources as sources_module
 from madace_status.sync.service import SyncService
 from madace_status.sync.watcher import project_watcher
 
@@ -61,7 +62,7 @@ def test_emfile_on_a_state_file_keeps_the_last_good_record_then_recovers(tmp_pat
         json.dump({"workflow": "busy", "status": "in_progress"}, handle)
     service.poll_once()
     assert _status(service, "busy").status == "in_progress"
-    monkeypatch.setattr(service_module, "INVALID_GRACE_S", 0)   # no mid-write grace: only the EMFILE rule
+    monkeypatch.setattr(sources_module, "INVALID_GRACE_S", 0)   # no mid-write grace: only the EMFILE rule
     for code in (errno.EMFILE, errno.ENFILE):
         with pytest.MonkeyPatch.context() as patch:
             _out_of_descriptors(patch, code, lambda p: p.endswith(".busy.state.json"))
@@ -82,7 +83,7 @@ def test_emfile_on_a_state_file_keeps_the_last_good_record_then_recovers(tmp_pat
 
 def test_emfile_on_the_story_file_keeps_the_last_good_stories(tmp_path, monkeypatch):
     root, service = _service(tmp_path)
-    monkeypatch.setattr(service_module, "INVALID_GRACE_S", 0)
+    monkeypatch.setattr(sources_module, "INVALID_GRACE_S", 0)
     before = [s.id for s in service.project.stories]
     assert before
     with pytest.MonkeyPatch.context() as patch:
