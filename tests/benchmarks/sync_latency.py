@@ -1,7 +1,15 @@
-"""Benchmark: file write → `state_updated` received by 100 WebSocket clients of a real `serve` (SPEC §9).
+"""Benchmark: file write → `state_updated` received by WebSocket clients of a real `serve` (SPEC §9, issue 11).
 
     [MADACE_STATUS_WATCHER=poll] tests/.venv/bin/python tests/benchmarks/sync_latency.py [--clients 100] [--writes 50] [--rounds 3]
                                                           [--spacing 0.3] [--poll-interval S]
+    tests/.venv/bin/python tests/benchmarks/sync_latency.py --clients 1 [...]      the 1-client figures
+    tests/.venv/bin/python tests/benchmarks/sync_latency.py --clients 1000 [--writes 30] [--client-procs 2]
+
+Up to IN_PROCESS_MAX_CLIENTS clients (the default mode, described below) the clients are the package's own, in
+this process. Above that (`--mode fanout`, the default for 1,000 clients) see _fanout_bench.py: raw-socket
+clients in `--client-procs` processes per server, the latency of each write to the LAST client, and the
+reference — a `websockets` server with a naive 0.1 s poller of a file, 1,000 clients too — in the same run,
+with the ratio of the two p50s (issue 11: ≤ 25 ms and ≤ 0.35×).
 
 Copies tests/fixtures/sample-project to a temporary directory, starts `python -m madace_status serve` on it as a
 subprocess with the DEFAULT poll interval (0.1 s; `--poll-interval` passes another one), and connects the
@@ -32,6 +40,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _fanout_bench as fanout  # noqa: E402
 import _serve_bench as bench  # noqa: E402
 
 from madace_status.websocket import connect  # noqa: E402
@@ -40,6 +49,8 @@ TARGET_P50_MS = 60.0
 TARGET_P99_MS = 150.0
 DEFAULT_POLL_S = 0.1
 WORKFLOW = "pm-planning"
+FANOUT_DEFAULT_WRITES = 30  # per server, in fanout mode
+IN_PROCESS_MAX_CLIENTS = 100  # more clients than this in one Python loop would measure the client, not the server
 
 
 class Clients:
@@ -227,7 +238,21 @@ def main():
     parser.add_argument("--extra-files", type=int, default=0,
                         help="idle state files added to the project (the watched file is one of many)")
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--mode", choices=("auto", "in-process", "fanout"), default="auto",
+                        help="auto: in-process up to %d clients, else fanout" % IN_PROCESS_MAX_CLIENTS)
+    parser.add_argument("--client-procs", type=int, default=2, help="fanout: client processes per server")
+    parser.add_argument("--role", default="main", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.role == "reference":
+        return fanout.reference_main(args.file)
+    if args.role == "fanout-clients":
+        return fanout.clients_main(args.port, args.clients)
+    if args.mode == "fanout" or (args.mode == "auto" and args.clients > IN_PROCESS_MAX_CLIENTS):
+        if args.writes == parser.get_default("writes"):
+            args.writes = FANOUT_DEFAULT_WRITES
+        return fanout.run(args, os.path.abspath(__file__))
     bench.raise_nofile(args.clients * 2 + 256)
     return asyncio.run(main_async(args))
 

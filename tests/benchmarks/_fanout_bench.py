@@ -1,0 +1,230 @@
+"""The 1,000-client mode of sync_latency.py: file write → event at the LAST of N clients, for a real `serve` and
+for the reference (a `websockets` server with a naive 0.1 s poller of a file), in the same run.
+
+Clients: raw-socket WebSocket clients (`_serve_bench.RawClient`, no masking work, no JSON parsing) in
+CLIENT_PROCS separate processes per server, so that the client side is not one Python loop decoding 1,000
+frames in turn. Each client process notes, per client, the `time.monotonic()` of the first `state_updated`
+frame since the last `reset` (CLOCK_MONOTONIC is one clock for every process of the machine); the latency of a
+write is the latest of these over every client of every process, minus the time taken just before the write.
+
+The writes alternate between the two servers (ours: the project's state file; the reference: a file outside the
+project, so neither server sees the other's writes), one at a time, each waited for at every client before the
+next, about SPACING apart with random jitter so that the reference's writes land at every phase of its poll.
+"""
+
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _serve_bench as bench  # noqa: E402
+
+REFERENCE_POLL_S = 0.1  # the naive poller's period (the issue's reference: `websockets` + a 0.1 s poller)
+TARGET_LAST_P50_MS = 25.0
+TARGET_RATIO = 0.35
+WAIT_TIMEOUT_S = 10.0  # a write not at every client by then counts as missing
+MARKER = b'"state_updated"'
+
+
+# -- the reference server: websockets + a naive 0.1 s poller -------------------------------------------------
+
+def reference_main(path):
+    """`--role reference --file PATH`: prints `port N`; every REFERENCE_POLL_S reads PATH and, when its content
+    changed and parses, broadcasts {"type": "state_updated", "seq", "data": <the file's JSON>} to every client
+    with `websockets.broadcast`. Ends when stdin closes."""
+    import websockets
+    from websockets.asyncio.server import serve as ws_serve
+    bench.raise_nofile(1 << 16)
+
+    async def main():
+        connections = set()
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        async def handler(websocket):
+            connections.add(websocket)
+            try:
+                await websocket.wait_closed()
+            finally:
+                connections.discard(websocket)
+
+        server = await ws_serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None, backlog=4096)
+        print("port %d" % server.sockets[0].getsockname()[1], flush=True)
+        threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(done.set_result, None)),
+                         daemon=True).start()
+        last = None
+        seq = 0
+        while not done.done():
+            try:
+                with open(path, "rb") as handle:
+                    content = handle.read()
+                if content != last:
+                    data = json.loads(content)
+                    last = content
+                    seq += 1
+                    websockets.broadcast(connections, json.dumps(
+                        {"type": "state_updated", "timestamp": int(time.time() * 1000), "seq": seq, "data": data},
+                        separators=(",", ":")))
+            except (OSError, ValueError):
+                pass  # caught mid-write: the next poll sees the rest
+            await asyncio.sleep(REFERENCE_POLL_S)
+        server.close()
+
+    asyncio.run(main())
+
+
+# -- a client process -----------------------------------------------------------------------------------------
+
+def clients_main(port, count):
+    """`--role fanout-clients --port P --clients N`: prints `ready OPENED FAILED`, then answers `reset` →
+    `reset`, and `wait TIMEOUT` → `done RECEIVED LATEST EARLIEST` (clients that got a state_updated since the
+    reset; the latest and earliest monotonic time of their first one)."""
+    bench.raise_nofile(count + 256)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        first = [0.0] * count
+        commands = asyncio.Queue()
+
+        def on_text(client, payload):
+            if MARKER in payload[:48] and not first[client.tag]:
+                first[client.tag] = time.monotonic()
+
+        clients, failures = await bench.open_raw_clients("127.0.0.1", port, count, on_text)
+        print("ready %d %d" % (len(clients), len(failures)), flush=True)
+
+        def read_stdin():
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(commands.put_nowait, line.split())
+            loop.call_soon_threadsafe(commands.put_nowait, ["quit"])
+
+        threading.Thread(target=read_stdin, daemon=True).start()
+        opened = [client.tag for client in clients]
+        while True:
+            command = await commands.get()
+            if not command or command[0] == "quit":
+                break
+            if command[0] == "reset":
+                for index in range(count):
+                    first[index] = 0.0
+                print("reset", flush=True)
+            elif command[0] == "wait":
+                deadline = time.monotonic() + float(command[1])
+                while time.monotonic() < deadline and not all(first[index] for index in opened):
+                    await asyncio.sleep(0.002)
+                seen = [first[index] for index in opened if first[index]]
+                print("done %d %.6f %.6f" % (len(seen), max(seen, default=0.0), min(seen, default=0.0)), flush=True)
+        for client in clients:
+            client.transport.abort()
+
+    asyncio.run(main())
+
+
+# -- the run --------------------------------------------------------------------------------------------------
+
+class Side:
+    """One server (ours or the reference), its client processes, and the file whose writes it must deliver."""
+
+    def __init__(self, name, port, path, clients, procs, script):
+        self.name, self.path, self.clients = name, path, clients
+        share = [clients // procs + (1 if index < clients % procs else 0) for index in range(procs)]
+        self.procs = [bench.LineProcess([script, "--role", "fanout-clients", "--port", str(port),
+                                         "--clients", str(count)]) for count in share if count]
+        self.last_ms, self.first_ms, self.missing = [], [], 0
+
+    def ready(self):
+        opened = sum(int(proc.read("ready")[0]) for proc in self.procs)
+        if opened != self.clients:
+            raise SystemExit("%s: %d of %d clients connected" % (self.name, opened, self.clients))
+
+    def measure(self, document, marker, atomic):
+        for proc in self.procs:
+            proc.ask("reset", "reset")
+        document["context"]["benchMarker"] = marker
+        started = time.monotonic()
+        bench.write_json(self.path, document, atomic)
+        received, latest, earliest = 0, 0.0, float("inf")
+        for proc in self.procs:
+            count, last, first = proc.ask("wait %g" % WAIT_TIMEOUT_S, "done")
+            received += int(count)
+            if int(count):
+                latest, earliest = max(latest, float(last)), min(earliest, float(first))
+        if received < self.clients:
+            self.missing += self.clients - received
+            return
+        self.last_ms.append((latest - started) * 1000)
+        self.first_ms.append((earliest - started) * 1000)
+
+    def close(self):
+        for proc in self.procs:
+            proc.close()
+
+
+def run(args, script):
+    """The 1,000-client measurement; returns the exit status."""
+    print(bench.machine_note())
+    bench.raise_nofile(args.clients * 4 + 512)
+    rng = random.Random(args.seed)
+    sides = []
+    with tempfile.TemporaryDirectory(prefix="madace-bench-") as parent:
+        root = bench.make_project(parent)
+        ours_path = bench.state_path(root, "pm-planning")
+        reference_path = os.path.join(parent, "reference.state.json")  # outside the project: serve ignores it
+        with open(ours_path) as handle:
+            document = json.load(handle)
+        bench.write_json(reference_path, document, atomic=True)
+        reference = bench.LineProcess([script, "--role", "reference", "--file", reference_path])
+        try:
+            with bench.ServeProcess(root) as server:
+                reference_port = int(reference.read("port")[0])
+                sides = [Side("ours", server.ws_port, ours_path, args.clients, args.client_procs, script),
+                         Side("websockets+poll", reference_port, reference_path, args.clients, args.client_procs,
+                              script)]
+                for side in sides:
+                    side.ready()
+                print("%d clients per server in %d client processes each (raw sockets); serve (default watcher) vs "
+                      "websockets %s + a naive %.1f s poller; %d writes each, alternating, ~%.2f s apart, in-place "
+                      "and atomic in turn" % (args.clients, args.client_procs, _websockets_version(),
+                                              REFERENCE_POLL_S, args.writes, args.spacing))
+                for index in range(args.writes):
+                    for side in sides:
+                        time.sleep(args.spacing * rng.uniform(0.5, 1.5))
+                        side.measure(document, "w%d" % index, atomic=index % 2 == 1)
+                metrics = server.metrics()
+        finally:
+            for side in sides:
+                side.close()
+            reference.close()
+    ours, theirs = sides
+    for side in sides:
+        print("%-16s last client: p50 %.1f ms, p90 %.1f ms, max %.1f ms | first client p50 %.1f ms | %d writes%s"
+              % (side.name, bench.percentile(side.last_ms, 0.5), bench.percentile(side.last_ms, 0.9),
+                 max(side.last_ms), bench.percentile(side.first_ms, 0.5), len(side.last_ms),
+                 ", %d (write, client) pairs MISSING" % side.missing if side.missing else ""))
+    broadcasts = metrics.get("madace_broadcast_duration_seconds_count", 0)
+    if broadcasts:
+        print("server /metrics: mean broadcast (hub.publish to %d clients) %.2f ms over %d events"
+              % (args.clients, 1000 * metrics["madace_broadcast_duration_seconds_sum"] / broadcasts, broadcasts))
+    ours_p50, theirs_p50 = bench.percentile(ours.last_ms, 0.5), bench.percentile(theirs.last_ms, 0.5)
+    ratio = ours_p50 / theirs_p50
+    print("RESULT last of %d clients, p50: ours %.1f ms, websockets + %.1f s poller %.1f ms, ratio %.2f"
+          % (args.clients, ours_p50, REFERENCE_POLL_S, theirs_p50, ratio))
+    print("(end) " + bench.machine_note())
+    print("targets: last-client p50 <= %.0f ms %s, ratio <= %.2f %s"
+          % (TARGET_LAST_P50_MS, bench.verdict(ours_p50 <= TARGET_LAST_P50_MS), TARGET_RATIO,
+             bench.verdict(ratio <= TARGET_RATIO)))
+    return 1 if ours.missing or theirs.missing else 0
+
+
+def _websockets_version():
+    try:
+        import websockets
+        return websockets.__version__
+    except ImportError:
+        raise SystemExit("the reference needs `websockets` (the dev extra)")
