@@ -55,6 +55,10 @@ def _add_status_parser(commands):
     status.add_argument("--server", metavar="URL", default=None,
                         help="sync server for --watch (default: ws://127.0.0.1:3001)")
     status.add_argument("--token", metavar="T", default=None, help="token for the sync server")
+    status.add_argument("--watcher", choices=("auto", "inotify", "kqueue", "poll"), default=None,
+                        help="change detection of --watch while the server cannot be reached: file-system events "
+                        "(--interval is then only a safety rescan) or poll every --interval (default: auto, as "
+                        "serve --watcher)")
 
     def run(args):
         from madace_status import status_command   # loaded only when `status` runs

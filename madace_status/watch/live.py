@@ -28,7 +28,6 @@ PING_INTERVAL_S = 5.0  # JSON ping → pong: the round-trip time shown in the he
 PONG_TIMEOUT_S = 10.0  # a ping unanswered this long means the connection is dead
 CLOSE_TIMEOUT_S = 1.0
 HEADER_TICK_S = 1.0  # the in-place header (retry countdown) is refreshed this often
-OFFLINE_WATCHER = "auto"  # the offline fallback picks its change detector as `serve --watcher auto` does
 _HTTP_FATAL = range(400, 500)  # a refusal no retry can fix (403: the token; 404: the path; 400: the query)
 
 
@@ -200,7 +199,8 @@ class LiveView(object):
                 self._online.clear()
                 if self._changes is None:
                     # Opened before the look at the files: a write in between is reported, not lost.
-                    self._changes = ChangeSignal(self.loop, OFFLINE_WATCHER, self.options.paths, self._files)
+                    self._changes = ChangeSignal(self.loop, self.settings.watcher, self.options.paths,
+                                                 self._files)
                 self._poll_once()
                 await self._wait_for_change()
         finally:

@@ -1,4 +1,5 @@
-"""The watch's settings and URLs: --interval, --server and --token (command line first, then MADACE_STATUS_*),
+"""The watch's settings and URLs: --interval, --server, --token and --watcher (command line first, then
+MADACE_STATUS_*),
 the entity classified before any data arrived, the subscription it needs, and the sync server URL to ask."""
 
 import math
@@ -9,6 +10,7 @@ from madace_status.project.loader import ProjectUnreadable, load_workflows
 from madace_status.project.registry import (EPIC, EPICS, STORIES, STORY, SUMMARY, WORKFLOWS, UnrecognisedEntity,
                                             check_entity_text, classify, shown)
 from madace_status.settings import SettingError, setting
+from madace_status.sync.watch_select import WATCHER_CHOICES
 
 DEFAULT_SERVER = "ws://127.0.0.1:3001"
 DEFAULT_INTERVAL_S = 2.0
@@ -17,14 +19,16 @@ CLIENT_SOURCE = "cli"
 
 
 class WatchSettings(object):
-    """--interval, --server and --token, from the command line first, then MADACE_STATUS_* variables."""
+    """--interval, --server, --token and --watcher, from the command line first, then MADACE_STATUS_* variables.
+    `watcher` is the offline fallback's change detector, chosen as `serve --watcher` chooses its own."""
 
-    __slots__ = ("interval", "server", "token")
+    __slots__ = ("interval", "server", "token", "watcher")
 
-    def __init__(self, interval=DEFAULT_INTERVAL_S, server=DEFAULT_SERVER, token=None):
+    def __init__(self, interval=DEFAULT_INTERVAL_S, server=DEFAULT_SERVER, token=None, watcher="auto"):
         self.interval = interval
         self.server = server
         self.token = token
+        self.watcher = watcher
 
     @classmethod
     def from_args(cls, args, environ):
@@ -42,7 +46,10 @@ class WatchSettings(object):
         token = setting(getattr(args, "token", None), "TOKEN", environ)
         if token is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in token):
             raise UsageError("--token must not contain control characters")
-        return cls(interval, server, token)
+        watcher = setting(getattr(args, "watcher", None), "WATCHER", environ) or "auto"
+        if watcher not in WATCHER_CHOICES:  # MADACE_STATUS_WATCHER is not checked by argparse
+            raise UsageError("--watcher must be one of %s (got '%s')" % (", ".join(WATCHER_CHOICES), shown(watcher)))
+        return cls(interval, server, token, watcher)
 
 
 def check_server_url(url):

@@ -64,3 +64,30 @@ def test_without_inotify_the_offline_fallback_polls_every_interval(project, watc
                                      start=index + 1)
         assert time.monotonic() - written < SHORT_INTERVAL_S + 1.0  # one interval, and slack for a loaded machine
     assert inotify_descriptors(view.process.pid) == 0
+
+
+@linux_only
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_watcher_poll_makes_the_offline_fallback_poll_every_interval(project, watch, how):
+    port = free_port()
+    flags = ["--watcher", "poll"] if how == "flag" else []
+    env = clean_env(COLUMNS="120", **({"MADACE_STATUS_WATCHER": "poll"} if how == "environment" else {}))
+    view = watch("-f", "json", "--root", project, "--server", "ws://127.0.0.1:%d" % port,
+                 "--interval", str(SHORT_INTERVAL_S), *flags, env=env)
+    docs, index = wait_documents(view.stdout, lambda doc: True)
+    assert mode(docs[index]) == POLLING
+    set_workflow_step(project, "pm-planning", 4)
+    written = time.monotonic()
+    docs, index = wait_documents(view.stdout, lambda doc: workflow_step(doc, "pm-planning") == 4, start=index + 1)
+    assert time.monotonic() - written < SHORT_INTERVAL_S + 1.0  # one interval, and slack for a loaded machine
+    assert inotify_descriptors(view.process.pid) == 0  # inotify works here (see above), but poll was asked for
+
+
+@linux_only
+def test_watcher_inotify_by_the_flag_opens_the_descriptor_offline(project, watch):
+    view = watch("-f", "json", "--root", project, "--server", "ws://127.0.0.1:%d" % free_port(),
+                 "--interval", str(LONG_INTERVAL_S), "--watcher", "inotify",
+                 env=clean_env(COLUMNS="120", MADACE_STATUS_WATCHER="poll"))  # the flag wins over the variable
+    docs, index = wait_documents(view.stdout, lambda doc: True)
+    assert mode(docs[index]) == POLLING
+    wait_until(lambda: inotify_descriptors(view.process.pid) == 1, what="one inotify descriptor while offline")

@@ -180,6 +180,15 @@ def test_settings_come_from_the_environment_when_not_given():
         WatchSettings.from_args(_args(), {"MADACE_STATUS_INTERVAL": "soon"})
 
 
+def test_the_watcher_comes_from_the_flag_then_the_environment_and_is_checked():
+    assert WatchSettings.from_args(_args(), {}).watcher == "auto"
+    assert WatchSettings.from_args(_args(), {"MADACE_STATUS_WATCHER": "poll"}).watcher == "poll"
+    assert WatchSettings.from_args(_args(watcher="inotify"), {"MADACE_STATUS_WATCHER": "poll"}).watcher == "inotify"
+    with pytest.raises(UsageError) as raised:
+        WatchSettings.from_args(_args(), {"MADACE_STATUS_WATCHER": "fanotify\x1b[2J"})
+    assert "\x1b" not in str(raised.value) and "auto, inotify, kqueue, poll" in str(raised.value)
+
+
 def test_keyboard_mode_is_restored_when_the_view_raises():
     master, slave = pty.openpty()
     try:

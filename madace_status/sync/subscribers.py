@@ -1,0 +1,139 @@
+"""What the hub keeps per event and per client, the subscription parameters a client sends (SPEC §6.2), and
+the counters behind /metrics."""
+
+import json
+import time
+
+from madace_status.project.render.envelope import utc_timestamp
+from madace_status.websocket import deflate
+
+TOPICS = ("workflows", "stories", "epics")
+MAX_SUBSCRIBED_WORKFLOWS = 1000
+MAX_SEQ_DIGITS = 16  # `since` in ASCII digits: a seq stays below 2**53, which a JavaScript number holds exactly
+MAX_SEQ = 10 ** MAX_SEQ_DIGITS - 1
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Event:
+    """One published event: its envelope and the frame that carries it (built once for every client, and
+    compressed at most once per window size)."""
+
+    __slots__ = ("seq", "type", "topic", "workflow", "message", "outgoing", "frame")
+
+    def __init__(self, seq, event_type, topic, workflow, message):
+        self.seq = seq
+        self.type = event_type
+        self.topic = topic
+        self.workflow = workflow
+        self.message = message
+        self.outgoing = deflate.SharedMessage(json.dumps(message, separators=(",", ":"), allow_nan=False).encode())
+        self.frame = self.outgoing.frame
+
+
+class Client:
+    """What the hub knows of one connected WebSocket."""
+
+    __slots__ = ("websocket", "id", "source", "topics", "workflows", "connected_at", "last_seen", "lagging_since",
+                 "remote", "snapshot_due", "snapshot_timer", "snapshot_budget", "deflate")
+
+    def __init__(self, websocket, client_id, source, topics, workflows):
+        self.websocket = websocket
+        self.id = client_id
+        self.source = source
+        self.topics = topics
+        self.workflows = workflows  # None: every workflow
+        self.connected_at = time.time()
+        self.last_seen = self.connected_at
+        self.lagging_since = None  # loop time at which it went over the high-water mark
+        self.snapshot_due = None  # the reason of the snapshot it will get next; events are held back meanwhile
+        self.snapshot_timer = None  # sends the coalesced snapshot when the rate limit allows
+        self.snapshot_budget = None  # the snapshot rate limit's TokenBucket, made at the first request
+        address = websocket.remote_address
+        self.remote = "%s:%s" % (address[0], address[1]) if address else ""
+        self.deflate = websocket.connection.deflate  # the permessage-deflate DeflateParams, None without
+
+    def wants(self, event):
+        if event.topic not in self.topics:
+            return False
+        return event.workflow is None or self.workflows is None or event.workflow in self.workflows
+
+    def describe(self):
+        return {"id": self.id, "source": self.source, "connectedAt": utc_timestamp(self.connected_at),
+                "lastSeen": utc_timestamp(self.last_seen), "remote": self.remote, "topics": sorted(self.topics),
+                "workflows": sorted(self.workflows) if self.workflows is not None else None,
+                "lagging": self.lagging_since is not None or self.websocket.over_mark_since is not None,
+                "compression": self.deflate is not None}
+
+
+class SubscriptionError(ValueError):
+    """A subscription that names an unknown topic or is malformed."""
+
+
+def parse_topics(value):
+    """A topics list (or comma-separated string) → frozenset; empty means every topic."""
+    if value is None or value == "" or value == []:
+        return frozenset(TOPICS)
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SubscriptionError("topics must be a list of strings")
+    unknown = sorted(set(value) - set(TOPICS))
+    if unknown:
+        raise SubscriptionError("unknown topic %s (known: %s)" % (", ".join(unknown)[:80], ", ".join(TOPICS)))
+    return frozenset(value) or frozenset(TOPICS)
+
+
+def parse_workflows(value):
+    if value is None or value == []:
+        return None
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SubscriptionError("workflows must be a list of workflow names")
+    if len(value) > MAX_SUBSCRIBED_WORKFLOWS:
+        raise SubscriptionError("more than %d workflows" % MAX_SUBSCRIBED_WORKFLOWS)
+    return frozenset(value)
+
+
+def parse_since(value):
+    """A `since` query value → int (None when absent): ASCII digits only (str.isdigit also takes '²'), at most
+    MAX_SEQ_DIGITS of them."""
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= MAX_SEQ_DIGITS):
+        raise SubscriptionError("since must be a sequence number: 1 to %d ASCII digits" % MAX_SEQ_DIGITS)
+    return int(value)
+
+
+def source_from_user_agent(user_agent):
+    if not user_agent:
+        return "unknown"
+    if "mozilla" in user_agent.lower():
+        return "browser"
+    return user_agent.split()[0].split("/")[0][:40] or "unknown"
+
+
+class Metrics:
+    """Counters for /metrics (read from the HTTP thread; plain ints and floats, updated on the loop)."""
+
+    def __init__(self):
+        self.connections_total = 0
+        self.messages_sent_total = 0
+        self.bytes_sent_total = 0
+        self.events_total = 0
+        self.dropped_total = 0
+        self.resyncs_total = 0
+        self.lagging_closed_total = 0
+        self.heartbeat_closed_total = 0
+        self.client_messages_total = 0
+        self.client_errors_total = 0
+        self.broadcast_seconds_total = 0.0
+        self.broadcasts_total = 0
+        self.poll_seconds_total = 0.0
+        self.polls_total = 0
+        # Frames sent to clients that negotiated permessage-deflate: their bytes uncompressed, and as sent.
+        self.compression_in_bytes_total = 0
+        self.compression_out_bytes_total = 0
