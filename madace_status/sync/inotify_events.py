@@ -52,6 +52,12 @@ class InotifyEvent:
     def needs_rearm(self):
         return bool(self.mask & REARM_MASK) or bool(self.mask & IN_ISDIR and self.mask & (IN_CREATE | IN_MOVED_TO))
 
+    @property
+    def write_in_progress(self):
+        """A file written (or created) but not closed yet: its IN_CLOSE_WRITE is still to come. Reading it now
+        could catch it between a truncate and the write that follows."""
+        return bool(self.mask & (IN_MODIFY | IN_CREATE)) and not self.mask & (IN_ISDIR | IN_CLOSE_WRITE)
+
     def __repr__(self):
         return "InotifyEvent(wd=%d, mask=%#x, cookie=%d, name=%r)" % (self.wd, self.mask, self.cookie, self.name)
 

@@ -85,6 +85,11 @@ class VnodeChange:
         """The watch set must be computed again: a watched path went, or a directory's entries changed."""
         return self.gone or self.entries_changed
 
+    @property
+    def write_in_progress(self):
+        """Only a file's contents written: kqueue reports no close, so the writer may not be done."""
+        return not self.is_directory and not self.fflags & ~(NOTE_WRITE | NOTE_EXTEND | NOTE_ATTRIB)
+
     def __repr__(self):
         return "VnodeChange(path=%r, is_directory=%r, fflags=%#x)" % (self.path, self.is_directory, self.fflags)
 

@@ -1,11 +1,14 @@
 """Which change detector `serve` uses: `--watcher auto|inotify|kqueue|poll`, and why a fallback was taken.
 
 With an event backend the poller still runs, but only when the kernel says something happened in a watched
-directory — at once: the first event of a burst is acted on without delay, and the events that arrive while
-that look is being read and published are merged into the next one (a burst costs one look per read, not
-one per event) — and as a slow safety rescan every SAFETY_RESCAN_S, so a missed event can never leave a
-replica stale for long. A writer caught mid-write is covered by the grace period (sources.INVALID_GRACE_S):
-its last good content stays until the next look finds the final one.
+directory, and as a slow safety rescan every SAFETY_RESCAN_S, so a missed event can never leave a replica
+stale for long. A finished change (inotify: a file closed after writing, renamed, deleted; a directory
+created or gone) wakes the poll loop at once, with no coalescing delay. A write still in progress (inotify:
+IN_MODIFY or IN_CREATE with no IN_CLOSE_WRITE yet; every kqueue write, which has no close) waits up to
+WRITE_SETTLE_S for its close, so a truncate-then-write is not read between the two. The events that arrive
+while a look is read and published are merged into the next look: a burst costs one look per read, not one
+per event. A writer that keeps its file open past the settle time is covered by the grace period
+(sources.INVALID_GRACE_S): its last good content stays until a look finds the final one.
 """
 
 import asyncio
@@ -22,6 +25,10 @@ SAFETY_RESCAN_S = 2.0
 # With events, an idle file of a large directory (and the directory's listing) is looked at again this often
 # by the safety rescan: the events name what changes, so this is only the net for a missed one.
 EVENT_COLD_RECHECK_S = 30.0
+
+# A write whose close has not been seen is looked at after this anyway (a writer that keeps its file open);
+# writers that close (almost all, and every atomic rename) are read the moment they close.
+WRITE_SETTLE_S = 0.02
 
 logger = logging.getLogger("madace_status.sync")
 
@@ -92,19 +99,31 @@ class ChangeSignal:
         self.watcher = watcher  # the PollingWatcher the events make look (mark_hot)
         self.backend, self.active, self.fallback = open_backend(kind, paths)
         self._wake = asyncio.Event()
+        self._settle = None  # the timer that looks at a write still in progress (WRITE_SETTLE_S)
         if self.backend is not None:
             watcher.cold_recheck_s = watcher.full_rescan_s = EVENT_COLD_RECHECK_S
             loop.add_reader(self.backend.fileno(), self._on_readable)
 
     def close(self):
         """Unregister and close the backend's descriptor (idempotent); the watcher polls at full speed again."""
+        self._cancel_settle()
         if self.backend is not None:
             self.loop.remove_reader(self.backend.fileno())
             self.backend.close()
             self.backend = None
             self.watcher.cold_recheck_s, self.watcher.full_rescan_s = COLD_RECHECK_S, FULL_RESCAN_S
 
+    def _cancel_settle(self):
+        if self._settle is not None:
+            self._settle.cancel()
+            self._settle = None
+
+    def _settled(self):
+        self._settle = None
+        self._wake.set()
+
     def _on_readable(self):
+        events = ()
         try:
             events = self.backend.read_events()
             self.watcher.mark_hot(self.backend.paths_of(events))  # stat'ed at the next poll, however large
@@ -114,15 +133,20 @@ class ChangeSignal:
             logger.warning("%s failed, falling back to polling: %s", self.active, escape(str(error)))
             self.close()
             self.active, self.fallback = "poll", str(error)
-        self._wake.set()
+            events = ()
+        if not events or not all(getattr(event, "write_in_progress", True) for event in events):
+            self._wake.set()  # a finished change (or the backend broke): look now
+        elif self._settle is None and not self._wake.is_set():
+            self._settle = self.loop.call_later(WRITE_SETTLE_S, self._settled)
 
     async def wait(self, polling_s, events_s, elapsed=0.0, interrupts=()):
-        """Until the next look at the files: `polling_s` without a backend; with one, until it reports something
-        (at once: no coalescing delay) or `events_s` went by (the safety rescan). `elapsed`
+        """Until the next look at the files: `polling_s` without a backend; with one, until it reports a change
+        (see the module's docstring) or `events_s` went by (the safety rescan). `elapsed`
         is taken off the period; any of `interrupts` (asyncio.Events) being set ends the wait early too."""
         period = polling_s if self.backend is None else events_s
         if self._wake.is_set():  # events came during the last look: look again now (they are merged into one)
             self._wake.clear()
+            self._cancel_settle()
             return
         timeout = max(0.0, period - elapsed)
         events = ([self._wake] if self.backend is not None else []) + list(interrupts)
@@ -135,4 +159,6 @@ class ChangeSignal:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+        if self._wake.is_set():
+            self._cancel_settle()  # this look covers the write in progress too
         self._wake.clear()

@@ -162,3 +162,55 @@ def test_the_change_signal_wakes_on_a_write_or_an_interrupt_and_close_releases_t
         await asyncio.wait_for(signal.wait(long_s, long_s, interrupts=(interrupt,)), long_s / 2)
 
     asyncio.run(scenario())
+
+
+def test_a_write_is_in_progress_until_its_close_and_directory_events_never_are():
+    def event(mask):
+        return ev.InotifyEvent(1, mask, 0, "x")
+    assert event(ev.IN_MODIFY).write_in_progress and event(ev.IN_CREATE).write_in_progress
+    for mask in (ev.IN_CLOSE_WRITE, ev.IN_MOVED_TO, ev.IN_MOVED_FROM, ev.IN_DELETE, ev.IN_ATTRIB,
+                 ev.IN_CREATE | ev.IN_ISDIR, ev.IN_Q_OVERFLOW, ev.IN_DELETE_SELF):
+        assert not event(mask).write_in_progress, hex(mask)
+
+
+@linux_only
+def test_a_write_wakes_the_signal_at_its_close_and_one_left_open_after_the_settle_time(tmp_path, monkeypatch):
+    import asyncio
+    from madace_status.project.loader import ProjectPaths
+    from madace_status.sync import watch_select
+    from madace_status.sync.watch_select import ChangeSignal
+    from madace_status.sync.watcher import project_watcher
+    states = tmp_path / "madace-data" / "workflow-states"
+    states.mkdir(parents=True)
+    paths = ProjectPaths(str(tmp_path))
+    long_s = 60.0
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        files = project_watcher(paths)
+        signal = ChangeSignal(loop, "inotify", paths, files)
+        try:
+            files.poll()
+            monkeypatch.setattr(watch_select, "WRITE_SETTLE_S", long_s)  # no look before the close, however slow
+            handle = open(str(states / ".a.state.json"), "w")
+            handle.write("{")
+            handle.flush()  # IN_CREATE and IN_MODIFY, no close: the look waits for the rest
+            deadline = loop.time() + long_s / 2
+            while signal._settle is None and loop.time() < deadline:
+                await asyncio.sleep(0.001)
+            assert signal._settle is not None and not signal._wake.is_set()
+            handle.write("}")
+            handle.close()  # IN_CLOSE_WRITE: at once
+            await asyncio.wait_for(signal.wait(long_s, long_s), long_s / 2)
+            assert signal._settle is None  # the look covers the write: no second look for it
+            monkeypatch.setattr(watch_select, "WRITE_SETTLE_S", 0.05)
+            with open(str(states / ".a.state.json"), "a") as kept_open:
+                kept_open.write(" ")
+                kept_open.flush()
+                started = loop.time()
+                await asyncio.wait_for(signal.wait(long_s, long_s), long_s / 2)  # by the settle timer
+                assert loop.time() - started >= 0.05 / 2
+        finally:
+            signal.close()
+
+    asyncio.run(scenario())
