@@ -22,9 +22,12 @@ from madace_status.sync.watcher import COLD_RECHECK_S, FULL_RESCAN_S
 
 WATCHER_CHOICES = ("auto", "inotify", "kqueue", "poll")
 SAFETY_RESCAN_S = 2.0
-# With events, an idle file of a large directory (and the directory's listing) is looked at again this often
-# by the safety rescan: the events name what changes, so this is only the net for a missed one.
-EVENT_COLD_RECHECK_S = 30.0
+# With events, an idle file of a large directory is stat'ed again this often by the safety rescan (in turns:
+# 10,000 files cost 333 stats every SAFETY_RESCAN_S), and its listing read again this often (it is read at
+# once when the directory's own signature changes): the events name what changes, so these are only the net
+# for a missed event. Directories of at most ALWAYS_STAT_ENTRIES files are still stat'ed in full every look.
+EVENT_COLD_RECHECK_S = 60.0
+EVENT_FULL_RESCAN_S = 120.0
 
 # A write whose close has not been seen is looked at after this anyway (a writer that keeps its file open);
 # writers that close (almost all, and every atomic rename) are read the moment they close.
@@ -101,7 +104,7 @@ class ChangeSignal:
         self._wake = asyncio.Event()
         self._settle = None  # the timer that looks at a write still in progress (WRITE_SETTLE_S)
         if self.backend is not None:
-            watcher.cold_recheck_s = watcher.full_rescan_s = EVENT_COLD_RECHECK_S
+            watcher.cold_recheck_s, watcher.full_rescan_s = EVENT_COLD_RECHECK_S, EVENT_FULL_RESCAN_S
             loop.add_reader(self.backend.fileno(), self._on_readable)
 
     def close(self):

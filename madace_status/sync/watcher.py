@@ -47,13 +47,15 @@ def file_signature(path):
 class _Directory:
     """One watched directory: its signature, and its accepted entries as last listed."""
 
-    __slots__ = ("path", "accepts", "signature", "entries", "listed_at", "cold_cursor", "changed_last_poll")
+    __slots__ = ("path", "accepts", "signature", "entries", "entry_set", "listed_at", "cold_cursor",
+                 "changed_last_poll")
 
     def __init__(self, path, accepts):
         self.path = path
         self.accepts = accepts
         self.signature = None
         self.entries = []
+        self.entry_set = frozenset()
         self.listed_at = None
         self.cold_cursor = 0
         self.changed_last_poll = False
@@ -96,10 +98,20 @@ class PollingWatcher:
         changes = {}
         for path in self._files:
             self._check(path, now, changes)
+        hot = self._hot(now)
         for directory in self._directories:
-            self._poll_directory(directory, now, elapsed, changes)
+            self._poll_directory(directory, now, elapsed, changes, hot)
         self._last_poll = now
         return changes
+
+    def _hot(self, now):
+        """The paths that changed (or were named by an event) in the last HOT_FOR_S; older ones are forgotten, so
+        this stays as small as the set of files actually changing, whatever the directory's size."""
+        changed_at = self._changed_at
+        cold = [path for path, at in changed_at.items() if now - at >= HOT_FOR_S]
+        for path in cold:
+            del changed_at[path]
+        return list(changed_at)
 
     def _check(self, path, now, changes):
         signature = file_signature(path)
@@ -118,7 +130,7 @@ class PollingWatcher:
             changes[path] = None
         self._changed_at.pop(path, None)
 
-    def _poll_directory(self, directory, now, elapsed, changes):
+    def _poll_directory(self, directory, now, elapsed, changes, hot):
         signature = file_signature(directory.path)
         changed = signature != directory.signature
         # Small directories are listed at every poll. A large one is listed when its signature changed, and at
@@ -132,7 +144,7 @@ class PollingWatcher:
             directory.signature = signature
             directory.listed_at = now
             directory.entries = self._list(directory) if signature is not None else []
-            current = set(directory.entries)
+            current = directory.entry_set = frozenset(directory.entries)
             for path in old_entries:
                 if path not in current:
                     self._forget(path, changes)
@@ -145,21 +157,17 @@ class PollingWatcher:
             for path in entries:
                 self._check(path, now, changes)
             return
-        changed_at = self._changed_at
-        cold = []
-        for path in entries:
-            if now - changed_at.get(path, -math.inf) < HOT_FOR_S:
+        members = directory.entry_set
+        for path in hot:
+            if path in members:
                 self._check(path, now, changes)
-            else:
-                cold.append(path)
-        if not cold:
-            return
-        # Enough idle files this poll that each one's turn comes at least every COLD_RECHECK_S.
-        count = min(len(cold), max(1, math.ceil(len(cold) * elapsed / self.cold_recheck_s)))
-        start = directory.cold_cursor % len(cold)
+        # Then the next files in turn (hot ones included: a second stat is harmless), enough of them this poll
+        # that each one's turn comes at least every cold_recheck_s. The cost is that slice, not the directory.
+        count = min(len(entries), max(1, math.ceil(len(entries) * elapsed / self.cold_recheck_s)))
+        start = directory.cold_cursor % len(entries)
         for index in range(start, start + count):
-            self._check(cold[index % len(cold)], now, changes)
-        directory.cold_cursor = (start + count) % len(cold)
+            self._check(entries[index % len(entries)], now, changes)
+        directory.cold_cursor = (start + count) % len(entries)
 
     @staticmethod
     def _list(directory):
