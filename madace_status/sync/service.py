@@ -7,6 +7,7 @@ sources, turns old model vs new model into events and hands them to the hub. The
 
 import asyncio
 import concurrent.futures
+import gc
 import logging
 import os
 import time
@@ -34,6 +35,19 @@ READ_DRAIN_S = 5.0  # at stop, how long a read in progress may take to finish be
 SERVER_MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CONNECTIONS = 10000
 WEBSOCKET_PATHS = ("/", "/ws")
+
+def _freeze_startup_objects():
+    """Once per process, after the first start: the objects alive now (modules, the first project) go to the
+    collector's permanent generation, so a full collection no longer walks them all — one took ~10 ms and
+    landed on a file write → event path now and then (p99). CPython 3.7+; a no-op elsewhere (PyPy)."""
+    global _STARTUP_FROZEN
+    if not _STARTUP_FROZEN and hasattr(gc, "freeze"):
+        gc.freeze()
+    _STARTUP_FROZEN = True
+
+
+_STARTUP_FROZEN = False
+
 
 class SyncService:
     """Watcher + hub + WebSocket server. All methods but the read-only properties run on `loop`."""
@@ -111,6 +125,7 @@ class SyncService:
         self.ws_port = self._server.port  # after --ws-port 0 too, a stop/start or restart comes back on this port
         self.started_at = time.time()
         self.hub.start()
+        _freeze_startup_objects()
         self._poll_task = self.loop.create_task(self._poll_forever())
         if self.history is not None:
             self.history.record(self.project)  # kept only when the flow differs from the last stored sample

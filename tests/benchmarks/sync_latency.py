@@ -31,6 +31,7 @@ idle state files to the project (the SPEC figure is with the sample project alon
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -87,6 +88,7 @@ class Clients:
             if time.monotonic() > deadline:
                 raise RuntimeError("not every client got its welcome and snapshot")
             await asyncio.sleep(0.01)
+        gc.freeze()  # the measuring side's full collections must not land in the latencies either
 
 
 async def ping_reference(clients, rounds=20):
