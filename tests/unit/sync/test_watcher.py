@@ -140,3 +140,29 @@ def test_large_directory_sees_new_and_removed_files_at_the_next_poll(tmp_path):
     clock.now += 0.1
     changes = watcher.poll()
     assert changes[new_path] is not None and changes[paths[0]] is None
+
+
+def test_with_events_a_look_stats_the_named_files_and_one_slice_not_the_whole_large_directory(tmp_path, monkeypatch):
+    clock = FakeClock()
+    paths = large_directory(tmp_path, 1000)
+    watcher = make_watcher(tmp_path, clock)
+    watcher.cold_recheck_s = watcher.full_rescan_s = 60.0  # as an event backend sets them
+    watcher.poll()
+    clock.now += HOT_FOR_S + 1
+    watcher.poll()
+    write(paths[500], '{"named": 1}', mtime_ns=7)  # reported by an event
+    write(paths[900], '{"unnamed": 1}', mtime_ns=7)  # a missed event: only the safety turns find it
+    watcher.mark_hot([paths[500]])
+    stats = []
+    real_signature = watcher_module.file_signature
+    monkeypatch.setattr(watcher_module, "file_signature", lambda path: stats.append(path) or real_signature(path))
+    clock.now += 0.01
+    changes = watcher.poll()
+    assert changes == {paths[500]: real_signature(paths[500])}  # only the named file is read again
+    file_stats = [path for path in stats if path != str(tmp_path)]
+    assert paths[500] in file_stats and len(file_stats) <= 3  # the named file and a one-file slice
+    seen = {}
+    for _ in range(int(60.0 / 2.0) + 1):  # safety looks every 2 s: the missed write is found within 60 s
+        clock.now += 2.0
+        seen.update(watcher.poll())
+    assert paths[900] in seen and paths[500] not in seen
