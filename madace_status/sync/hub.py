@@ -10,10 +10,10 @@ rate-limited per connection by a token bucket; requests beyond it are coalesced 
 sent as soon as the budget allows, so the client converges with nothing lost. A client over the mark for
 LAGGING_CLOSE_S is closed with 1008.
 
-Runs on the asyncio loop of the sync service. The broadcaster serialises each event into one frame and
-writes that frame to every subscriber without awaiting anyone. For clients that negotiated permessage-deflate
-the event is compressed once per window size (websocket.deflate.SharedMessage), not once per client. The HTTP thread reads the hub through the
-methods that take `_lock`.
+Runs on the asyncio loop of the sync service. The broadcaster (sync/broadcast.py) serialises each event into
+one frame and writes that frame to every subscriber without awaiting anyone. For clients that negotiated
+permessage-deflate the event is compressed once per window size (websocket.deflate.SharedMessage), not once
+per client. The HTTP thread reads the hub through the methods that take `_lock`.
 """
 
 import collections
