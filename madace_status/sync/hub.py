@@ -35,6 +35,10 @@ from madace_status.websocket import deflate, frames
 logger = logging.getLogger("madace_status.sync")
 
 RING_BUFFER_EVENTS = 1024
+# Encoded payload bytes the ring keeps (its frames and compressed copies take about as much again): a 2,000-story
+# project's story moves are ~0.5 MB each, so 1,024 of them would hold gigabytes. A client resuming from an
+# event that fell out gets a resync snapshot, which is smaller than replaying that many anyway.
+RING_BUFFER_MAX_BYTES = 16 * 1024 * 1024
 HIGH_WATER_BYTES = 1024 * 1024  # a client with more unsent bytes than this stops receiving events
 LAGGING_CLOSE_S = 30.0  # a client stuck above the high-water mark this long is closed with 1008
 HEARTBEAT_S = 20.0
@@ -48,11 +52,14 @@ class Hub:
     """Clients, subscriptions, events. `snapshot_data(topics, workflows)` gives the project for a snapshot."""
 
     def __init__(self, loop, snapshot_data, heartbeat_s=HEARTBEAT_S, high_water_bytes=HIGH_WATER_BYTES,
-                 lagging_close_s=LAGGING_CLOSE_S, ring_size=RING_BUFFER_EVENTS):
+                 lagging_close_s=LAGGING_CLOSE_S, ring_size=RING_BUFFER_EVENTS, ring_max_bytes=RING_BUFFER_MAX_BYTES):
         self.loop = loop
         self.run_id = secrets.token_hex(8)
         self.seq = 0
-        self.ring = collections.deque(maxlen=ring_size)
+        self.ring = collections.deque()
+        self.ring_size = ring_size
+        self.ring_max_bytes = ring_max_bytes
+        self.ring_bytes = 0  # payload bytes of the events in `ring`
         self.clients = {}  # websocket → Client
         self.metrics = Metrics()
         self.heartbeat_s = heartbeat_s
@@ -141,7 +148,7 @@ class Hub:
             self.seq += 1
             event = Event(self.seq, event_type, topic, workflow,
                           {"type": event_type, "timestamp": now_ms(), "seq": self.seq, "data": data})
-            self.ring.append(event)
+            self._keep(event)
         self.metrics.events_total += 1
         held = fan_out(event, self.clients.values(), self.high_water_bytes, self.metrics)
         for client in held:  # over the high-water mark: it gets a snapshot once it drains
@@ -150,6 +157,15 @@ class Hub:
         self.metrics.broadcast_seconds_total += time.perf_counter() - started
         self.metrics.broadcasts_total += 1
         return event
+
+    def _keep(self, event):
+        """Add `event` to the ring, dropping the oldest beyond RING_BUFFER_EVENTS or RING_BUFFER_MAX_BYTES (the
+        newest is always kept, so a resume from the event before it can replay it)."""
+        ring = self.ring
+        ring.append(event)
+        self.ring_bytes += event.payload_bytes
+        while len(ring) > 1 and (len(ring) > self.ring_size or self.ring_bytes > self.ring_max_bytes):
+            self.ring_bytes -= ring.popleft().payload_bytes
 
     def _replay_or_resync(self, client, run_id, since):
         """Send the events after `since` of run `run_id`, or a resync snapshot when they are not all kept."""
@@ -367,10 +383,11 @@ class Hub:
 
     # -- reading from the HTTP thread -------------------------------------------------------------------------
 
-    def recent_events(self, limit):
+    def recent_events(self, limit, brief=False):
+        """The newest `limit` events, newest first; `brief` leaves out each `stories_updated`'s story list."""
         with self._lock:
             events = list(self.ring)[-limit:] if limit > 0 else []
-        return [event.message for event in reversed(events)]
+        return [event.brief if brief else event.message() for event in reversed(events)]
 
     def client_list(self):
         return [client.describe() for client in list(self.clients.values())]
