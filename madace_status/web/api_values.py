@@ -1,18 +1,8 @@
-"""Values of the JSON API that are not routes: a number read from a query or a header, and the brief form of an
-event that `/api/activity?brief=1` sends. Pure functions (no I/O), used by `http.py`."""
+"""Values of the JSON API that are not routes: a number read from a query or a header. Pure functions (no I/O),
+used by `http.py`. (The brief form of an event that `/api/activity?brief=1` sends is the hub's:
+`sync.subscribers.brief_message`.)"""
 
 MAX_NUMBER_DIGITS = 9  # of a number in a query or a header: more is refused (400), not parsed
-
-
-def brief_event(event):
-    """An event as the activity feed needs it: a `stories_updated` without its full story list (which makes
-    `/api/activity` of a 2,000-story project about 0.5 MB per event), counted in `storyCount` instead."""
-    data = event.get("data")
-    if not isinstance(data, dict) or "stories" not in data:
-        return event
-    data = dict(data)
-    data["storyCount"] = len(data.pop("stories") or ())
-    return dict(event, data=data)
 
 
 def ascii_number(raw, max_digits=MAX_NUMBER_DIGITS):

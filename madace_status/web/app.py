@@ -55,9 +55,9 @@ class DashboardApp:
             self.last_hub = hub
         return self.last_hub
 
-    def recent_events(self, limit):
+    def recent_events(self, limit, brief=False):
         hub = self.hub
-        return hub.recent_events(limit) if hub is not None else []
+        return hub.recent_events(limit, brief) if hub is not None else []
 
     def history_samples(self, limit):
         return self.history.samples(limit) if self.history is not None else []

@@ -20,7 +20,7 @@ from madace_status.logsafe import escape
 from madace_status.security import CSRF_HEADER, write_refusal
 from madace_status.sync.history import HISTORY_MAX_SAMPLES
 from madace_status.web import assets, pages
-from madace_status.web.api_values import ascii_number, brief_event
+from madace_status.web.api_values import ascii_number
 from madace_status.web.app import SyncActionError
 from madace_status.web.limits import DEFAULT_LIMITS, BoundedHTTPServer, TimedRequestHandler
 
@@ -299,12 +299,10 @@ class DashboardHandler(TimedRequestHandler):
             raise ApiError(400, "VALIDATION_ERROR", "limit must be a positive integer of ASCII digits (at most %d "
                                                     "is used)" % ACTIVITY_MAX)
         limit = min(limit, ACTIVITY_MAX)
-        events = self.app.recent_events(limit)
         brief = self.query.get("brief", ["0"])[0]
         if brief not in ("0", "1"):
             raise ApiError(400, "VALIDATION_ERROR", "brief must be 0 or 1")
-        if brief == "1":
-            events = [brief_event(event) for event in events]
+        events = self.app.recent_events(limit, brief == "1")
         self._send_json(200, {"success": True, "count": len(events), "events": events})
 
     def _api_history(self):

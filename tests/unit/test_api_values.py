@@ -1,8 +1,10 @@
-"""The JSON API's values that are not routes (web/api_values.py): numbers in ASCII digits, brief events."""
+"""The JSON API's values that are not routes: numbers in ASCII digits (web/api_values.py), and the brief form of
+an event (sync/subscribers.py)."""
 
 import pytest
 
-from madace_status.web.api_values import MAX_NUMBER_DIGITS, ascii_number, brief_event
+from madace_status.sync.subscribers import brief_message as brief_event
+from madace_status.web.api_values import MAX_NUMBER_DIGITS, ascii_number
 
 
 @pytest.mark.parametrize("raw,expected", [("0", 0), ("7", 7), ("0042", 42),
