@@ -99,12 +99,7 @@ def clients_main(port, count):
         clients, failures = await bench.open_raw_clients("127.0.0.1", port, count, on_text)
         print("ready %d %d" % (len(clients), len(failures)), flush=True)
 
-        def read_stdin():
-            for line in sys.stdin:
-                loop.call_soon_threadsafe(commands.put_nowait, line.split())
-            loop.call_soon_threadsafe(commands.put_nowait, ["quit"])
-
-        threading.Thread(target=read_stdin, daemon=True).start()
+        bench.forward_stdin_commands(loop, commands)
         opened = [client.tag for client in clients]
         while True:
             command = await commands.get()

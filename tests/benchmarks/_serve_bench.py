@@ -21,6 +21,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -452,17 +453,11 @@ def bench_server_main(impl, profile_path=None):
     broadcast calls (thread CPU)>`; `cpu` → process CPU seconds since the last `bench`; `rss` → gc, then VmRSS
     KiB; `quit`."""
     import gc
-    import threading
     raise_nofile(1 << 20)
 
     async def main():
         loop = asyncio.get_running_loop()
         commands = asyncio.Queue()
-
-        def read_stdin():
-            for line in sys.stdin:
-                loop.call_soon_threadsafe(commands.put_nowait, line.split())
-            loop.call_soon_threadsafe(commands.put_nowait, ["quit"])
 
         def announce(port):
             print("port %d" % port, flush=True)
@@ -471,7 +466,7 @@ def bench_server_main(impl, profile_path=None):
                    "websockets-keepalive": lambda announce: _serve_websockets(announce, ping_interval=20),
                    "websockets-deflate": lambda announce: _serve_websockets(announce, compression="deflate")}[impl]
         server, broadcast, count, connections = await starter(announce)
-        threading.Thread(target=read_stdin, daemon=True).start()
+        forward_stdin_commands(loop, commands)
         cpu_start = _rusage_seconds()
         profiling = False
         while True:
@@ -530,6 +525,17 @@ def bench_server_main(impl, profile_path=None):
     asyncio.run(main())
 
 
+def forward_stdin_commands(loop, commands):
+    """Queue each line of stdin, split into words, on `commands` (an asyncio.Queue of `loop`), from a thread;
+    then ["quit"] at end of input. The client processes of the benchmarks are driven that way."""
+    def read_stdin():
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(commands.put_nowait, line.split())
+        loop.call_soon_threadsafe(commands.put_nowait, ["quit"])
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+
+
 def bench_clients_main(port, count, marker=b'"state_updated"', concurrency=200, offer=None):
     """`--role clients`: opens `count` RawClient connections to 127.0.0.1:`port`, prints `ready OPENED FAILED`,
     then answers stdin commands: `reset` → zero the marker counts; `wait K TIMEOUT` → `done MIN TOTAL
@@ -538,7 +544,6 @@ def bench_clients_main(port, count, marker=b'"state_updated"', concurrency=200, 
     every text message counts (after a reset only broadcasts arrive)."""
     if offer:
         marker = None
-    import threading
     raise_nofile(count + 256)
 
     async def main():
@@ -560,12 +565,7 @@ def bench_clients_main(port, count, marker=b'"state_updated"', concurrency=200, 
         print("ready %d %d %s" % (len(clients), len(failures), (failures[:1] or [""])[0].replace(" ", "_")),
               flush=True)
 
-        def read_stdin():
-            for line in sys.stdin:
-                loop.call_soon_threadsafe(commands.put_nowait, line.split())
-            loop.call_soon_threadsafe(commands.put_nowait, ["quit"])
-
-        threading.Thread(target=read_stdin, daemon=True).start()
+        forward_stdin_commands(loop, commands)
         opened = [client.tag for client in clients]
         while True:
             command = await commands.get()
