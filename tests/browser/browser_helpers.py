@@ -86,6 +86,20 @@ def wait_until(condition, timeout=5.0, interval=0.05, message="condition", page=
             time.sleep(interval)
 
 
+def apply_one_at_a_time(server, changes):
+    """Make each change and wait until the server has published it, so each is its own event (and history
+    sample) and none is folded into the next."""
+    for change in changes:
+        seq = server.api("GET", "/api/sync")[1]["seq"]
+        change()
+        wait_until(lambda: server.api("GET", "/api/sync")[1]["seq"] > seq, message="the change as an event")
+
+
+def assert_no_sideways_scroll(page, width):
+    scroll_width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert scroll_width <= width, "the page is %d px wide in a %d px viewport" % (scroll_width, width)
+
+
 class SampleProject:
     """A writable copy of the sample project (tests/fixtures/sample-project), with the edits the tests make to it."""
 

@@ -7,7 +7,7 @@ import os
 import pytest
 from playwright.sync_api import expect
 
-from browser_helpers import SCREENSHOT_DIR, STATUS_FILE, wait_until
+from browser_helpers import SCREENSHOT_DIR, STATUS_FILE, assert_no_sideways_scroll, wait_until
 from madace_status.demo import atomic_write
 from madace_status.project.loader import ProjectPaths, load_project
 
@@ -287,8 +287,7 @@ def test_board_at_360_px_and_1280_px_in_both_themes_with_screenshots(epic_server
         recorder = open_board(open_page, epic_server, color_scheme=scheme, viewport={"width": width, "height": 900})
         page = recorder.page
         expect(column(page, "TODO")).to_have_class("column over-limit")
-        scroll_width = page.evaluate("() => document.documentElement.scrollWidth")
-        assert scroll_width <= width, "the page is %d px wide in a %d px viewport" % (scroll_width, width)
+        assert_no_sideways_scroll(page, width)
         boxes = [column(page, state).bounding_box() for state in STATES]
         if width == 360:  # stacked: one above the other, each as wide as the board
             assert len({round(box["x"]) for box in boxes}) == 1

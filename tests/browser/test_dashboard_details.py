@@ -5,7 +5,7 @@ import os
 
 from playwright.sync_api import expect
 
-from browser_helpers import wait_until
+from browser_helpers import apply_one_at_a_time, wait_until
 
 CONNECTED = "Connected (rtt"
 DIALOG = "#details-dialog"
@@ -117,12 +117,9 @@ def test_epic_and_story_details_and_a_missing_story_by_keyboard(server, project,
 
 def test_a_fresh_page_fills_recent_activity_from_the_server_before_any_live_event(server, project, open_page):
     # Changes while no page is open: three events in the server's log.
-    for change in (lambda: project.move_story("STORY-V3-022", "TODO"),
-                   lambda: project.fail_workflow("pm-planning", "LLM quota exhausted"),
-                   lambda: project.advance_pm_planning(4)):
-        seq = server.api("GET", "/api/sync")[1]["seq"]
-        change()
-        wait_until(lambda: server.api("GET", "/api/sync")[1]["seq"] > seq, message="the change as an event")
+    apply_one_at_a_time(server, (lambda: project.move_story("STORY-V3-022", "TODO"),
+                                 lambda: project.fail_workflow("pm-planning", "LLM quota exhausted"),
+                                 lambda: project.advance_pm_planning(4)))
     events = server.api("GET", "/api/activity?limit=50")[1]["events"]
     assert len(events) >= 3
 

@@ -7,7 +7,8 @@ import os
 import pytest
 from playwright.sync_api import expect
 
-from browser_helpers import SCREENSHOT_DIR, atomic_write, wait_until
+from browser_helpers import (SCREENSHOT_DIR, apply_one_at_a_time, assert_no_sideways_scroll,
+                             atomic_write)
 
 WIDTHS = (1440, 360)
 SCHEMES = ("light", "dark")
@@ -24,16 +25,8 @@ def moved_server(server, project):
     changes += [lambda: project.move_story("STORY-V3-022", "TODO"),
                 lambda: project.move_story("STORY-V3-021", "DONE"),
                 lambda: project.move_story("STORY-V3-023", "IN PROGRESS")]
-    for change in changes:  # one at a time: each is its own event and its own history sample
-        seq = server.api("GET", "/api/sync")[1]["seq"]
-        change()
-        wait_until(lambda: server.api("GET", "/api/sync")[1]["seq"] > seq, message="the change as an event")
+    apply_one_at_a_time(server, changes)
     return server
-
-
-def no_sideways_scroll(page, width):
-    scroll_width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert scroll_width <= width, "the page is %d px wide in a %d px viewport" % (scroll_width, width)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -50,7 +43,7 @@ def test_screenshots_of_epics_flow_and_details_in_both_themes_at_1440_and_360_px
         chart = page.locator("#flow-panel svg.flow-chart").bounding_box()
         panel = page.locator("#flow-panel").bounding_box()
         assert chart["x"] >= panel["x"] and chart["x"] + chart["width"] <= panel["x"] + panel["width"] + 0.5
-        no_sideways_scroll(page, width)
+        assert_no_sideways_scroll(page, width)
         page.screenshot(path=os.path.join(SCREENSHOT_DIR, "views-%s-%d.png" % (scheme, width)), full_page=True)
         for name in ("epics", "flow"):  # each panel alone too, at its real size (a long page is hard to read)
             path = os.path.join(SCREENSHOT_DIR, "%s-%s-%d.png" % (name, scheme, width))
@@ -60,7 +53,7 @@ def test_screenshots_of_epics_flow_and_details_in_both_themes_at_1440_and_360_px
         dialog = page.locator("#details-dialog")
         expect(dialog).to_have_attribute("data-kind", "epic")
         expect(dialog.locator("ul.epic-stories li")).to_have_count(10)
-        no_sideways_scroll(page, width)
+        assert_no_sideways_scroll(page, width)
         page.screenshot(path=os.path.join(SCREENSHOT_DIR, "details-%s-%d.png" % (scheme, width)))
         page.keyboard.press("Escape")
         expect(dialog).to_be_hidden()

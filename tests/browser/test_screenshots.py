@@ -7,7 +7,7 @@ import os
 import pytest
 from playwright.sync_api import expect
 
-from browser_helpers import SCREENSHOT_DIR, wait_until
+from browser_helpers import SCREENSHOT_DIR, apply_one_at_a_time, assert_no_sideways_scroll
 
 WIDTHS = (1440, 360)
 SCHEMES = ("light", "dark")
@@ -19,17 +19,9 @@ def busy_server(server, project):
                lambda: project.fail_workflow("pm-planning", "LLM quota exhausted after 3 retries"),
                lambda: project.advance_pm_planning(4),
                lambda: project.fail_workflow("pm-planning", "LLM quota exhausted after 3 retries"))
-    for change in changes:  # one at a time, so each is its own event and none is folded into the next
-        seq = server.api("GET", "/api/sync")[1]["seq"]
-        change()
-        wait_until(lambda: server.api("GET", "/api/sync")[1]["seq"] > seq, message="the change as an event")
+    apply_one_at_a_time(server, changes)
     server.events = server.api("GET", "/api/sync")[1]["seq"]
     return server
-
-
-def no_sideways_scroll(page, width):
-    scroll_width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert scroll_width <= width, "the page is %d px wide in a %d px viewport" % (scroll_width, width)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -45,13 +37,13 @@ def test_screenshots_of_both_pages_in_both_themes_at_1440_and_360_px(busy_server
         page.locator("#lookup-input").fill("STORY-V3-020")
         page.keyboard.press("Enter")
         expect(page.locator('[data-result="story"]')).to_be_visible()
-        no_sideways_scroll(page, width)
+        assert_no_sideways_scroll(page, width)
         page.screenshot(path=os.path.join(SCREENSHOT_DIR, "status-%s-%d.png" % (scheme, width)), full_page=True)
         dashboard.assert_clean()
 
         sync = open_page(busy_server.base_url + "/sync-status", color_scheme=scheme, viewport=viewport)
         expect(sync.page.locator("#state")).to_have_text("Running")
         expect(sync.page.locator("#clients-body tr")).to_have_count(opened)  # each dashboard opened so far
-        no_sideways_scroll(sync.page, width)
+        assert_no_sideways_scroll(sync.page, width)
         sync.page.screenshot(path=os.path.join(SCREENSHOT_DIR, "sync-%s-%d.png" % (scheme, width)), full_page=True)
         sync.assert_clean()
