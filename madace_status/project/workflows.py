@@ -218,7 +218,9 @@ def _steps(doc, notes):
         completed = item.get("completedAt")
         if (type(step_id) is str and (started is None or type(started) is str)
                 and (completed is None or type(completed) is str)):
-            status = "pending" if raw_status is None else STATUS_ALIASES.get(raw_status)
+            # Only a string is looked up: a list or object there is unhashable (it takes the slow path below).
+            status = "pending" if raw_status is None else \
+                STATUS_ALIASES.get(raw_status) if type(raw_status) is str else None
             if status is not None:
                 error = item.get("error")
                 steps.append({"id": step_id, "status": status, "startedAt": started, "completedAt": completed,

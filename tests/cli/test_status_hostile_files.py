@@ -103,3 +103,19 @@ def test_symlinked_dirs_that_stay_inside_the_root_still_work(tmp_path):
     document = _strict(result.stdout)
     assert document["errors"] == baseline["errors"]
     assert document["data"]["workflowCount"] == baseline["data"]["workflowCount"] > 0
+
+
+def test_a_step_status_that_is_a_list_or_an_object_is_a_warning_not_a_crash(tmp_path):
+    # The fast path for well-formed steps looked a step's status up in a dict: a list there raised TypeError
+    # (found by the hypothesis test of normalise_workflow), a traceback instead of the project's status.
+    root = _copy(tmp_path)
+    state_dir = os.path.join(root, "madace-data", "workflow-states")
+    with open(os.path.join(state_dir, ".hostile.state.json"), "w", encoding="utf-8") as handle:
+        json.dump({"workflow": "hostile", "status": "in_progress",
+                   "steps": [{"id": "a", "status": []}, {"id": "b", "status": {"x": 1}},
+                             {"id": "c", "status": "done"}]}, handle)
+    result = run_status("--root", root, "--format", "json", "hostile", timeout=QUICK_S)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result
+    document = _strict(result.stdout)
+    assert [step["status"] for step in document["data"]["steps"]] == ["pending", "pending", "completed"]
+    assert any('"steps[0].status" should be a string, not []' in w for w in document["warnings"]), document
