@@ -1,0 +1,64 @@
+"""diff_projects on projects the sync service assembles: records it did not read again are the same objects,
+so a change of one state file costs no to_dict() of the stories or epics (2,000 stories: 13.6 → 2.2 ms a poll)."""
+import json
+import os
+import shutil
+
+from madace_status.project.loader import ProjectPaths
+from madace_status.project.model import Epic, Story
+from madace_status.sync.events import diff_projects
+from madace_status.sync.sources import ProjectSources
+
+SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "sample-project")
+STATE = os.path.join("madace-data", "workflow-states", ".pm-planning.state.json")
+STORY_FILE = os.path.join("docs", "workflow-status.md")
+
+
+def _sources(tmp_path):
+    root = str(tmp_path / "project")
+    shutil.copytree(SAMPLE, root)
+    sources = ProjectSources(ProjectPaths(root=root))
+    return root, sources, sources.load_all()
+
+
+def _count_to_dict(monkeypatch, record_class):
+    calls = []
+    original = record_class.to_dict
+    monkeypatch.setattr(record_class, "to_dict", lambda self: calls.append(self) or original(self))
+    return calls
+
+
+def test_a_state_file_change_diffs_without_serialising_a_story_or_an_epic(tmp_path, monkeypatch):
+    root, sources, before = _sources(tmp_path)
+    path = os.path.join(root, STATE)
+    with open(path, encoding="utf-8") as handle:
+        document = json.load(handle)
+    document["currentStep"] = 4
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+    sources.reload([path], False, False)
+    after = sources.build_project(before.sources)
+    story_calls, epic_calls = _count_to_dict(monkeypatch, Story), _count_to_dict(monkeypatch, Epic)
+    events = diff_projects(before, after)
+    assert [event[0] for event in events] == ["state_updated"]
+    assert events[0][1]["workflow"]["currentStep"] == 4
+    assert story_calls == [] and epic_calls == []
+
+
+def test_a_story_file_change_still_compares_every_story_by_content(tmp_path):
+    root, sources, before = _sources(tmp_path)
+    path = os.path.join(root, STORY_FILE)
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    sources.reload([], True, False)  # read again, unchanged: new objects, equal content → no event
+    same = sources.build_project(before.sources)
+    assert same.stories[0] is not before.stories[0] and diff_projects(before, same) == []
+    first = before.stories[0]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text.replace(first.title, first.title + " (renamed)", 1))
+    sources.reload([], True, False)
+    after = sources.build_project(before.sources)
+    events = diff_projects(same, after)
+    assert [event[0] for event in events] == ["stories_updated"]
+    renamed = [story for story in events[0][1]["stories"] if story["id"] == first.id]
+    assert renamed[0]["title"] == first.title + " (renamed)"
