@@ -198,7 +198,7 @@ def test_a_write_wakes_the_signal_at_its_close_and_one_left_open_after_the_settl
             deadline = loop.time() + long_s / 2
             while signal._settle is None and loop.time() < deadline:
                 await asyncio.sleep(0.001)
-            assert signal._settle is not None and not signal._wake.is_set()
+            assert signal._settle is not None and not signal._pending
             handle.write("}")
             handle.close()  # IN_CLOSE_WRITE: at once
             await asyncio.wait_for(signal.wait(long_s, long_s), long_s / 2)

@@ -397,10 +397,10 @@ def test_the_service_marks_the_named_file_hot_and_wakes_on_a_kevent(fake_kqueue,
         service._signal._on_readable()
         # A write has no close under kqueue: the look waits WRITE_SETTLE_S for the rest of it.
         assert path in service._watcher._changed_at
-        assert not service._signal._wake.is_set() and service._signal._settle is not None
+        assert not service._signal._pending and service._signal._settle is not None
         fake_kqueue.instances[-1].pending = [FakeKevent(fd, filter=kq.EVFILT_VNODE, fflags=kq.NOTE_DELETE)]
         service._signal._on_readable()
-        assert service._signal._wake.is_set()  # a finished change: at once
+        assert service._signal._pending  # a finished change: at once
     finally:
         _stop(service)
 
