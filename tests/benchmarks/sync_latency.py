@@ -42,6 +42,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _fanout_bench as fanout  # noqa: E402
+import _floor_bench as floor_bench  # noqa: E402
 import _serve_bench as bench  # noqa: E402
 
 from madace_status.websocket import connect  # noqa: E402
@@ -114,15 +115,19 @@ async def ping_reference(clients, rounds=20):
     return rtts
 
 
-async def run_round(clients, root, round_index, writes, spacing, rng):
+async def run_round(clients, root, round_index, writes, spacing, rng, floor=None):
+    """One round of WRITES writes; with `floor` (its file, its FloorClient) each write is followed, half a
+    spacing later, by the same write to the floor relay's file. Returns (written, latencies per client,
+    missing, the floor's latencies in ms)."""
     path = bench.state_path(root, WORKFLOW)
     with open(path) as handle:
         document = json.load(handle)
     for events in clients.events:
         events.clear()
     written = {}  # marker → (monotonic before the write, atomic?, ms the write call itself took)
+    floor_written = {}  # marker → monotonic before the floor's write
     for write_index in range(writes):
-        await asyncio.sleep(spacing * rng.uniform(5 / 6, 7 / 6))
+        await asyncio.sleep(spacing * rng.uniform(5 / 6, 7 / 6) / (2 if floor else 1))
         marker = "r%d-w%d" % (round_index, write_index)
         document["context"]["benchMarker"] = marker
         document["lastUpdated"] = "2026-11-20T11:%02d:%02d.000Z" % (write_index // 60 % 60, write_index % 60)
@@ -130,6 +135,10 @@ async def run_round(clients, root, round_index, writes, spacing, rng):
         started = time.monotonic()
         bench.write_json(path, document, atomic)
         written[marker] = (started, atomic, (time.monotonic() - started) * 1000)
+        if floor:
+            await asyncio.sleep(spacing * rng.uniform(5 / 6, 7 / 6) / 2)
+            floor_written[marker] = time.monotonic()
+            bench.write_json(floor[0], document, atomic)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if all(len(events) >= writes for events in clients.events):
@@ -150,7 +159,9 @@ async def run_round(clients, root, round_index, writes, spacing, rng):
                 latencies[marker].append(seen[marker])
             else:
                 missing += 1
-    return written, latencies, missing
+    floor_latencies = [(floor[1].received[marker] - started) * 1000 for marker, started in floor_written.items()
+                       if marker in floor[1].received] if floor else []
+    return written, latencies, missing, floor_latencies
 
 
 def summarise(written, latencies):
@@ -194,11 +205,12 @@ async def main_async(args):
             clients = Clients()
             await clients.open(server.ws_url, args.clients)
             rtts = await ping_reference(clients)
-            results = []
+            floor = await open_floor(parent) if args.floor else None
+            results, floor_rounds = [], []
             total_missing = 0
             for round_index in range(args.rounds):
-                written, latencies, missing = await run_round(clients, root, round_index, args.writes,
-                                                              args.spacing, rng)
+                written, latencies, missing, floor_latencies = await run_round(
+                    clients, root, round_index, args.writes, args.spacing, rng, floor and floor[:2])
                 total_missing += missing
                 summary = summarise(written, latencies)
                 results.append(summary)
@@ -212,7 +224,15 @@ async def main_async(args):
                 print("  the writer's own write call: median %.2f ms; writes over %.0f ms → (their write call): %s"
                       % (summary["write_call_p50"], SLOW_WRITE_MS, ", ".join(
                           "%.1f (%.1f)" % pair for pair in summary["slow"]) or "none"))
+                if floor:
+                    floor_rounds.append(floor_latencies)
+                    print("  floor, same round: %d of %d writes relayed, p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+                          % (len(floor_latencies), args.writes, bench.percentile(floor_latencies, 0.5),
+                             bench.percentile(floor_latencies, 0.99), max(floor_latencies)))
             metrics = server.metrics()
+            if floor:
+                floor[1].close()
+                floor[2].close()
             for websocket in clients.sockets:
                 websocket.start_close()
             await asyncio.gather(*(websocket.wait_closed() for websocket in clients.sockets))
@@ -232,6 +252,12 @@ async def main_async(args):
           "(interval/2) %.0f ms" % (args.clients, ping_p50, ping_p99, floor))
     print("server /metrics: mean poll %.2f ms over %d polls, mean broadcast %.2f ms over %d events"
           % (poll_ms, polls, broadcast_ms, broadcasts))
+    if floor_rounds:
+        floor_p50 = bench.median([bench.percentile(r, 0.5) for r in floor_rounds])
+        floor_p99 = bench.median([bench.percentile(r, 0.99) for r in floor_rounds])
+        print("floor, same run (a bare inotify -> read -> TCP relay, see _floor_bench.py), median of %d rounds: "
+              "p50 %.1f ms, p99 %.1f ms; serve / floor: p50 %.2f x, p99 %.2f x"
+              % (len(floor_rounds), floor_p50, floor_p99, p50 / floor_p50, p99 / floor_p99))
     print("RESULT write -> state_updated at every client, median of %d rounds: p50 %.1f ms (%.2f x target %.0f, "
           "%.2f x poll floor), p99 %.1f ms (%.2f x target %.0f); per-write max median %.1f ms%s"
           % (args.rounds, p50, p50 / TARGET_P50_MS, TARGET_P50_MS, p50 / floor, p99, p99 / TARGET_P99_MS,
@@ -244,6 +270,19 @@ async def main_async(args):
               % (ONE_CLIENT_P50_MS, bench.verdict(p50 <= ONE_CLIENT_P50_MS), ONE_CLIENT_P99_MS,
                  bench.verdict(p99 <= ONE_CLIENT_P99_MS)))
     return 0 if not total_missing else 1
+
+
+async def open_floor(parent):
+    """(its file, a connected FloorClient, its process): the floor relay of _floor_bench.py, Linux only."""
+    if not sys.platform.startswith("linux"):
+        return None
+    directory = os.path.join(parent, "floor")
+    os.mkdir(directory)
+    path = os.path.join(directory, "floor.json")
+    process = bench.LineProcess([os.path.abspath(__file__), "--role", "floor", "--file", path])
+    client = floor_bench.FloorClient()
+    await client.open(int(process.read("port")[0]))
+    return path, client, process
 
 
 def main():
@@ -259,10 +298,14 @@ def main():
     parser.add_argument("--mode", choices=("auto", "in-process", "fanout"), default="auto",
                         help="auto: in-process up to %d clients, else fanout" % IN_PROCESS_MAX_CLIENTS)
     parser.add_argument("--client-procs", type=int, default=2, help="fanout: client processes per server")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="in-process mode: skip the floor relay's writes (see _floor_bench.py)")
     parser.add_argument("--role", default="main", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.role == "floor":
+        return floor_bench.relay_main(args.file)
     if args.role == "reference":
         return fanout.reference_main(args.file)
     if args.role == "fanout-clients":
