@@ -12,7 +12,7 @@ import ctypes.util
 import errno
 import os
 
-from madace_status.sync.inotify_events import DIRECTORY_MASK, IN_CLOEXEC, IN_NONBLOCK, InotifyParser
+from madace_status.sync.inotify_events import DIRECTORY_MASK, IN_CLOEXEC, IN_ISDIR, IN_NONBLOCK, InotifyParser
 from madace_status.sync.watcher import nearest_existing
 
 READ_BYTES = 64 * 1024  # one read takes up to this much of the queue; the rest comes at the next readiness
@@ -83,6 +83,14 @@ class InotifyWatcher:
         directories = {wd: path for path, wd in self._watches.items()}
         return [os.path.join(directories[event.wd], event.name) for event in events
                 if event.name and event.wd in directories]
+
+    def that_matter(self, events, cares_about):
+        """The events worth a look: about a watched directory itself (or the queue), a directory entry, or a
+        path `cares_about` (PollingWatcher.cares_about). The rest — the temporary file of an atomic write, an
+        editor's swap file — would only make the service stat and read what did not change."""
+        directories = {wd: path for path, wd in self._watches.items()}
+        return [event for event in events if not event.name or event.mask & IN_ISDIR or event.needs_rearm
+                or event.wd not in directories or cares_about(os.path.join(directories[event.wd], event.name))]
 
     def read_events(self):
         """The events queued now (possibly none)."""

@@ -1,6 +1,7 @@
 """macOS and the BSDs: `select.kqueue` with EVFILT_VNODE watches that tell the poll loop when to look.
 
-The same contract as the inotify backend (`fileno()`, `read_events()`, `paths_of()`, `rearm()`, `close()`):
+The same contract as the inotify backend (`fileno()`, `read_events()`, `that_matter()`, `paths_of()`, `rearm()`,
+`close()`):
 the kqueue descriptor is registered with the loop; each batch of kevents becomes VnodeChanges (sans-I/O, in
 `kqueue_events`); the paths they name are stat'ed at the next poll. A vnode watch needs an open descriptor per
 path, and names no entry, so the directories (state directories, epics directory, the story file's directory,
@@ -137,6 +138,11 @@ class KqueueWatcher:
                 changes = interpret(kevents, self._watches, select.KQ_FILTER_VNODE)
                 self._gone.update(change.ident for change in changes if change.gone)
                 return changes
+
+    @staticmethod
+    def that_matter(events, cares_about):
+        """Every event: kqueue watches only what the project reads (a directory's change names no entry)."""
+        return events
 
     def paths_of(self, events):
         """The paths the changes name, with the watched files of a directory whose entries changed."""

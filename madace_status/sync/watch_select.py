@@ -3,11 +3,12 @@
 With an event backend the poller still runs, but only when the kernel says something happened in a watched
 directory, and as a slow safety rescan every SAFETY_RESCAN_S, so a missed event can never leave a replica
 stale for long. A finished change (inotify: a file closed after writing, renamed, deleted; a directory
-created or gone) wakes the poll loop at once, with no coalescing delay. A write still in progress (inotify:
-IN_MODIFY or IN_CREATE with no IN_CLOSE_WRITE yet; every kqueue write, which has no close) waits up to
-WRITE_SETTLE_S for its close, so a truncate-then-write is not read between the two. The events that arrive
-while a look is read and published are merged into the next look: a burst costs one look per read, not one
-per event. A writer that keeps its file open past the settle time is covered by the grace period
+created or gone) wakes the poll loop at once, with no coalescing delay; an event about a name the project
+never reads (an atomic write's temporary file, an editor's swap file) wakes nothing. A write still in
+progress (inotify: IN_MODIFY or IN_CREATE with no IN_CLOSE_WRITE yet; every kqueue write, which has no close)
+waits up to WRITE_SETTLE_S for its close, so a truncate-then-write is not read between the two. The events
+that arrive while a look is read and published are merged into the next look: a burst costs one look per
+read, not one per event. A writer that keeps its file open past the settle time is covered by the grace period
 (sources.INVALID_GRACE_S): its last good content stays until a look finds the final one.
 """
 
@@ -133,9 +134,10 @@ class ChangeSignal:
         _resolve(self._waiter)
 
     def _on_readable(self):
-        events = ()
         try:
-            events = self.backend.read_events()
+            events = self.backend.that_matter(self.backend.read_events(), self.watcher.cares_about)
+            if not events:
+                return  # nothing the project reads: no look (an atomic write's temporary file, a swap file)
             self.watcher.mark_hot(self.backend.paths_of(events))  # stat'ed at the next poll, however large
             if any(event.needs_rearm for event in events):
                 self.backend.rearm()  # a watched directory appeared, went or moved; or the queue overflowed
@@ -143,9 +145,10 @@ class ChangeSignal:
             logger.warning("%s failed, falling back to polling: %s", self.active, escape(str(error)))
             self.close()
             self.active, self.fallback = "poll", str(error)
-            events = ()
-        if not events or not all(getattr(event, "write_in_progress", True) for event in events):
-            self._look_now()  # a finished change (or the backend broke): look now
+            self._look_now()
+            return
+        if not all(getattr(event, "write_in_progress", True) for event in events):
+            self._look_now()  # a finished change: look now
         elif self._settle is None and not self._pending:
             self._settle = self.loop.call_later(WRITE_SETTLE_S, self._settled)
 

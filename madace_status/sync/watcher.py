@@ -81,10 +81,24 @@ class PollingWatcher:
         # names the files that change, so the rounds are only a safety net).
         self.cold_recheck_s = COLD_RECHECK_S
         self.full_rescan_s = FULL_RESCAN_S
+        # What an event backend's path must be for a look to be worth it (cares_about), as absolute paths.
+        self._accepts_in = {os.path.abspath(path): accepts for path, accepts in directories}
+        self._file_set = frozenset(os.path.abspath(path) for path in self._files)
+        self._ancestors = frozenset(_with_ancestors(list(self._accepts_in) + list(self._file_set)))
 
     @property
     def watched_paths(self):
         return list(self._signatures)
+
+    def cares_about(self, path):
+        """Whether a change at `path` (absolute) can change what a poll reports: a watched file, an entry of a
+        watched directory that it accepts, or a watched directory or an ancestor of one (created, replaced or
+        moved). An editor's swap file or an engine's temporary file beside a state file is none of these."""
+        if path in self._file_set or path in self._ancestors:
+            return True
+        directory, name = os.path.split(path)
+        accepts = self._accepts_in.get(directory)
+        return accepts is not None and accepts(name)
 
     def mark_hot(self, paths):
         """Paths an event backend named: checked at every poll for the next HOT_FOR_S, like a changed file."""
@@ -176,6 +190,16 @@ class PollingWatcher:
                 return sorted(entry.path for entry in entries if directory.accepts(entry.name))
         except OSError:
             return []  # missing or unreadable for now: looked for again at the next poll
+
+
+def _with_ancestors(paths):
+    for path in paths:
+        while True:
+            yield path
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
 
 
 def project_watcher(paths):

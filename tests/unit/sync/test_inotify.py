@@ -214,3 +214,47 @@ def test_a_write_wakes_the_signal_at_its_close_and_one_left_open_after_the_settl
             signal.close()
 
     asyncio.run(scenario())
+
+
+@linux_only
+def test_a_temporary_file_beside_a_state_file_wakes_no_look_and_its_rename_over_the_file_wakes_one(tmp_path):
+    import asyncio
+    from madace_status.project.loader import ProjectPaths
+    from madace_status.sync.watch_select import ChangeSignal
+    from madace_status.sync.watcher import project_watcher
+    states = tmp_path / "madace-data" / "workflow-states"
+    states.mkdir(parents=True)
+    target = states / ".a.state.json"
+    target.write_text("{}")
+    paths = ProjectPaths(str(tmp_path))
+    timeout_s = 10.0
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        files = project_watcher(paths)
+        signal = ChangeSignal(loop, "inotify", paths, files)
+        batches = []
+        read_events = signal.backend.read_events
+        signal.backend.read_events = lambda: batches.append(read_events()) or batches[-1]
+        try:
+            files.poll()
+
+            async def delivered(name):  # until the loop has handed an event naming `name` to the signal
+                deadline = loop.time() + timeout_s
+                while not any(event.name == name for batch in batches for event in batch):
+                    assert loop.time() < deadline, "no inotify event for %s" % name
+                    await asyncio.sleep(0.001)
+            temporary = states / ".a.state.json.tmp"
+            temporary.write_text('{"status": "completed"}')  # IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE: all ignored
+            (states / ".a.state.json.swp").write_text("x")
+            await delivered(".a.state.json.swp")
+            assert not signal._pending and signal._settle is None
+            os.replace(str(temporary), str(target))  # IN_MOVED_FROM (ignored), IN_MOVED_TO (the state file)
+            await delivered(".a.state.json")
+            assert signal._pending
+            await asyncio.wait_for(signal.wait(timeout_s * 2, timeout_s * 2), timeout_s)
+            assert list(files.poll()) == [str(target)]
+        finally:
+            signal.close()
+
+    asyncio.run(scenario())

@@ -166,3 +166,19 @@ def test_with_events_a_look_stats_the_named_files_and_one_slice_not_the_whole_la
         clock.now += 2.0
         seen.update(watcher.poll())
     assert paths[900] in seen and paths[500] not in seen
+
+
+def test_cares_about_the_files_a_project_reads_their_directories_and_ancestors_not_temporary_files(tmp_path):
+    from madace_status.project.loader import ProjectPaths
+    from madace_status.sync.watcher import project_watcher
+    root = str(tmp_path)
+    cares = project_watcher(ProjectPaths(root)).cares_about
+    states = os.path.join(root, "madace-data", "workflow-states")
+    epics = os.path.join(root, "docs", "v3-planning", "epics")
+    for path in (os.path.join(states, ".pm-planning.state.json"), states, os.path.join(root, "madace-data"),
+                 os.path.join(root, "docs", "workflow-status.md"), os.path.join(epics, "EPIC-V3-001.md"), root):
+        assert cares(path), path
+    for path in (os.path.join(states, ".pm-planning.state.json.tmp"), os.path.join(states, ".x.state.json.swp"),
+                 os.path.join(states, "notes.txt"), os.path.join(epics, ".EPIC-V3-001.md.swp"),
+                 os.path.join(root, "README.md"), os.path.join(root, "docs", "other.md")):
+        assert not cares(path), path
