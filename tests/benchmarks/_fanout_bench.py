@@ -7,9 +7,13 @@ frames in turn. Each client process notes, per client, the `time.monotonic()` of
 frame since the last `reset` (CLOCK_MONOTONIC is one clock for every process of the machine); the latency of a
 write is the latest of these over every client of every process, minus the time taken just before the write.
 
-The writes alternate between the two servers (ours: the project's state file; the reference: a file outside the
-project, so neither server sees the other's writes), one at a time, each waited for at every client before the
+The writes alternate between the servers (ours: the project's state file; each reference: a file outside the
+project, so no server sees another's writes), one at a time, each waited for at every client before the
 next, about SPACING apart with random jitter so that the reference's writes land at every phase of its poll.
+
+On Linux a third server (skipped with --no-floor) is the same `websockets` reference told of each write by a bare
+inotify thread instead of its poll: the issue's reference with the poll phase taken out, so that what is left
+is the two fan-outs (ours and `websockets.broadcast`) on the same clients, and the ratio of the two is printed.
 """
 
 import asyncio
@@ -23,6 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _floor_bench as floor  # noqa: E402
 import _serve_bench as bench  # noqa: E402
 
 REFERENCE_POLL_S = 0.1  # the naive poller's period (the issue's reference: `websockets` + a 0.1 s poller)
@@ -34,10 +39,12 @@ MARKER = b'"state_updated"'
 
 # -- the reference server: websockets + a naive 0.1 s poller -------------------------------------------------
 
-def reference_main(path):
+def reference_main(path, inotify=False):
     """`--role reference --file PATH`: prints `port N`; every REFERENCE_POLL_S reads PATH and, when its content
     changed and parses, broadcasts {"type": "state_updated", "seq", "data": <the file's JSON>} to every client
-    with `websockets.broadcast`. Ends when stdin closes."""
+    with `websockets.broadcast`. Ends when stdin closes. With `inotify` (`--role reference-inotify`) it reads
+    PATH when a bare inotify thread (_floor_bench.finished_writes) reports it written instead: the same
+    server with the poll phase taken out, so that the two fan-outs are compared alone."""
     import websockets
     from websockets.asyncio.server import serve as ws_serve
     bench.raise_nofile(1 << 16)
@@ -60,6 +67,11 @@ def reference_main(path):
                          daemon=True).start()
         last = None
         seq = 0
+        written = asyncio.Queue()
+        if inotify:
+            changes = floor.finished_writes(path)
+            threading.Thread(target=lambda: [loop.call_soon_threadsafe(written.put_nowait, None) for _ in changes],
+                             daemon=True).start()
         while not done.done():
             try:
                 with open(path, "rb") as handle:
@@ -73,7 +85,10 @@ def reference_main(path):
                         separators=(",", ":")))
             except (OSError, ValueError):
                 pass  # caught mid-write: the next poll sees the rest
-            await asyncio.sleep(REFERENCE_POLL_S)
+            if inotify:
+                await asyncio.wait([asyncio.ensure_future(written.get()), done], return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.sleep(REFERENCE_POLL_S)
         server.close()
 
     asyncio.run(main())
@@ -171,22 +186,30 @@ def run(args, script):
         root = bench.make_project(parent)
         ours_path = bench.state_path(root, "pm-planning")
         reference_path = os.path.join(parent, "reference.state.json")  # outside the project: serve ignores it
+        evented_path = os.path.join(parent, "evented", "reference.state.json")  # its own directory's watch
+        os.mkdir(os.path.dirname(evented_path))
         with open(ours_path) as handle:
             document = json.load(handle)
-        bench.write_json(reference_path, document, atomic=True)
-        reference = bench.LineProcess([script, "--role", "reference", "--file", reference_path])
+        references = [("websockets+poll", "reference", reference_path)]
+        if args.floor and sys.platform.startswith("linux"):
+            references.append(("websockets+inotify", "reference-inotify", evented_path))
+        for _, _, path in references:
+            bench.write_json(path, document, atomic=True)
+        helpers = [(name, bench.LineProcess([script, "--role", role, "--file", path]), path)
+                   for name, role, path in references]
         try:
             with bench.ServeProcess(root) as server:
-                reference_port = int(reference.read("port")[0])
-                sides = [Side("ours", server.ws_port, ours_path, args.clients, args.client_procs, script),
-                         Side("websockets+poll", reference_port, reference_path, args.clients, args.client_procs,
-                              script)]
+                sides = [Side("ours", server.ws_port, ours_path, args.clients, args.client_procs, script)]
+                sides += [Side(name, int(helper.read("port")[0]), path, args.clients, args.client_procs, script)
+                          for name, helper, path in helpers]
                 for side in sides:
                     side.ready()
                 print("%d clients per server in %d client processes each (raw sockets); serve (default watcher) vs "
-                      "websockets %s + a naive %.1f s poller; %d writes each, alternating, ~%.2f s apart, in-place "
-                      "and atomic in turn" % (args.clients, args.client_procs, _websockets_version(),
-                                              REFERENCE_POLL_S, args.writes, args.spacing))
+                      "websockets %s + a naive %.1f s poller%s; %d writes each, alternating, ~%.2f s apart, "
+                      "in-place and atomic in turn"
+                      % (args.clients, args.client_procs, _websockets_version(), REFERENCE_POLL_S,
+                         " and websockets + a bare inotify thread" if len(sides) == 3 else "", args.writes,
+                         args.spacing))
                 for index in range(args.writes):
                     for side in sides:
                         time.sleep(args.spacing * rng.uniform(0.5, 1.5))
@@ -195,8 +218,9 @@ def run(args, script):
         finally:
             for side in sides:
                 side.close()
-            reference.close()
-    ours, theirs = sides
+            for _, helper, _ in helpers:
+                helper.close()
+    ours, theirs = sides[:2]
     for side in sides:
         print("%-16s last client: p50 %.1f ms, p90 %.1f ms, max %.1f ms | first client p50 %.1f ms | %d writes%s"
               % (side.name, bench.percentile(side.last_ms, 0.5), bench.percentile(side.last_ms, 0.9),
@@ -210,11 +234,15 @@ def run(args, script):
     ratio = ours_p50 / theirs_p50
     print("RESULT last of %d clients, p50: ours %.1f ms, websockets + %.1f s poller %.1f ms, ratio %.2f"
           % (args.clients, ours_p50, REFERENCE_POLL_S, theirs_p50, ratio))
+    if len(sides) == 3 and sides[2].last_ms:
+        evented_p50 = bench.percentile(sides[2].last_ms, 0.5)
+        print("fan-out alone: websockets + a bare inotify thread (no poll phase) %.1f ms, ours / it %.2f"
+              % (evented_p50, ours_p50 / evented_p50))
     print("(end) " + bench.machine_note())
     print("targets: last-client p50 <= %.0f ms %s, ratio <= %.2f %s"
           % (TARGET_LAST_P50_MS, bench.verdict(ours_p50 <= TARGET_LAST_P50_MS), TARGET_RATIO,
              bench.verdict(ratio <= TARGET_RATIO)))
-    return 1 if ours.missing or theirs.missing else 0
+    return 1 if any(side.missing for side in sides) else 0
 
 
 def _websockets_version():

@@ -26,18 +26,17 @@ EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_ev
 READ_BYTES = 64 * 1024
 
 
-def relay_main(path):
-    """Prints `port N`, accepts one client, then relays until stdin closes (or says quit)."""
+def finished_writes(path):
+    """An iterator that yields once per read(2) of an inotify descriptor reporting PATH closed after writing or
+    renamed into place (blocking: run it in its own process or thread). The watch is set before it returns."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
     fd = libc.inotify_init1(os.O_CLOEXEC)
     if fd < 0 or libc.inotify_add_watch(fd, os.path.dirname(path).encode(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0:
         raise OSError(ctypes.get_errno(), "inotify")
-    wanted = os.path.basename(path).encode()
-    listener = socket.create_server(("127.0.0.1", 0))
-    print("port %d" % listener.getsockname()[1], flush=True)
-    client, _ = listener.accept()
-    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    return _named_in(fd, os.path.basename(path).encode())
+
+
+def _named_in(fd, wanted):
     while True:
         data = os.read(fd, READ_BYTES)
         offset, named = 0, False
@@ -47,9 +46,21 @@ def relay_main(path):
             named = named or data[start:start + length].rstrip(b"\0") == wanted
             offset = start + length
         if named:
-            with open(path, "rb") as handle:
-                marker = json.loads(handle.read())["context"]["benchMarker"]
-            client.sendall(marker.encode() + b"\n")
+            yield
+
+
+def relay_main(path):
+    """Prints `port N`, accepts one client, then relays until stdin closes (or says quit)."""
+    changes = finished_writes(path)
+    listener = socket.create_server(("127.0.0.1", 0))
+    print("port %d" % listener.getsockname()[1], flush=True)
+    client, _ = listener.accept()
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    for _ in changes:
+        with open(path, "rb") as handle:
+            marker = json.loads(handle.read())["context"]["benchMarker"]
+        client.sendall(marker.encode() + b"\n")
 
 
 class FloorClient:

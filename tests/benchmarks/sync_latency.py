@@ -299,15 +299,16 @@ def main():
                         help="auto: in-process up to %d clients, else fanout" % IN_PROCESS_MAX_CLIENTS)
     parser.add_argument("--client-procs", type=int, default=2, help="fanout: client processes per server")
     parser.add_argument("--no-floor", dest="floor", action="store_false",
-                        help="in-process mode: skip the floor relay's writes (see _floor_bench.py)")
+                        help="skip the floors: in-process mode, the bare relay's writes (_floor_bench.py); "
+                             "fanout mode, the websockets + inotify server (_fanout_bench.py)")
     parser.add_argument("--role", default="main", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "floor":
         return floor_bench.relay_main(args.file)
-    if args.role == "reference":
-        return fanout.reference_main(args.file)
+    if args.role in ("reference", "reference-inotify"):
+        return fanout.reference_main(args.file, inotify=args.role == "reference-inotify")
     if args.role == "fanout-clients":
         return fanout.clients_main(args.port, args.clients)
     if args.mode == "fanout" or (args.mode == "auto" and args.clients > IN_PROCESS_MAX_CLIENTS):
