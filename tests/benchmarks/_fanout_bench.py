@@ -1,9 +1,9 @@
 """The 1,000-client mode of sync_latency.py: file write → event at the LAST of N clients, for a real `serve` and
 for the reference (a `websockets` server with a naive 0.1 s poller of a file), in the same run.
 
-Clients: raw-socket WebSocket clients (`_serve_bench.RawClient`, no masking work, no JSON parsing) in
-CLIENT_PROCS separate processes per server, so that the client side is not one Python loop decoding 1,000
-frames in turn. Each client process notes, per client, the `time.monotonic()` of the first `state_updated`
+Clients: raw-socket WebSocket clients (no masking work, no JSON parsing, one bare epoll loop per process: see
+clients_main) in CLIENT_PROCS separate processes per server, so that the client side is not one Python loop
+decoding 1,000 frames in turn. Each client process notes, per client, the `time.monotonic()` of the first `state_updated`
 frame since the last `reset` (CLOCK_MONOTONIC is one clock for every process of the machine); the latency of a
 write is the latest of these over every client of every process, minus the time taken just before the write.
 
@@ -20,6 +20,8 @@ import asyncio
 import json
 import os
 import random
+import select
+import socket
 import sys
 import tempfile
 import threading
@@ -35,6 +37,7 @@ TARGET_LAST_P50_MS = 25.0
 TARGET_RATIO = 0.35
 WAIT_TIMEOUT_S = 10.0  # a write not at every client by then counts as missing
 MARKER = b'"state_updated"'
+RECV_BYTES = 256 * 1024
 
 
 # -- the reference server: websockets + a naive 0.1 s poller -------------------------------------------------
@@ -99,41 +102,104 @@ def reference_main(path, inotify=False):
 def clients_main(port, count):
     """`--role fanout-clients --port P --clients N`: prints `ready OPENED FAILED`, then answers `reset` →
     `reset`, and `wait TIMEOUT` → `done RECEIVED LATEST EARLIEST` (clients that got a state_updated since the
-    reset; the latest and earliest monotonic time of their first one)."""
+    reset; the latest and earliest monotonic time of their first one).
+
+    The clients are the instrument, so they are as lean as Python allows: blocking handshakes one after the
+    other, then one bare `select.epoll` loop over every socket and stdin — one recv() per readable socket, the
+    frames scanned in place (`_serve_bench.next_frame`), pings answered. An asyncio Protocol per client cost
+    ~38 µs of CPU per client and message, more than the server's own send, on the same two cores."""
     bench.raise_nofile(count + 256)
+    request = bench.handshake_request("127.0.0.1", port)
+    sockets, buffers, failures = [], [], 0
+    for _ in range(count):
+        try:
+            sockets.append(_handshake(port, request, buffers))
+        except (OSError, ValueError):
+            failures += 1
+    print("ready %d %d" % (len(sockets), failures), flush=True)
+    _serve_commands(sockets, buffers)
 
-    async def main():
-        loop = asyncio.get_running_loop()
-        first = [0.0] * count
-        commands = asyncio.Queue()
 
-        def on_text(client, payload):
-            if MARKER in payload[:48] and not first[client.tag]:
-                first[client.tag] = time.monotonic()
+def _handshake(port, request, buffers):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    try:
+        sock.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed during the handshake")
+            head += chunk
+        status, rest = head.split(b"\r\n\r\n", 1)
+        if not status.startswith(b"HTTP/1.1 101"):
+            raise ConnectionError(status.split(b"\r\n", 1)[0].decode("latin-1"))
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    buffers.append(rest)  # the welcome may have come with the response
+    return sock
 
-        clients, failures = await bench.open_raw_clients("127.0.0.1", port, count, on_text)
-        print("ready %d %d" % (len(clients), len(failures)), flush=True)
 
-        bench.forward_stdin_commands(loop, commands)
-        opened = [client.tag for client in clients]
-        while True:
-            command = await commands.get()
-            if not command or command[0] == "quit":
-                break
-            if command[0] == "reset":
-                for index in range(count):
-                    first[index] = 0.0
-                print("reset", flush=True)
-            elif command[0] == "wait":
-                deadline = time.monotonic() + float(command[1])
-                while time.monotonic() < deadline and not all(first[index] for index in opened):
-                    await asyncio.sleep(0.002)
-                seen = [first[index] for index in opened if first[index]]
-                print("done %d %.6f %.6f" % (len(seen), max(seen, default=0.0), min(seen, default=0.0)), flush=True)
-        for client in clients:
-            client.transport.abort()
-
-    asyncio.run(main())
+def _serve_commands(sockets, buffers):
+    epoll = select.epoll()
+    index_of = {}
+    for index, sock in enumerate(sockets):
+        index_of[sock.fileno()] = index
+        epoll.register(sock.fileno(), select.EPOLLIN)
+    stdin = sys.stdin.fileno()
+    epoll.register(stdin, select.EPOLLIN)
+    first = [0.0] * len(sockets)
+    received, deadline, pending = 0, None, b""
+    while True:
+        timeout = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+        for fd, _ in epoll.poll(timeout):
+            if fd == stdin:
+                data = os.read(stdin, 4096)
+                pending += data
+                while b"\n" in pending or not data:
+                    line, _, pending = pending.partition(b"\n")
+                    words = line.split() if data else [b"quit"]
+                    if words and words[0] == b"quit":
+                        return
+                    if words and words[0] == b"reset":
+                        first, received = [0.0] * len(sockets), 0
+                        print("reset", flush=True)
+                    elif words and words[0] == b"wait":
+                        deadline = time.monotonic() + float(words[1])
+                continue
+            now = time.monotonic()
+            index = index_of[fd]
+            sock = sockets[index]
+            try:
+                data = sock.recv(RECV_BYTES)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                epoll.unregister(fd)
+                continue
+            buffer = buffers[index] + data if buffers[index] else data
+            position = 0
+            while True:
+                frame = bench.next_frame(buffer, position)
+                if frame is None:
+                    break
+                opcode, start, position = frame
+                if opcode == 1:
+                    if not first[index] and MARKER in buffer[start:start + 48]:
+                        first[index] = now
+                        received += 1
+                elif opcode == 9:
+                    sock.send(bench.pong_for(buffer[start:position]))
+                elif opcode == 8:
+                    sock.send(bench.CLOSE_REPLY)
+            buffers[index] = buffer[position:]
+        if deadline is not None and (received == len(sockets) or time.monotonic() >= deadline):
+            seen = [at for at in first if at]
+            print("done %d %.6f %.6f" % (len(seen), max(seen, default=0.0), min(seen, default=0.0)), flush=True)
+            deadline = None
 
 
 # -- the run --------------------------------------------------------------------------------------------------
@@ -141,12 +207,17 @@ def clients_main(port, count):
 class Side:
     """One server (ours or the reference), its client processes, and the file whose writes it must deliver."""
 
-    def __init__(self, name, port, path, clients, procs, script):
-        self.name, self.path, self.clients = name, path, clients
+    def __init__(self, name, port, path, clients, procs, script, server_pid):
+        self.name, self.path, self.clients, self.server_pid = name, path, clients, server_pid
         share = [clients // procs + (1 if index < clients % procs else 0) for index in range(procs)]
         self.procs = [bench.LineProcess([script, "--role", "fanout-clients", "--port", str(port),
                                          "--clients", str(count)]) for count in share if count]
         self.last_ms, self.first_ms, self.missing = [], [], 0
+        self.cpu_ms = None  # (server, its client processes): CPU ms per write over the run
+
+    def cpu_seconds(self):
+        return (bench.proc_cpu_seconds(self.server_pid),
+                sum(bench.proc_cpu_seconds(proc.pid) for proc in self.procs))
 
     def ready(self):
         opened = sum(int(proc.read("ready")[0]) for proc in self.procs)
@@ -199,9 +270,9 @@ def run(args, script):
                    for name, role, path in references]
         try:
             with bench.ServeProcess(root) as server:
-                sides = [Side("ours", server.ws_port, ours_path, args.clients, args.client_procs, script)]
-                sides += [Side(name, int(helper.read("port")[0]), path, args.clients, args.client_procs, script)
-                          for name, helper, path in helpers]
+                sides = [Side("ours", server.ws_port, ours_path, args.clients, args.client_procs, script, server.pid)]
+                sides += [Side(name, int(helper.read("port")[0]), path, args.clients, args.client_procs, script,
+                               helper.pid) for name, helper, path in helpers]
                 for side in sides:
                     side.ready()
                 print("%d clients per server in %d client processes each (raw sockets); serve (default watcher) vs "
@@ -210,10 +281,15 @@ def run(args, script):
                       % (args.clients, args.client_procs, _websockets_version(), REFERENCE_POLL_S,
                          " and websockets + a bare inotify thread" if len(sides) == 3 else "", args.writes,
                          args.spacing))
+                before = [side.cpu_seconds() for side in sides]
                 for index in range(args.writes):
                     for side in sides:
                         time.sleep(args.spacing * rng.uniform(0.5, 1.5))
                         side.measure(document, "w%d" % index, atomic=index % 2 == 1)
+                for side, (server_s, clients_s) in zip(sides, before):
+                    server_after, clients_after = side.cpu_seconds()
+                    side.cpu_ms = ((server_after - server_s) * 1000 / args.writes,
+                                   (clients_after - clients_s) * 1000 / args.writes)
                 metrics = server.metrics()
         finally:
             for side in sides:
@@ -226,6 +302,13 @@ def run(args, script):
               % (side.name, bench.percentile(side.last_ms, 0.5), bench.percentile(side.last_ms, 0.9),
                  max(side.last_ms), bench.percentile(side.first_ms, 0.5), len(side.last_ms),
                  ", %d (write, client) pairs MISSING" % side.missing if side.missing else ""))
+    # Every write costs the server's sends and every client's read; with both on this machine's cores, the
+    # last client cannot have it sooner than that CPU time spread over all of them (the idle time included).
+    cores = os.cpu_count() or 1
+    for side in sides:
+        print("%-16s CPU per write (whole run / writes): server %.1f ms + its client processes %.1f ms = %.1f ms; "
+              "spread over %d cores: %.1f ms" % (side.name, side.cpu_ms[0], side.cpu_ms[1], sum(side.cpu_ms), cores,
+                                                 sum(side.cpu_ms) / cores))
     broadcasts = metrics.get("madace_broadcast_duration_seconds_count", 0)
     if broadcasts:
         print("server /metrics: mean broadcast (hub.publish to %d clients) %.2f ms over %d events"

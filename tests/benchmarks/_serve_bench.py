@@ -236,6 +236,38 @@ def handshake_request(host, port, path="/ws", offer=None):
             % (path, host, port, HANDSHAKE_KEY, extension)).encode()
 
 
+CLOSE_REPLY = b"\x88\x80\0\0\0\0"  # a masked close frame with no payload (zero key)
+
+
+def next_frame(buffer, position):
+    """(opcode, payload start, end) of the unmasked server frame at `position` of `buffer`, or None while it is
+    not all there."""
+    size = len(buffer)
+    if size - position < 2:
+        return None
+    length = buffer[position + 1] & 0x7F
+    header = 2
+    if length == 126:
+        if size - position < 4:
+            return None
+        length = int.from_bytes(buffer[position + 2:position + 4], "big")
+        header = 4
+    elif length == 127:
+        if size - position < 10:
+            return None
+        length = int.from_bytes(buffer[position + 2:position + 10], "big")
+        header = 10
+    end = position + header + length
+    if end > size:
+        return None
+    return buffer[position] & 0x0F, position + header, end
+
+
+def pong_for(payload):
+    """The pong answering a ping of `payload`, masked with a zero key (so the payload goes as it is)."""
+    return bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+
+
 class RawClient(asyncio.Protocol):
     """One client connection: the upgrade request, then unmasked server frames parsed by hand.
 
@@ -283,36 +315,20 @@ class RawClient(asyncio.Protocol):
                 self.opened.set_result(self)
             buffer = buffer[end + 4:]
         position = 0
-        size = len(buffer)
-        while size - position >= 2:
-            first = buffer[position]
-            length = buffer[position + 1] & 0x7F
-            header = 2
-            if length == 126:
-                if size - position < 4:
-                    break
-                length = int.from_bytes(buffer[position + 2:position + 4], "big")
-                header = 4
-            elif length == 127:
-                if size - position < 10:
-                    break
-                length = int.from_bytes(buffer[position + 2:position + 10], "big")
-                header = 10
-            end = position + header + length
-            if end > size:
+        while True:
+            frame = next_frame(buffer, position)
+            if frame is None:
                 break
-            opcode = first & 0x0F
+            opcode, start, position = frame
             if opcode == 1:
                 self.count += 1
-                self.on_text(self, buffer[position + header:end])
-            elif opcode == 9:  # ping → pong with the same payload, masked with a zero key
-                payload = buffer[position + header:end]
-                self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+                self.on_text(self, buffer[start:position])
+            elif opcode == 9:
+                self.transport.write(pong_for(buffer[start:position]))
             elif opcode == 8:
-                self.transport.write(b"\x88\x80\0\0\0\0")
+                self.transport.write(CLOSE_REPLY)
                 self.transport.close()
-            position = end
-        self.buffer = buffer[position:] if position < size else b""
+        self.buffer = buffer[position:] if position < len(buffer) else b""
 
 
 async def open_raw_clients(host, port, count, on_text, concurrency=200, path="/ws", source_hosts=None,
