@@ -107,6 +107,7 @@ class ChangeSignal:
         self._settle = None  # the timer that looks at a write still in progress (WRITE_SETTLE_S)
         if self.backend is not None:
             watcher.cold_recheck_s, watcher.full_rescan_s = EVENT_COLD_RECHECK_S, EVENT_FULL_RESCAN_S
+            watcher.full_pass_s = SAFETY_RESCAN_S
             loop.add_reader(self.backend.fileno(), self._on_readable)
 
     def close(self):
@@ -117,6 +118,7 @@ class ChangeSignal:
             self.backend.close()
             self.backend = None
             self.watcher.cold_recheck_s, self.watcher.full_rescan_s = COLD_RECHECK_S, FULL_RESCAN_S
+            self.watcher.full_pass_s = None
 
     def _cancel_settle(self):
         if self._settle is not None:

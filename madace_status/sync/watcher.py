@@ -9,6 +9,10 @@ read again only when the directory's own signature changes (a file created, remo
 at the poll after that, and every FULL_RESCAN_S. A file that changed in the last HOT_FOR_S seconds is stat'ed at every poll; the
 others — idle ones — are stat'ed in turns so that each is still checked every COLD_RECHECK_S. Directories
 of at most ALWAYS_STAT_ENTRIES entries (every ordinary project) have every file stat'ed at every poll.
+
+With an event backend (it sets `full_pass_s`) that full pass is the safety net, at most every `full_pass_s`;
+the looks in between stat the files the events named, and list a directory only when its signature changed
+or an event named a file it does not hold yet (`mark_hot`).
 """
 
 import math
@@ -81,6 +85,12 @@ class PollingWatcher:
         # names the files that change, so the rounds are only a safety net).
         self.cold_recheck_s = COLD_RECHECK_S
         self.full_rescan_s = FULL_RESCAN_S
+        # None: every poll stats every file of a small directory and lists it. An event backend sets a period:
+        # a look within it of the last full pass stats only the files the events named (and lists a directory
+        # only when it changed or an event named a file it does not hold yet); the full pass is the safety net.
+        self.full_pass_s = None
+        self._last_full_pass = None
+        self._named_new_in = set()  # directories in which an event named a file not listed yet
         # What an event backend's path must be for a look to be worth it (cares_about), as absolute paths.
         self._accepts_in = {os.path.abspath(path): accepts for path, accepts in directories}
         self._file_set = frozenset(os.path.abspath(path) for path in self._files)
@@ -105,16 +115,23 @@ class PollingWatcher:
         now = self._clock()
         for path in paths:
             self._changed_at[path] = now
+            if path not in self._signatures:
+                self._named_new_in.add(os.path.dirname(path))
 
     def poll(self):
         now = self._clock()
         elapsed = now - self._last_poll if self._last_poll is not None else None
         changes = {}
+        full = self.full_pass_s is None or self._last_full_pass is None or \
+            now - self._last_full_pass >= self.full_pass_s
+        if full:
+            self._last_full_pass = now
         for path in self._files:
             self._check(path, now, changes)
         hot = self._hot(now)
         for directory in self._directories:
-            self._poll_directory(directory, now, elapsed, changes, hot)
+            self._poll_directory(directory, now, elapsed, changes, hot, full)
+        self._named_new_in.clear()
         self._last_poll = now
         return changes
 
@@ -144,14 +161,17 @@ class PollingWatcher:
             changes[path] = None
         self._changed_at.pop(path, None)
 
-    def _poll_directory(self, directory, now, elapsed, changes, hot):
+    def _poll_directory(self, directory, now, elapsed, changes, hot, full):
         signature = file_signature(directory.path)
         changed = signature != directory.signature
-        # Small directories are listed at every poll. A large one is listed when its signature changed, and at
-        # the poll after that too: the kernel's timestamps are coarse (a few ms), so a second change within
-        # the same tick as the first leaves the signature as it was.
-        relist = changed or directory.changed_last_poll or len(directory.entries) <= ALWAYS_STAT_ENTRIES or \
-            directory.listed_at is None or now - directory.listed_at >= self.full_rescan_s
+        small = len(directory.entries) <= ALWAYS_STAT_ENTRIES
+        # Small directories are listed at every full pass. Any directory is listed when its signature changed,
+        # and at the poll after that too: the kernel's timestamps are coarse (a few ms), so a second change
+        # within the same tick as the first leaves the signature as it was; and when an event named a file
+        # it does not hold (created within such a tick).
+        relist = changed or directory.changed_last_poll or (small and full) or \
+            directory.path in self._named_new_in or directory.listed_at is None or \
+            now - directory.listed_at >= self.full_rescan_s
         directory.changed_last_poll = changed
         if relist:
             old_entries = directory.entries
@@ -167,7 +187,7 @@ class PollingWatcher:
                 if path not in known:
                     self._check(path, now, changes)  # new: looked at now, whatever its speed would be
         entries = directory.entries
-        if len(entries) <= ALWAYS_STAT_ENTRIES or elapsed is None:
+        if elapsed is None or (small and full):
             for path in entries:
                 self._check(path, now, changes)
             return
@@ -175,6 +195,8 @@ class PollingWatcher:
         for path in hot:
             if path in members:
                 self._check(path, now, changes)
+        if small:
+            return  # a look between full passes: the files the events named
         # Then the next files in turn (hot ones included: a second stat is harmless), enough of them this poll
         # that each one's turn comes at least every cold_recheck_s. The cost is that slice, not the directory.
         count = min(len(entries), max(1, math.ceil(len(entries) * elapsed / self.cold_recheck_s)))

@@ -182,3 +182,47 @@ def test_cares_about_the_files_a_project_reads_their_directories_and_ancestors_n
                  os.path.join(states, "notes.txt"), os.path.join(epics, ".EPIC-V3-001.md.swp"),
                  os.path.join(root, "README.md"), os.path.join(root, "docs", "other.md")):
         assert not cares(path), path
+
+
+def test_with_events_a_small_directory_is_stat_ed_in_full_only_at_each_full_pass(tmp_path, monkeypatch):
+    clock = FakeClock()
+    paths = large_directory(tmp_path, 10)
+    watcher = make_watcher(tmp_path, clock)
+    watcher.full_pass_s = 2.0  # as an event backend sets it
+    watcher.poll()
+    write(paths[3], '{"named": 1}', mtime_ns=7)
+    write(paths[8], '{"unnamed": 1}', mtime_ns=7)  # a missed event
+    watcher.mark_hot([paths[3]])
+    stats = []
+    real_signature = watcher_module.file_signature
+    monkeypatch.setattr(watcher_module, "file_signature", lambda path: stats.append(path) or real_signature(path))
+    clock.now += 0.5
+    assert watcher.poll() == {paths[3]: real_signature(paths[3])}
+    assert [path for path in stats if path != str(tmp_path)] == [paths[3]]  # no listing, no other file
+    clock.now += 1.5  # the full pass: every file of the small directory, so the missed write is found
+    assert list(watcher.poll()) == [paths[8]]
+
+
+def test_a_new_file_an_event_names_is_listed_even_when_the_directory_looks_unchanged(tmp_path):
+    # Two creations within one tick of the kernel's coarse clock leave the directory's signature as it was
+    # after the first: the event naming the second file is what makes the watcher list the directory again.
+    for count in (1000, 10):
+        directory = tmp_path / str(count)
+        directory.mkdir()
+        clock = FakeClock()
+        large_directory(directory, count)
+        watcher = make_watcher(directory, clock)
+        watcher.full_pass_s = watcher.full_rescan_s = 60.0
+        watcher.cold_recheck_s = 60.0
+        watcher.poll()
+        clock.now += 0.01
+        watcher.poll()  # the poll after a change has listed again too: the directory is settled now
+        before = os.stat(str(directory))
+        new_path = str(directory / ".new.state.json")
+        write(new_path, "{}")
+        os.utime(str(directory), ns=(before.st_atime_ns, before.st_mtime_ns))  # the same tick
+        clock.now += 0.01
+        assert new_path not in watcher.poll()  # no event: found only by a full pass
+        watcher.mark_hot([new_path])
+        clock.now += 0.01
+        assert new_path in watcher.poll(), count
