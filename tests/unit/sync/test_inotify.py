@@ -173,24 +173,36 @@ def test_a_write_is_in_progress_until_its_close_and_directory_events_never_are()
         assert not event(mask).write_in_progress, hex(mask)
 
 
+def _state_dir_project(tmp_path):
+    """(its state directory, its ProjectPaths): an empty project with a state directory."""
+    from madace_status.project.loader import ProjectPaths
+    states = tmp_path / "madace-data" / "workflow-states"
+    states.mkdir(parents=True)
+    return states, ProjectPaths(str(tmp_path))
+
+
+def _inotify_signal(paths):
+    """On the running loop: the project's PollingWatcher, its first poll done, and the inotify ChangeSignal."""
+    import asyncio
+    from madace_status.sync.watch_select import ChangeSignal
+    from madace_status.sync.watcher import project_watcher
+    files = project_watcher(paths)
+    signal = ChangeSignal(asyncio.get_running_loop(), "inotify", paths, files)
+    files.poll()
+    return files, signal
+
+
 @linux_only
 def test_a_write_wakes_the_signal_at_its_close_and_one_left_open_after_the_settle_time(tmp_path, monkeypatch):
     import asyncio
-    from madace_status.project.loader import ProjectPaths
     from madace_status.sync import watch_select
-    from madace_status.sync.watch_select import ChangeSignal
-    from madace_status.sync.watcher import project_watcher
-    states = tmp_path / "madace-data" / "workflow-states"
-    states.mkdir(parents=True)
-    paths = ProjectPaths(str(tmp_path))
+    states, paths = _state_dir_project(tmp_path)
     long_s = 60.0
 
     async def scenario():
         loop = asyncio.get_running_loop()
-        files = project_watcher(paths)
-        signal = ChangeSignal(loop, "inotify", paths, files)
+        _, signal = _inotify_signal(paths)
         try:
-            files.poll()
             monkeypatch.setattr(watch_select, "WRITE_SETTLE_S", long_s)  # no look before the close, however slow
             handle = open(str(states / ".a.state.json"), "w")
             handle.write("{")
@@ -219,26 +231,18 @@ def test_a_write_wakes_the_signal_at_its_close_and_one_left_open_after_the_settl
 @linux_only
 def test_a_temporary_file_beside_a_state_file_wakes_no_look_and_its_rename_over_the_file_wakes_one(tmp_path):
     import asyncio
-    from madace_status.project.loader import ProjectPaths
-    from madace_status.sync.watch_select import ChangeSignal
-    from madace_status.sync.watcher import project_watcher
-    states = tmp_path / "madace-data" / "workflow-states"
-    states.mkdir(parents=True)
+    states, paths = _state_dir_project(tmp_path)
     target = states / ".a.state.json"
     target.write_text("{}")
-    paths = ProjectPaths(str(tmp_path))
     timeout_s = 10.0
 
     async def scenario():
         loop = asyncio.get_running_loop()
-        files = project_watcher(paths)
-        signal = ChangeSignal(loop, "inotify", paths, files)
+        files, signal = _inotify_signal(paths)
         batches = []
         read_events = signal.backend.read_events
         signal.backend.read_events = lambda: batches.append(read_events()) or batches[-1]
         try:
-            files.poll()
-
             async def delivered(name):  # until the loop has handed an event naming `name` to the signal
                 deadline = loop.time() + timeout_s
                 while not any(event.name == name for batch in batches for event in batch):
