@@ -49,22 +49,12 @@ def reference_main(path, inotify=False):
     PATH when a bare inotify thread (_floor_bench.finished_writes) reports it written instead: the same
     server with the poll phase taken out, so that the two fan-outs are compared alone."""
     import websockets
-    from websockets.asyncio.server import serve as ws_serve
     bench.raise_nofile(1 << 16)
 
     async def main():
-        connections = set()
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-
-        async def handler(websocket):
-            connections.add(websocket)
-            try:
-                await websocket.wait_closed()
-            finally:
-                connections.discard(websocket)
-
-        server = await ws_serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None, backlog=4096)
+        server, connections = await bench.open_websockets_server()
         print("port %d" % server.sockets[0].getsockname()[1], flush=True)
         threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(done.set_result, None)),
                          daemon=True).start()

@@ -435,13 +435,11 @@ async def _serve_floor(announce):
     return server, broadcast, count, connections
 
 
-async def _serve_websockets(announce, ping_interval=None, compression=None):
-    """A `websockets` server (asyncio implementation), no compression (unless `compression="deflate"`: its
-    default permessage-deflate settings), no keepalive pings (unless `ping_interval` is given), broadcast()."""
-    import websockets
+async def open_websockets_server(ping_interval=None, compression=None):
+    """(server, the set of its open connections): a `websockets` server (asyncio implementation) on a free
+    loopback port that only holds its connections, for `websockets.broadcast()`."""
     from websockets.asyncio.server import serve as ws_serve
     connections = set()
-    seq = [0]
 
     async def handler(websocket):
         connections.add(websocket)
@@ -452,6 +450,15 @@ async def _serve_websockets(announce, ping_interval=None, compression=None):
 
     server = await ws_serve(handler, "127.0.0.1", 0, compression=compression, ping_interval=ping_interval,
                             backlog=4096)
+    return server, connections
+
+
+async def _serve_websockets(announce, ping_interval=None, compression=None):
+    """A `websockets` server (asyncio implementation), no compression (unless `compression="deflate"`: its
+    default permessage-deflate settings), no keepalive pings (unless `ping_interval` is given), broadcast()."""
+    import websockets
+    server, connections = await open_websockets_server(ping_interval, compression)
+    seq = [0]
     announce(server.sockets[0].getsockname()[1])
 
     def broadcast(data):
