@@ -51,6 +51,7 @@ class InotifyWatcher:
             raise InotifyUnavailable("inotify_init1 failed: %s" % os.strerror(ctypes.get_errno()))
         self._parser = InotifyParser()
         self._watches = {}  # watched path → wd
+        self._directory_of = {}  # wd → watched path (the events name the wd), rebuilt by rearm
         try:
             self.rearm()
         except InotifyUnavailable:
@@ -66,21 +67,24 @@ class InotifyWatcher:
 
     def rearm(self):
         wanted = {nearest_existing(directory) for directory in self._directories}
-        for path in list(self._watches):
-            if path not in wanted:
-                self._rm(self._fd, self._watches.pop(path))  # fails harmlessly when the kernel dropped it
-        for path in sorted(wanted):
-            wd = self._add(self._fd, os.fsencode(path), DIRECTORY_MASK)
-            if wd < 0:
-                code = ctypes.get_errno()
-                if code == errno.ENOSPC:
-                    raise InotifyUnavailable("inotify watch limit reached (fs.inotify.max_user_watches)")
-                continue  # gone between the stat and the watch: the next event or safety rescan catches up
-            self._watches[path] = wd
+        try:
+            for path in list(self._watches):
+                if path not in wanted:
+                    self._rm(self._fd, self._watches.pop(path))  # fails harmlessly when the kernel dropped it
+            for path in sorted(wanted):
+                wd = self._add(self._fd, os.fsencode(path), DIRECTORY_MASK)
+                if wd < 0:
+                    code = ctypes.get_errno()
+                    if code == errno.ENOSPC:
+                        raise InotifyUnavailable("inotify watch limit reached (fs.inotify.max_user_watches)")
+                    continue  # gone between the stat and the watch: the next event or safety rescan catches up
+                self._watches[path] = wd
+        finally:
+            self._directory_of = {wd: path for path, wd in self._watches.items()}
 
     def paths_of(self, events):
         """The paths the events name (entries of watched directories)."""
-        directories = {wd: path for path, wd in self._watches.items()}
+        directories = self._directory_of
         return [os.path.join(directories[event.wd], event.name) for event in events
                 if event.name and event.wd in directories]
 
@@ -88,7 +92,7 @@ class InotifyWatcher:
         """The events worth a look: about a watched directory itself (or the queue), a directory entry, or a
         path `cares_about` (PollingWatcher.cares_about). The rest — the temporary file of an atomic write, an
         editor's swap file — would only make the service stat and read what did not change."""
-        directories = {wd: path for path, wd in self._watches.items()}
+        directories = self._directory_of
         return [event for event in events if not event.name or event.mask & IN_ISDIR or event.needs_rearm
                 or event.wd not in directories or cares_about(os.path.join(directories[event.wd], event.name))]
 
