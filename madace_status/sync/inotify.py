@@ -12,7 +12,8 @@ import ctypes.util
 import errno
 import os
 
-from madace_status.sync.inotify_events import DIRECTORY_MASK, IN_CLOEXEC, IN_ISDIR, IN_NONBLOCK, InotifyParser
+from madace_status.sync.inotify_events import (DIRECTORY_MASK, IN_CLOEXEC, IN_ISDIR, IN_NONBLOCK, SELF_GONE_MASK,
+                                               InotifyParser)
 from madace_status.sync.watcher import nearest_existing
 
 READ_BYTES = 64 * 1024  # one read takes up to this much of the queue; the rest comes at the next readiness
@@ -78,6 +79,9 @@ class InotifyWatcher:
                     if code == errno.ENOSPC:
                         raise InotifyUnavailable("inotify watch limit reached (fs.inotify.max_user_watches)")
                     continue  # gone between the stat and the watch: the next event or safety rescan catches up
+                old = self._watches.get(path)
+                if old is not None and old != wd:
+                    self._rm(self._fd, old)  # the path is another directory now: the old one's watch goes
                 self._watches[path] = wd
         finally:
             self._directory_of = {wd: path for path, wd in self._watches.items()}
@@ -87,6 +91,23 @@ class InotifyWatcher:
         directories = self._directory_of
         return [os.path.join(directories[event.wd], event.name) for event in events
                 if event.name and event.wd in directories]
+
+    def structural_paths(self, events, is_structure):
+        """The paths whose identity the events say changed: a watched directory that reported its own deletion
+        or move, and an entry of a watched directory for which `is_structure(path)` (a directory the project
+        reads from, or one above it: created, deleted, renamed, or a symlink put in its place)."""
+        directories = self._directory_of
+        paths = []
+        for event in events:
+            directory = directories.get(event.wd)
+            if directory is None:
+                continue
+            if not event.name:
+                if event.mask & SELF_GONE_MASK:
+                    paths.append(directory)
+            elif is_structure(os.path.join(directory, event.name)):
+                paths.append(os.path.join(directory, event.name))
+        return paths
 
     def that_matter(self, events, cares_about):
         """The events worth a look: about a watched directory itself (or the queue), a directory entry, or a

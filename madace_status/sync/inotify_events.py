@@ -32,6 +32,7 @@ DIRECTORY_MASK = (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MO
 # Events after which the set of watches must be computed again (a directory appeared, went, or the queue lost
 # events).
 REARM_MASK = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_Q_OVERFLOW
+SELF_GONE_MASK = IN_DELETE_SELF | IN_MOVE_SELF  # a watched directory itself deleted or moved away
 MAX_PENDING_BYTES = 1 << 20  # a record's name is at most NAME_MAX: more unparsed bytes than this is corruption
 
 

@@ -148,6 +148,11 @@ class KqueueWatcher:
         """The paths the changes name, with the watched files of a directory whose entries changed."""
         return paths_to_recheck(events, self._files_by_directory)
 
+    @staticmethod
+    def structural_paths(events, is_structure):
+        """The watched directories that went, were renamed or revoked (their entries changing is not that)."""
+        return [change.path for change in events if change.is_directory and change.gone]
+
     def _close_watch(self, fd):
         self._watches.pop(fd, None)
         try:

@@ -38,12 +38,25 @@ logger = logging.getLogger("madace_status.sync")
 
 
 def watched_directories(paths):
-    """Every directory whose entries can change what a project reads."""
+    """Every directory whose entries can change what a project reads, and the directories above them up to the
+    root (or the parent of one outside it): a state directory removed, re-created or swapped for a symlink is an
+    entry of its parent changing, which a watch on the directory itself does not see."""
     state_dirs, _ = paths.state_dir_candidates()
     status_files, _ = paths.status_file_candidates()
     epics_dir, _ = paths.epics_dir_path()
-    directories = list(state_dirs) + [epics_dir, paths.root] + [os.path.dirname(path) for path in status_files]
-    return list(dict.fromkeys(os.path.abspath(directory) for directory in directories))
+    root = os.path.abspath(paths.root)
+    directories = list(state_dirs) + [epics_dir, root] + [os.path.dirname(path) for path in status_files]
+    watched = []
+    for directory in directories:
+        directory = os.path.abspath(directory)
+        watched.append(directory)
+        parent = os.path.dirname(directory)
+        while parent != directory and (parent + os.sep).startswith(root + os.sep):
+            watched.append(parent)
+            directory, parent = parent, os.path.dirname(parent)
+        if not (directory + os.sep).startswith(root + os.sep):
+            watched.append(parent)  # one outside the root (an explicit option): its parent too
+    return list(dict.fromkeys(watched))
 
 
 def watched_files(paths):
@@ -108,6 +121,7 @@ class ChangeSignal:
         if self.backend is not None:
             watcher.cold_recheck_s, watcher.full_rescan_s = EVENT_COLD_RECHECK_S, EVENT_FULL_RESCAN_S
             watcher.full_pass_s = SAFETY_RESCAN_S
+            watcher.racy_recheck = False  # every write is named by an event: it is read whatever its signature
             loop.add_reader(self.backend.fileno(), self._on_readable)
 
     def close(self):
@@ -119,6 +133,7 @@ class ChangeSignal:
             self.backend = None
             self.watcher.cold_recheck_s, self.watcher.full_rescan_s = COLD_RECHECK_S, FULL_RESCAN_S
             self.watcher.full_pass_s = None
+            self.watcher.racy_recheck = True
 
     def _cancel_settle(self):
         if self._settle is not None:
@@ -140,8 +155,12 @@ class ChangeSignal:
             events = self.backend.that_matter(self.backend.read_events(), self.watcher.cares_about)
             if not events:
                 return  # nothing the project reads: no look (an atomic write's temporary file, a swap file)
-            self.watcher.mark_hot(self.backend.paths_of(events))  # stat'ed at the next poll, however large
-            if any(event.needs_rearm for event in events):
+            self.watcher.mark_hot(self.backend.paths_of(events))  # read at the next poll, however large
+            structure = self.backend.structural_paths(events, self.watcher.is_structure)
+            self.watcher.mark_structure_changed(structure)  # a directory replaced: what it holds is read again
+            if any(getattr(event, "overflow", False) for event in events):
+                self.watcher.request_full_read()  # the events lost named what changed: read everything
+            if structure or any(event.needs_rearm for event in events):
                 self.backend.rearm()  # a watched directory appeared, went or moved; or the queue overflowed
         except Exception as error:  # the backend broke (e.g. watch limit reached): poll from now on
             logger.warning("%s failed, falling back to polling: %s", self.active, escape(str(error)))

@@ -1,8 +1,16 @@
 """Change detection by polling: which watched files changed, appeared or disappeared since the last poll.
 
-A file's signature is `(st_mtime_ns, st_size, st_ino)`: an in-place write changes the time or size, an atomic
-rename changes the inode. Directories that do not exist yet are looked for again at every poll, so a state
-directory created after start-up is picked up.
+A file's signature is `(st_mtime_ns, st_size, st_ino, st_ctime_ns)`: an in-place write changes the times or
+the size, an atomic rename changes the inode, and the change time cannot be set back (a tool that restores the
+modification time still moves it). Directories that do not exist yet are looked for again at every poll, so a
+state directory created after start-up is picked up.
+
+Timestamps are coarse on most kernels (a clock tick, 1-10 ms; a whole second or two on some file systems): a
+second write of the same size within the tick of the first leaves the signature as it was. A signature whose
+change time is within RACY_WINDOW_S of the moment it was read is "racy" (git's word for the same problem):
+the file is reported once more, as changed, at the first poll after the window (its content read again). An
+event backend names each file it sees written (`mark_hot`), and those are reported whatever their signature,
+so with events no racy re-check is needed.
 
 Polling cost grows with the number of files, so a large directory is polled in two speeds. Its listing is
 read again only when the directory's own signature changes (a file created, removed or renamed into it),
@@ -25,6 +33,13 @@ ALWAYS_STAT_ENTRIES = 64
 HOT_FOR_S = 10.0
 COLD_RECHECK_S = 0.5
 FULL_RESCAN_S = 2.0
+# A signature read within this of its change time may hide a second change in the same clock tick (Linux: one
+# jiffy, at most 10 ms); it is read again once the window has passed.
+RACY_WINDOW_S = 0.02
+# A change time in whole seconds comes from a file system that keeps no finer time (FAT: 2 s; HFS+, ext3, some
+# network file systems: 1 s): the window is as wide as its tick.
+COARSE_RACY_WINDOW_S = 2.0
+_NS_PER_S = 1000 * 1000 * 1000
 
 
 def nearest_existing(path):
@@ -40,19 +55,29 @@ def nearest_existing(path):
 
 
 def file_signature(path):
-    """(st_mtime_ns, st_size, st_ino) of `path` (following symlinks), or None when it cannot be stat'ed."""
+    """(st_mtime_ns, st_size, st_ino, st_ctime_ns) of `path` (following symlinks), or None when it cannot be
+    stat'ed."""
     try:
         info = os.stat(path)
     except (OSError, ValueError):
         return None
-    return (info.st_mtime_ns, info.st_size, info.st_ino)
+    return (info.st_mtime_ns, info.st_size, info.st_ino, info.st_ctime_ns)
+
+
+def racy_window_ns(signature, read_at_ns):
+    """How long after `read_at_ns` (wall clock) a signature must be read again, in ns; 0 when it is not racy:
+    its change time is older than the file system's tick (see the module's docstring)."""
+    changed_ns = signature[3]
+    window_s = COARSE_RACY_WINDOW_S if changed_ns % _NS_PER_S == 0 else RACY_WINDOW_S
+    window_ns = int(window_s * _NS_PER_S)
+    return window_ns if changed_ns >= read_at_ns - window_ns else 0
 
 
 class _Directory:
     """One watched directory: its signature, and its accepted entries as last listed."""
 
     __slots__ = ("path", "accepts", "signature", "entries", "entry_set", "listed_at", "cold_cursor",
-                 "changed_last_poll")
+                 "changed_last_poll", "racy_until")
 
     def __init__(self, path, accepts):
         self.path = path
@@ -63,6 +88,7 @@ class _Directory:
         self.listed_at = None
         self.cold_cursor = 0
         self.changed_last_poll = False
+        self.racy_until = None  # clock time after which a listing taken within its signature's tick is redone
 
 
 class PollingWatcher:
@@ -70,17 +96,20 @@ class PollingWatcher:
 
     `files`: paths watched one by one (they may not exist yet). `directories`: (path, accepts) pairs where
     `accepts(name)` says which entry names count. `poll()` returns {path: signature or None} for every path
-    whose signature changed since the previous poll (None: it is gone). The first poll reports every existing
-    path.
+    whose signature changed since the previous poll (None: it is gone), every path an event backend named
+    since (`mark_hot`) that exists, and every racy path whose window has passed. The first poll, and the first
+    after `reset()`, reports every existing path.
     """
 
-    def __init__(self, files=(), directories=(), clock=time.monotonic):
+    def __init__(self, files=(), directories=(), clock=time.monotonic, wall_clock_ns=time.time_ns):
         self._files = list(files)
-        self._directories = [_Directory(path, accepts) for path, accepts in directories]
-        self._signatures = {}
-        self._changed_at = {}  # path → clock time of its last change (what makes it "hot")
+        self._directory_specs = list(directories)
         self._clock = clock
-        self._last_poll = None
+        self._wall_clock_ns = wall_clock_ns
+        # With no event backend, a racy signature is read again after its window (an event names every write).
+        self.racy_recheck = True
+        self._full_read_requested = False
+        self.reset()
         # Each idle file of a large directory is stat'ed at least this often; an event backend raises it (it
         # names the files that change, so the rounds are only a safety net).
         self.cold_recheck_s = COLD_RECHECK_S
@@ -89,12 +118,27 @@ class PollingWatcher:
         # a look within it of the last full pass stats only the files the events named (and lists a directory
         # only when it changed or an event named a file it does not hold yet); the full pass is the safety net.
         self.full_pass_s = None
-        self._last_full_pass = None
-        self._named_new_in = set()  # directories in which an event named a file not listed yet
         # What an event backend's path must be for a look to be worth it (cares_about), as absolute paths.
         self._accepts_in = {os.path.abspath(path): accepts for path, accepts in directories}
         self._file_set = frozenset(os.path.abspath(path) for path in self._files)
         self._ancestors = frozenset(_with_ancestors(list(self._accepts_in) + list(self._file_set)))
+        # A watched directory or file, or a directory above one: an event naming it means the tree itself moved.
+        self._structure = self._ancestors - self._file_set
+
+    def reset(self):
+        """Forget everything seen: the next poll reports every existing path, as the first one did (after a look
+        that failed, the service reads the whole project again from this new baseline)."""
+        self._directories = [_Directory(path, accepts) for path, accepts in self._directory_specs]
+        self._signatures = {}
+        self._changed_at = {}  # path → clock time of its last change (what makes it "hot")
+        self._named = set()  # paths an event named since the last poll: reported whatever their signature
+        self._structure_changed = set()  # directories an event said changed identity: reported as they are
+        self._named_new_in = set()  # directories in which an event named a file not listed yet
+        self._racy = {}  # path → clock time after which its racy signature is read again
+        self._real = {}  # watched directory or file → its real path at the last full pass
+        self._read_at_ns = self._wall_clock_ns()  # the wall clock at the start of the poll (for racy_window_ns)
+        self._last_poll = None
+        self._last_full_pass = None
 
     @property
     def watched_paths(self):
@@ -104,36 +148,96 @@ class PollingWatcher:
         """Whether a change at `path` (absolute) can change what a poll reports: a watched file, an entry of a
         watched directory that it accepts, or a watched directory or an ancestor of one (created, replaced or
         moved). An editor's swap file or an engine's temporary file beside a state file is none of these."""
-        if path in self._file_set or path in self._ancestors:
-            return True
-        directory, name = os.path.split(path)
-        accepts = self._accepts_in.get(directory)
-        return accepts is not None and accepts(name)
+        return path in self._ancestors or self._may_be_read(path)
+
+    def request_full_read(self):
+        """The event backend lost events (its queue overflowed): what changed is unknown, so the reader of this
+        watcher should read everything again (take_full_read_request)."""
+        self._full_read_requested = True
+
+    def take_full_read_request(self):
+        """True once after request_full_read()."""
+        requested, self._full_read_requested = self._full_read_requested, False
+        return requested
+
+    def is_structure(self, path):
+        """Whether `path` is a watched directory, or a directory above a watched directory or file."""
+        return path in self._structure
+
+    def mark_structure_changed(self, paths):
+        """Paths an event backend says changed identity (see `is_structure`; a watched directory deleted or
+        moved): reported at the next poll as they are, so the reader reads what depends on them again."""
+        self._structure_changed.update(paths)
 
     def mark_hot(self, paths):
-        """Paths an event backend named: checked at every poll for the next HOT_FOR_S, like a changed file."""
+        """Paths an event backend named: reported at the next poll (the event is the proof of a write, whatever
+        the signature says; a name the watcher never saw is reported as gone, and the reader decides), then
+        checked at every poll for the next HOT_FOR_S, like a changed file."""
         now = self._clock()
         for path in paths:
             self._changed_at[path] = now
+            self._named.add(path)
             if path not in self._signatures:
                 self._named_new_in.add(os.path.dirname(path))
 
     def poll(self):
         now = self._clock()
+        self._read_at_ns = self._wall_clock_ns()
         elapsed = now - self._last_poll if self._last_poll is not None else None
         changes = {}
         full = self.full_pass_s is None or self._last_full_pass is None or \
             now - self._last_full_pass >= self.full_pass_s
         if full:
             self._last_full_pass = now
+            self._check_real_paths(changes)
         for path in self._files:
             self._check(path, now, changes)
         hot = self._hot(now)
         for directory in self._directories:
             self._poll_directory(directory, now, elapsed, changes, hot, full)
+        self._recheck_named_and_racy(now, changes)
         self._named_new_in.clear()
         self._last_poll = now
         return changes
+
+    def _check_real_paths(self, changes):
+        """Report a watched directory or file whose real path changed: it (or a directory above it) was swapped
+        for a symlink, or a symlink was pointed elsewhere. Its files may keep their signatures, yet whether they
+        may be read at all (a symlink out of the root) changed: the reader decides, so it must look."""
+        real_paths = self._real
+        for path in [directory.path for directory in self._directories] + self._files:
+            real = os.path.realpath(path)
+            if real_paths.get(path, real) != real:
+                changes[path] = file_signature(path)
+            real_paths[path] = real
+
+    def _recheck_named_and_racy(self, now, changes):
+        """Report what an event named, and each racy signature whose window has passed, even when its signature
+        is the one already seen (a write within the same clock tick). A named file the watcher never saw (made
+        and removed between two polls, after the reader listed it) is reported as gone: the reader decides.
+        A directory whose identity changed is reported as it is: the tree itself changed."""
+        due = [path for path, until in self._racy.items() if until <= now] if self._racy else ()
+        for path in due:
+            del self._racy[path]
+        for path in list(self._named) + list(due):
+            if path in changes:
+                continue
+            signature = self._signatures.get(path)
+            if signature is not None or self._may_be_read(path):
+                changes[path] = signature
+        for path in self._structure_changed:
+            if path not in changes:
+                changes[path] = file_signature(path)
+        self._named.clear()
+        self._structure_changed.clear()
+
+    def _may_be_read(self, path):
+        """A watched file, or a name a watched directory accepts (whether it exists or not)."""
+        if path in self._file_set:
+            return True
+        directory, name = os.path.split(path)
+        accepts = self._accepts_in.get(directory)
+        return accepts is not None and accepts(name)
 
     def _hot(self, now):
         """The paths that changed (or were named by an event) in the last HOT_FOR_S; older ones are forgotten, so
@@ -152,14 +256,24 @@ class PollingWatcher:
                 self._changed_at[path] = now
             if signature is None:
                 self._signatures.pop(path, None)
+                self._racy.pop(path, None)
             else:
                 self._signatures[path] = signature
+                self._mark_if_racy(path, signature, now)
+
+    def _mark_if_racy(self, path, signature, now):
+        if self.racy_recheck:
+            window_ns = racy_window_ns(signature, self._read_at_ns)
+            if window_ns:
+                self._racy[path] = now + window_ns / _NS_PER_S
+                self._changed_at[path] = now  # hot: stat'ed at every poll until then, even in a large directory
 
     def _forget(self, path, changes):
         if path in self._signatures:
             del self._signatures[path]
             changes[path] = None
         self._changed_at.pop(path, None)
+        self._racy.pop(path, None)
 
     def _poll_directory(self, directory, now, elapsed, changes, hot, full):
         signature = file_signature(directory.path)
@@ -169,14 +283,20 @@ class PollingWatcher:
         # and at the poll after that too: the kernel's timestamps are coarse (a few ms), so a second change
         # within the same tick as the first leaves the signature as it was; and when an event named a file
         # it does not hold (created within such a tick).
-        relist = changed or directory.changed_last_poll or (small and full) or \
+        racy_due = directory.racy_until is not None and directory.racy_until <= now
+        relist = changed or directory.changed_last_poll or (small and full) or racy_due or \
             directory.path in self._named_new_in or directory.listed_at is None or \
             now - directory.listed_at >= self.full_rescan_s
         directory.changed_last_poll = changed
+        if changed and directory.listed_at is not None and _identity(signature) != _identity(directory.signature):
+            changes[directory.path] = signature  # it appeared, went or was replaced: the notices of it change too
         if relist:
             old_entries = directory.entries
             directory.signature = signature
             directory.listed_at = now
+            window_ns = racy_window_ns(signature, self._read_at_ns) \
+                if signature is not None and self.racy_recheck else 0
+            directory.racy_until = now + window_ns / _NS_PER_S if window_ns else None
             directory.entries = self._list(directory) if signature is not None else []
             current = directory.entry_set = frozenset(directory.entries)
             for path in old_entries:
@@ -197,6 +317,8 @@ class PollingWatcher:
                 self._check(path, now, changes)
         if small:
             return  # a look between full passes: the files the events named
+        if not entries:
+            return  # emptied since the last listing: no turn to take
         # Then the next files in turn (hot ones included: a second stat is harmless), enough of them this poll
         # that each one's turn comes at least every cold_recheck_s. The cost is that slice, not the directory.
         count = min(len(entries), max(1, math.ceil(len(entries) * elapsed / self.cold_recheck_s)))
@@ -212,6 +334,11 @@ class PollingWatcher:
                 return sorted(entry.path for entry in entries if directory.accepts(entry.name))
         except OSError:
             return []  # missing or unreadable for now: looked for again at the next poll
+
+
+def _identity(signature):
+    """A directory's identity in its signature: None when it does not exist, else its inode."""
+    return None if signature is None else signature[2]
 
 
 def _with_ancestors(paths):

@@ -227,8 +227,9 @@ class LiveView(object):
             pass
 
     def _poll_once(self):
+        full_read = self._files.take_full_read_request()  # events were lost: read again whatever poll() says
         changes = self._files.poll()
-        if changes or self._local is None or self._local[1] is not None:
+        if changes or full_read or self._local is None or self._local[1] is not None:
             try:
                 self._local = (load_project(self.options.paths), None)
             except ProjectUnreadable as error:

@@ -262,3 +262,41 @@ def test_a_temporary_file_beside_a_state_file_wakes_no_look_and_its_rename_over_
             signal.close()
 
     asyncio.run(scenario())
+
+
+@linux_only
+def test_a_directory_replaced_is_a_structural_change_and_the_new_one_is_watched(tmp_path):
+    """A state directory removed and made again, or swapped for a symlink: the watch on the old directory would
+    see nothing more. The parent's watch names the entry; the watched directory's own deletion names itself."""
+    from madace_status.sync.inotify import InotifyWatcher
+    parent = tmp_path / "data"
+    target = parent / "states"
+    os.makedirs(str(target))
+    watcher = InotifyWatcher([str(target), str(parent)])
+    is_structure = {str(target), str(parent)}.__contains__
+    try:
+        old_wd = watcher._watches[str(target)]
+        os.rename(str(target), str(tmp_path / "moved"))
+        os.symlink(str(tmp_path / "moved"), str(target))
+        events = _drain_until(watcher, lambda seen: any(event.name == "states" and event.mask & ev.IN_CREATE
+                                                        for event in seen))
+        structural = watcher.structural_paths(events, is_structure)
+        assert str(target) in structural  # the symlink made in the parent: not an IN_ISDIR event
+        watcher.rearm()
+        os.remove(str(target))
+        os.mkdir(str(target))
+        events = _drain_until(watcher, lambda seen: any(event.name == "states" and event.mask & ev.IN_CREATE
+                                                        for event in seen))
+        assert str(target) in watcher.structural_paths(events, is_structure)
+        watcher.rearm()
+        assert watcher._watches[str(target)] != old_wd  # the new directory is watched, the moved one no more
+        (target / "a.json").write_text("{}")
+        events = _drain_until(watcher, lambda seen: any(event.name == "a.json" for event in seen))
+        assert str(target / "a.json") in watcher.paths_of(events)
+        assert watcher.structural_paths(events, is_structure) == []  # a file written is no structural change
+        os.remove(str(target / "a.json"))
+        os.rmdir(str(target))
+        events = _drain_until(watcher, lambda seen: any(event.mask & ev.IN_DELETE_SELF for event in seen))
+        assert str(target) in watcher.structural_paths(events, is_structure)
+    finally:
+        watcher.close()

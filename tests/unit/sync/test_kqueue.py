@@ -237,12 +237,14 @@ def test_the_sample_project_watches_its_directories_story_file_epics_and_state_f
         epics = str(root / "docs" / "v3-planning" / "epics")
         state_files = sorted(os.path.join(states, name) for name in os.listdir(states))
         epic_files = sorted(os.path.join(epics, name) for name in os.listdir(epics))
-        # .madace/workflow-states does not exist: the root stands in for it (watched once, like the others).
+        # .madace/workflow-states does not exist: the root stands in for it (watched once, like the others). The
+        # directories between the root and a watched one are watched too (a directory replaced is their entry).
         expected = {str(root): True, str(root / "docs"): True, states: True, epics: True,
+                    str(root / "madace-data"): True, str(root / "docs" / "v3-planning"): True,
                     str(root / ".madace"): None, str(root / "docs" / "workflow-status.md"): False}
         assert {path: watched.get(path) for path in expected} == expected
         assert all(watched.get(path) is False for path in state_files + epic_files)
-        assert len(watched) == 4 + 1 + len(state_files) + len(epic_files)
+        assert len(watched) == 6 + 1 + len(state_files) + len(epic_files)
         story_fd = next(fd for fd, watch in backend._watches.items() if watch[0].endswith("workflow-status.md"))
         fake_kqueue.instances[-1].pending = [FakeKevent(story_fd, filter=kq.EVFILT_VNODE, fflags=kq.NOTE_RENAME)]
         events = backend.read_events()

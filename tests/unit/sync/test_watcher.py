@@ -2,6 +2,7 @@
 (listing only on a directory change, idle files checked in turns), with real files and a fake clock."""
 
 import os
+import time
 
 from madace_status.sync import watcher as watcher_module
 from madace_status.sync.watcher import COLD_RECHECK_S, HOT_FOR_S, PollingWatcher
@@ -26,8 +27,14 @@ def write(path, text, mtime_ns=None):
         os.utime(path, ns=(mtime_ns, mtime_ns))
 
 
-def make_watcher(directory, clock):
-    return PollingWatcher(directories=[(str(directory), state_files_only)], clock=clock)
+# These tests set the files' times themselves: seen from a wall clock a day ahead, no signature is racy (read
+# within its clock tick), so no racy re-check is reported. The racy tests below give their own wall clock.
+A_DAY_AHEAD_NS = lambda: time.time_ns() + 86400 * 10 ** 9  # noqa: E731
+
+
+def make_watcher(directory, clock, wall_clock_ns=A_DAY_AHEAD_NS):
+    return PollingWatcher(directories=[(str(directory), state_files_only)], clock=clock,
+                          wall_clock_ns=wall_clock_ns)
 
 
 def test_first_poll_reports_every_existing_matching_file(tmp_path):
@@ -66,7 +73,8 @@ def test_a_directory_created_after_the_first_poll_is_picked_up(tmp_path):
     directory.mkdir()
     write(str(directory / ".w.state.json"), "{}")
     clock.now += 0.1
-    assert list(watcher.poll()) == [str(directory / ".w.state.json")]
+    # The directory itself is reported too: that it exists now changes what the project says of it.
+    assert sorted(watcher.poll()) == [str(directory), str(directory / ".w.state.json")]
 
 
 def large_directory(tmp_path, count):
@@ -203,9 +211,10 @@ def test_with_events_a_small_directory_is_stat_ed_in_full_only_at_each_full_pass
     assert list(watcher.poll()) == [paths[8]]
 
 
-def test_a_new_file_an_event_names_is_listed_even_when_the_directory_looks_unchanged(tmp_path):
+def test_a_new_file_an_event_names_is_listed_even_when_the_directory_looks_unchanged(tmp_path, monkeypatch):
     # Two creations within one tick of the kernel's coarse clock leave the directory's signature as it was
     # after the first: the event naming the second file is what makes the watcher list the directory again.
+    real_signature = watcher_module.file_signature
     for count in (1000, 10):
         directory = tmp_path / str(count)
         directory.mkdir()
@@ -217,12 +226,126 @@ def test_a_new_file_an_event_names_is_listed_even_when_the_directory_looks_uncha
         watcher.poll()
         clock.now += 0.01
         watcher.poll()  # the poll after a change has listed again too: the directory is settled now
-        before = os.stat(str(directory))
+        before = real_signature(str(directory))
         new_path = str(directory / ".new.state.json")
         write(new_path, "{}")
-        os.utime(str(directory), ns=(before.st_atime_ns, before.st_mtime_ns))  # the same tick
+        monkeypatch.setattr(watcher_module, "file_signature",  # the same tick: the directory's times unchanged
+                            lambda path, d=str(directory), b=before: b if path == d else real_signature(path))
         clock.now += 0.01
         assert new_path not in watcher.poll()  # no event: found only by a full pass
         watcher.mark_hot([new_path])
         clock.now += 0.01
         assert new_path in watcher.poll(), count
+
+
+# -- nothing stale (issue 18) ----------------------------------------------------------------------------------------
+
+def test_a_large_directory_emptied_at_once_reports_every_file_gone(tmp_path):
+    # The cold-slice cursor of a large directory whose listing became empty divided by zero, and the look's
+    # changes were dropped.
+    clock = FakeClock()
+    paths = large_directory(tmp_path, 100)
+    watcher = make_watcher(tmp_path, clock)
+    watcher.poll()
+    clock.now += 0.1
+    watcher.poll()
+    for path in paths:
+        os.remove(path)
+    clock.now += 0.1
+    assert watcher.poll() == {path: None for path in paths}
+    clock.now += 0.1
+    assert watcher.poll() == {}
+
+
+def test_a_racy_signature_is_reported_once_more_after_its_window(tmp_path):
+    # A second write of the same size within the clock tick of the first leaves the signature as it was: a
+    # signature read within the window of its change time is read again once the window has passed.
+    clock = FakeClock()
+    path = str(tmp_path / ".a.state.json")
+    write(path, '{"x": 1}')
+    changed_ns = os.stat(path).st_ctime_ns
+    watcher = make_watcher(tmp_path, clock, wall_clock_ns=lambda: changed_ns + 1000)  # read 1 µs after the change
+    assert list(watcher.poll()) == [path]
+    clock.now += watcher_module.RACY_WINDOW_S / 2
+    assert watcher.poll() == {}  # still within the window
+    clock.now += watcher_module.RACY_WINDOW_S
+    assert list(watcher.poll()) == [path]  # once more: its content is read again
+    clock.now += 1.0
+    assert watcher.poll() == {}
+    watcher.racy_recheck = False  # with an event backend every write is named instead
+    write(path, '{"x": 2}')
+    clock.now += 1.0
+    assert list(watcher.poll()) == [path]
+    clock.now += 1.0
+    assert watcher.poll() == {}
+
+
+def test_a_change_time_in_whole_seconds_has_a_window_as_wide_as_its_tick():
+    signature = (0, 1, 1, 1700000000 * 10 ** 9)  # a file system with one-second times
+    assert watcher_module.racy_window_ns(signature, 1700000000 * 10 ** 9 + 10 ** 9) == 2 * 10 ** 9
+    assert watcher_module.racy_window_ns(signature, 1700000000 * 10 ** 9 + 3 * 10 ** 9) == 0
+    fine = (0, 1, 1, 1700000000 * 10 ** 9 + 123456789)
+    assert watcher_module.racy_window_ns(fine, fine[3] + 10 ** 6) == int(watcher_module.RACY_WINDOW_S * 10 ** 9)
+    assert watcher_module.racy_window_ns(fine, fine[3] + 10 ** 9) == 0
+
+
+def test_a_file_an_event_names_is_reported_even_with_the_same_signature(tmp_path, monkeypatch):
+    clock = FakeClock()
+    path = str(tmp_path / ".a.state.json")
+    write(path, '{"x": 1}')
+    watcher = make_watcher(tmp_path, clock)
+    watcher.full_pass_s = 60.0
+    watcher.poll()
+    write(path, '{"x": 2}')  # same size; the signature below is made to look the same
+    old = watcher._signatures[path]
+    real_signature = watcher_module.file_signature
+    monkeypatch.setattr(watcher_module, "file_signature", lambda p: old if p == path else real_signature(p))
+    clock.now += 0.01
+    assert watcher.poll() == {}  # no event: the same signature says nothing changed
+    watcher.mark_hot([path])
+    clock.now += 0.01
+    assert list(watcher.poll()) == [path]
+
+
+def test_a_name_an_event_gives_that_the_watcher_never_saw_is_reported_gone(tmp_path):
+    # Made and removed between two polls, after the reader listed it: the reader decides.
+    clock = FakeClock()
+    watcher = make_watcher(tmp_path, clock)
+    watcher.full_pass_s = 60.0
+    watcher.poll()
+    ghost = str(tmp_path / ".ghost.state.json")
+    watcher.mark_hot([ghost, str(tmp_path / "notes.txt")])
+    clock.now += 0.01
+    assert watcher.poll() == {ghost: None}  # a name the directory does not accept is not reported
+
+
+def test_a_watched_directory_replaced_or_gone_is_reported_itself(tmp_path):
+    clock = FakeClock()
+    directory = tmp_path / "states"
+    directory.mkdir()
+    watcher = make_watcher(directory, clock)
+    watcher.poll()
+    os.rmdir(str(directory))
+    clock.now += 0.1
+    assert watcher.poll() == {str(directory): None}
+    directory.mkdir()
+    clock.now += 0.1
+    assert list(watcher.poll()) == [str(directory)]
+    os.rename(str(directory), str(tmp_path / "elsewhere"))
+    directory.mkdir()  # a new directory (a new inode) at the same path, still empty
+    clock.now += 0.1
+    assert list(watcher.poll()) == [str(directory)]
+
+
+def test_a_directory_swapped_for_a_symlink_to_the_same_files_is_reported(tmp_path):
+    # The files keep their signatures (the same inodes), but whether they may be read changed: report it.
+    clock = FakeClock()
+    directory = tmp_path / "states"
+    directory.mkdir()
+    write(str(directory / ".a.state.json"), "{}")
+    watcher = make_watcher(directory, clock)
+    watcher.poll()
+    os.rename(str(directory), str(tmp_path / "moved"))
+    os.symlink(str(tmp_path / "moved"), str(directory))
+    clock.now += 0.1
+    assert str(directory) in watcher.poll()
