@@ -19,9 +19,9 @@ def fan_out(event, clients, high_water_bytes, metrics):
     window_bits = None  # the window of `deflate_frame`: clients almost always share one, so no lookup per client
     deflate_frame = None
     for client in clients:
-        if topic not in client.topics or (workflow is not None and client.workflows is not None
-                                          and workflow not in client.workflows):
-            continue
+        if (topic not in client.topics and topic is not None) or (
+                workflow is not None and client.workflows is not None and workflow not in client.workflows):
+            continue  # not subscribed (an event of topic None is for every client)
         if client.snapshot_due is not None:  # lagging, or a snapshot on its way that will show this event
             dropped += 1
             continue

@@ -4,6 +4,8 @@ Pure functions over `project.model.Project`. Each event is `(type, data, topic, 
 """
 
 STARTED, COMPLETED, FAILED = "workflow_started", "workflow_completed", "workflow_failed"
+NOTICES_UPDATED = "notices_updated"
+EVERY_TOPIC = None  # the topic of an event every client gets, whatever it subscribed to
 
 
 def workflow_state(workflow):
@@ -99,16 +101,25 @@ def diff_projects(old_project, new_project):
     """Every event that turns `old_project` into `new_project`: workflows, then stories, then epics.
 
     When the project's warnings or errors changed, the workflow and epic events carry the new lists too
-    (`stories_updated` always does, in its summary), so a replica never shows stale notices.
+    (`stories_updated` always does, in its summary), so a replica never shows stale notices. When they changed
+    with no record (a state directory gone after its last file, a listing error that cleared, a duplicate line
+    added to the story file), a `notices_updated` carries them, to every client.
     """
     events = workflow_events(old_project, new_project) + story_events(old_project, new_project) + \
         epic_events(old_project, new_project)
     if old_project is None or (old_project.warnings, old_project.errors) != (new_project.warnings,
                                                                               new_project.errors):
+        carried = False
         for event_type, data, _, _ in events:
             if event_type in _CARRY_NOTICES:
                 data["warnings"] = new_project.warnings
                 data["errors"] = new_project.errors
+                carried = True
+            elif event_type == "stories_updated":
+                carried = True
+        if not carried and old_project is not None:
+            events.append((NOTICES_UPDATED, {"warnings": new_project.warnings, "errors": new_project.errors},
+                           EVERY_TOPIC, None))
     return events
 
 

@@ -21,8 +21,10 @@ How each message updates it:
 - `epics_updated`: upsert each record of `data.epics` by `id`; delete each id listed in `data.removed`.
 - `workflow_started` / `workflow_completed` / `workflow_failed`: change no record (the `state_updated` just
   before carried it); they are for activity feeds.
-- A `state_updated`, `epics_updated` or `workflow_removed` (of a workflow it held) whose `data` has `warnings`:
-  the project's notices changed with it; warnings and errors = `data`'s (only strings are kept).
+- `notices_updated` (sent to every client, whatever its topics, when the notices changed with no record):
+  warnings and errors = `data`'s.
+- A `state_updated`, `epics_updated` or `workflow_removed` whose `data` has `warnings`: the project's notices
+  changed with it; warnings and errors = `data`'s (only strings are kept).
 - After every event with an integer `seq`: `lastSeq = seq`.
 - `pong`, `error` and unknown types change nothing and do not move `lastSeq`.
 
@@ -50,7 +52,7 @@ import re
 from madace_status.project.model import STORY_STATES, Epic, Project, Story, Workflow, violation_prefix
 
 EVENT_TYPES = frozenset(("state_updated", "workflow_started", "workflow_completed", "workflow_failed",
-                         "workflow_removed", "stories_updated", "epics_updated"))
+                         "workflow_removed", "stories_updated", "epics_updated", "notices_updated"))
 _STATE_FILE_SOURCE = re.compile(r"\A\S*\.state\.json: ")
 _VIOLATION_PREFIXES = tuple(violation_prefix(state) for state in STORY_STATES)
 _UNAPPLICABLE = (ValueError, TypeError, KeyError, AttributeError)  # what a malformed message raises here
@@ -148,7 +150,7 @@ class Replica(object):
         if event_type == "state_updated":
             self.workflows[data["workflowName"]] = record_from_dict(Workflow, data["workflow"])
         elif event_type == "workflow_removed":
-            if self.workflows.pop(data["workflowName"], None) is None:
+            if self.workflows.pop(data["workflowName"], None) is None and "warnings" not in data:
                 return False
         elif event_type == "stories_updated":
             self.stories = [record_from_dict(Story, s) for s in data["stories"]]
@@ -158,6 +160,8 @@ class Replica(object):
                 self.epics[epic["id"]] = record_from_dict(Epic, epic)
             for epic_id in data.get("removed") or ():
                 self.epics.pop(epic_id, None)
+        elif event_type == "notices_updated":
+            self._set_notices(data)
         else:
             return False  # lifecycle events repeat what the state_updated before them carried
         if "warnings" in data:  # the project's notices changed with this event

@@ -74,7 +74,7 @@ class Client:
         self.deflate = websocket.connection.deflate  # the permessage-deflate DeflateParams, None without
 
     def wants(self, event):
-        if event.topic not in self.topics:
+        if event.topic not in self.topics and event.topic is not None:  # topic None: every client's
             return False
         return event.workflow is None or self.workflows is None or event.workflow in self.workflows
 

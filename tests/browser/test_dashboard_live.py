@@ -1,5 +1,6 @@
 """The dashboard in Chromium against a real server: first load, live events applied from their own data."""
 
+import os
 import time
 from urllib.parse import urlsplit
 
@@ -139,6 +140,25 @@ def test_a_warning_that_comes_with_a_workflow_change_shows_in_the_notices_at_onc
     project.write_workflow("pm-planning", document)
     expect(page.locator("#notices li")).to_contain_text("paused-by-hand", timeout=2000)
     assert len(recorder.api_requests("/api/status")) <= 1  # from the event itself, not a re-fetch
+    recorder.assert_clean()
+
+
+def test_a_notice_that_changes_with_no_record_shows_and_clears_at_once(server, project, open_page):
+    """The state directory removed after its last file went: no workflow event is left to carry the warning, so
+    a `notices_updated` does (issue 18); making the directory again clears it the same way."""
+    recorder = open_page(server.dashboard_url)
+    page = recorder.page
+    expect(page.locator("#conn-text")).to_contain_text(CONNECTED, timeout=5000)
+    state_dir = os.path.dirname(project.workflow_path("pm-planning"))
+    for name in os.listdir(state_dir):
+        os.remove(os.path.join(state_dir, name))
+    expect(page.locator("#wf-body tr")).to_have_count(0, timeout=2000)
+    expect(page.locator("#notices li")).to_have_count(0)
+    os.rmdir(state_dir)
+    expect(page.locator("#notices li")).to_contain_text("no workflow state directory", timeout=2000)
+    os.mkdir(state_dir)
+    expect(page.locator("#notices li")).to_have_count(0, timeout=2000)
+    assert len(recorder.api_requests("/api/status")) <= 1  # from the events themselves, not a re-fetch
     recorder.assert_clean()
 
 

@@ -327,6 +327,8 @@
         break;
       case "workflow_started": case "workflow_completed": case "workflow_failed":
         break;  // the state_updated before it carried the data
+      case "notices_updated":
+        break;  // only the project's notices changed: applied below
       default:
         return;
     }

@@ -62,3 +62,32 @@ def test_a_story_file_change_still_compares_every_story_by_content(tmp_path):
     assert [event[0] for event in events] == ["stories_updated"]
     renamed = [story for story in events[0][1]["stories"] if story["id"] == first.id]
     assert renamed[0]["title"] == first.title + " (renamed)"
+
+
+def test_notices_that_change_with_no_record_are_carried_by_a_notices_updated_to_every_client(tmp_path):
+    # The state directory gone after its last file: no workflow event is left to carry the new warning.
+    root, sources, before = _sources(tmp_path)
+    states = os.path.dirname(os.path.join(root, STATE))
+    for name in os.listdir(states):
+        os.remove(os.path.join(states, name))
+    sources.reload(None, False, False)
+    emptied = sources.build_project(before.sources)
+    os.rmdir(states)
+    sources.reload(None, False, False)
+    gone = sources.build_project(before.sources)
+    events = diff_projects(emptied, gone)
+    assert [(kind, topic) for kind, _, topic, _ in events] == [("notices_updated", None)]
+    assert any("no workflow state directory" in warning for warning in events[0][1]["warnings"])
+    assert events[0][1]["errors"] == gone.errors
+    assert diff_projects(gone, gone) == []
+
+
+def test_notices_that_change_with_a_record_ride_on_its_event(tmp_path):
+    root, sources, before = _sources(tmp_path)
+    path = os.path.join(root, STATE)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("{ not json")
+    sources.reload([path], False, False, grace=False)
+    events = diff_projects(before, sources.build_project(before.sources))
+    assert [kind for kind, _, _, _ in events] == ["state_updated"]
+    assert events[0][1]["errors"] and "warnings" in events[0][1]

@@ -114,3 +114,24 @@ def test_event_payload_bytes_is_the_encoded_size():
     event = Event(1, "workflow_removed", "workflows", "w", {"type": "workflow_removed", "seq": 1, "data": {}})
     assert event.payload_bytes == len(event.outgoing.payload) == len(json.dumps(event.message(),
                                                                                  separators=(",", ":")))
+
+
+def test_an_event_of_no_topic_reaches_every_client_live_and_on_resume():
+    """notices_updated (topic None) is for every client, whatever it subscribed to."""
+    from madace_status.sync.broadcast import fan_out
+    from madace_status.sync.subscribers import Client, Metrics
+
+    class Socket(RecordingWebSocket):
+        buffered_amount = 0
+
+    stories_only = FakeClient()
+    stories_only.topics = frozenset(["stories"])
+    stories_only.snapshot_due = None
+    stories_only.websocket = Socket()
+    hub = make_hub()
+    hub.publish("notices_updated", {"warnings": ["w"], "errors": []}, None)
+    workflows_event = hub.publish("state_updated", {"workflowName": "x"}, "workflows", "x")
+    held = fan_out(hub.ring[0], [stories_only], 1024, Metrics())
+    fan_out(workflows_event, [stories_only], 1024, Metrics())
+    assert held == [] and [m["type"] for m in stories_only.websocket.messages()] == ["notices_updated"]
+    assert Client.wants(stories_only, hub.ring[0]) and not Client.wants(stories_only, workflows_event)

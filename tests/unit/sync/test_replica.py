@@ -82,3 +82,17 @@ def test_epic_file_notices_are_told_apart_in_linear_time():
     started = time.perf_counter()
     assert not _is_epic_file_notice(hostile)
     assert time.perf_counter() - started < 1.0  # the regex it replaces took minutes on this input
+
+
+def test_notices_updated_replaces_the_notices_and_moves_the_seq(replica):
+    assert replica.receive("notices_updated", {"warnings": ["no workflow state directory (looked for x)"],
+                                               "errors": []}, 8) is True
+    assert replica.warnings == ["no workflow state directory (looked for x)"] and replica.errors == []
+    assert replica.position() == ("run-1", 8)
+    assert "no workflow state directory (looked for x)" in replica.project().warnings
+
+
+def test_a_workflow_removed_it_did_not_hold_still_brings_its_notices(replica):
+    assert replica.receive("workflow_removed", {"workflowName": "never-held", "warnings": ["w"], "errors": []},
+                           8) is True
+    assert replica.warnings == ["w"]
