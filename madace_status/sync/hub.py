@@ -186,6 +186,14 @@ class Hub:
                     break
         return True
 
+    def resync_all(self):
+        """Every client gets a resync snapshot, at once or when its budget and its buffer allow: after a look that
+        failed half-way through its events, each replica converges on the project as read again."""
+        for client in list(self.clients.values()):
+            if client.snapshot_due is None:
+                client.snapshot_due = "resync"
+            self._send_due_snapshot(client)
+
     def _hold_for_snapshot(self, client):
         """The client is over the high-water mark: hold its events back; it gets a snapshot once drained."""
         client.lagging_since = self.loop.time()

@@ -3,6 +3,15 @@
 Lives on one asyncio loop. Every `poll_interval` seconds it asks the watcher what changed, re-reads those
 sources, turns old model vs new model into events and hands them to the hub. The latest model is kept in
 `project` for the HTTP thread to read (a reference swap, so a reader never sees half an update).
+
+Without an event backend, a read that listed directories or read the story file or the epics, and changed the
+project, is confirmed by the same read at the next poll: a file or directory made and removed again between the
+watcher's stat and the read leaves no signature change behind, and only a second read sees it gone.
+
+A look that fails never loses a change: whatever raised (a bug, an OSError, a MemoryError on a hostile file),
+the next look reads the whole project again from a new watcher baseline and publishes what changed since the
+last look that completed (a rescan; so does an event queue that overflowed). /metrics counts both, and the log
+says so once per run of failures. Consecutive failures wait RESCAN_RETRY_MAX_S at most between attempts.
 """
 
 import asyncio
@@ -32,6 +41,7 @@ READER_THREADS = 1  # big changes are read and parsed off the event loop, one po
 # Anything bigger, new or unlisted — and the story file and the epics — goes to the reader thread.
 INLINE_READ_BYTES = 32 * 1024
 READ_DRAIN_S = 5.0  # at stop, how long a read in progress may take to finish before the state is reset
+RESCAN_RETRY_MAX_S = 2.0  # a rescan that keeps failing is tried again at most this far apart (doubling from a poll)
 SERVER_MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CONNECTIONS = 10000
 WEBSOCKET_PATHS = ("/", "/ws")
@@ -81,6 +91,10 @@ class SyncService:
         self._signal = None  # the event backend (or none: polling) and the wait between polls; see watch_select
         self._sources = ProjectSources(paths)  # the records read so far, and what waits out its grace period
         self._classes = None  # (story files, epics directory, state directories), for _classify
+        self._published = None  # the project every client has been told of: the last look published it whole
+        self._rescan_due = False  # the next look reads the whole project again (a look failed)
+        self._confirm = None  # (state files or None, stories?, epics?) to read once more at the next poll
+        self._failed_looks = 0  # in a row
 
     # -- state read by the HTTP thread ------------------------------------------------------------------------
 
@@ -109,7 +123,10 @@ class SyncService:
         self._watcher = project_watcher(self.paths)
         self._open_backend()
         self._watcher.poll()
-        self.project = self._load_all()
+        self.project = self._published = self._load_all()
+        self._rescan_due = False
+        self._failed_looks = 0
+        self._confirm = None
         self.hub = Hub(self.loop, self._snapshot_for, heartbeat_s=self.heartbeat_s)
         try:
             self._server = await serve(
@@ -266,22 +283,57 @@ class SyncService:
     async def _poll_forever(self):
         while True:
             started = time.perf_counter()
-            try:
-                await self._poll_off_loop()
-            except Exception:  # a bug must not stop the watcher: log it and keep polling
-                logger.exception("poll failed")
-            elapsed = time.perf_counter() - started
             metrics = self.hub.metrics
+            try:
+                if self._rescan_due or self._watcher.take_full_read_request():
+                    await self._rescan()
+                else:
+                    await self._poll_off_loop()
+            except Exception:  # noqa: BLE001 — whatever it was, the next look reads everything again
+                self._look_failed()
+            else:
+                if self._failed_looks:
+                    logger.info("the whole project was read again after %d failed look%s", self._failed_looks,
+                                "" if self._failed_looks == 1 else "s")
+                    self._failed_looks = 0
+            elapsed = time.perf_counter() - started
             metrics.poll_seconds_total += elapsed
             metrics.polls_total += 1
-            await self._wait_for_change(elapsed)
+            if self._failed_looks:
+                await asyncio.sleep(min(RESCAN_RETRY_MAX_S, self.poll_interval * 2 ** (self._failed_looks - 1)))
+            else:
+                await self._wait_for_change(elapsed)
+
+    def _look_failed(self):
+        """A look raised: count it, say so once (with the traceback) per run of failures, and make the next look
+        a rescan: what this one was to read is then read with everything else."""
+        self._rescan_due = True
+        self._failed_looks += 1
+        self.hub.metrics.looks_failed_total += 1
+        if self._failed_looks == 1:
+            logger.exception("a look at the project's files failed; the next look reads the whole project again")
+        else:
+            logger.debug("look failed again (%d in a row)", self._failed_looks, exc_info=True)
+
+    async def _rescan(self):
+        """Read the whole project again from a new watcher baseline (first the baseline, then the read: a write in
+        between is seen by the next look), and publish what changed since the last project published whole."""
+        self.hub.metrics.rescans_total += 1
+        half_published = self.project is not self._published
+        self._watcher.reset()
+        self._watcher.poll()
+        new = await self._off_loop(self._sources.load_all, self.project.sources, False)
+        if self._publish(new):
+            self._confirm_later(None, True, True)
+        if half_published:  # some events of the failed look went out, others not: every replica starts afresh
+            self.hub.resync_all()
+        self._rescan_due = False
 
     def poll_once(self):
         """One poll: re-read what changed (and what is waiting out its grace period), publish the events."""
         changed = self._changed_sources()
         if changed is not None:
-            old = self.project
-            self._publish(old, self._read_sources(*changed[:3]))
+            self._publish(self._read_sources(*changed[:3]))
 
     async def _poll_off_loop(self):
         """poll_once, with the reading and parsing of anything but a small change in the reader thread: even a
@@ -289,28 +341,41 @@ class SyncService:
         changed = self._changed_sources()
         if changed is None:
             return
-        old = self.project
         state_files, stories, epics, inline = changed
         if inline:
-            self._publish(old, self._read_sources(state_files, stories, epics))
+            self._publish(self._read_sources(state_files, stories, epics))
             return
+        if self._publish(await self._off_loop(self._read_sources, state_files, stories, epics)):
+            self._confirm_later(state_files, stories, epics)
+
+    def _confirm_later(self, state_files, stories, epics):
+        """Without events, read the same sources once more at the next poll (see the module's docstring)."""
+        if self._watcher.racy_recheck:
+            self._confirm = (state_files, stories, epics)
+
+    async def _off_loop(self, function, *args):
+        """`function(*args)` in the reader thread; a stop waits for it (the thread owns the sources meanwhile)."""
         if self._reader is None:
             self._reader = concurrent.futures.ThreadPoolExecutor(READER_THREADS, thread_name_prefix="reader")
-        self._reading = self.loop.run_in_executor(self._reader, self._read_sources, state_files, stories, epics)
-        new = await asyncio.shield(self._reading)  # a stop waits for it: the thread owns the parts meanwhile
-        self._publish(old, new)
+        self._reading = self.loop.run_in_executor(self._reader, function, *args)
+        return await asyncio.shield(self._reading)
 
     def _read_sources(self, state_files, stories, epics):
         self._sources.reload(state_files, stories, epics)
         return self._sources.build_project(self.project.sources if self.project is not None else None)
 
-    def _publish(self, old, new):
+    def _publish(self, new):
+        """Make `new` the project, and send every event from the last project published whole to it; returns the
+        number of events."""
         self.project = new
         self.hub.project_changed()
-        for event_type, data, topic, workflow in diff_projects(old, new):
+        events = diff_projects(self._published, new)
+        for event_type, data, topic, workflow in events:
             self.hub.publish(event_type, data, topic, workflow)
             if event_type == "stories_updated" and self.history is not None:
                 self.history.record(new)  # in memory now; the file is written by the history's own thread
+        self._published = new
+        return len(events)
 
     def _changed_sources(self):
         """(state files or None for all, stories?, epics?, small enough to read on the loop?) to read again, or
@@ -318,6 +383,12 @@ class SyncService:
         ones the events named: the watcher stats those at every look, the others only in slow turns)."""
         changes = self._watcher.poll()
         state_files, stories, epics = self._classify(changes)
+        if self._confirm is not None:
+            confirm_files, confirm_stories, confirm_epics = self._confirm
+            self._confirm = None
+            state_files = None if state_files is None or confirm_files is None else \
+                state_files + [path for path in confirm_files if path not in state_files]
+            stories, epics = stories or confirm_stories, epics or confirm_epics
         retrying, retry_stories, retry_epics = self._sources.retrying()
         if state_files is not None and retrying:
             state_files = state_files + [path for path in retrying if path not in state_files]

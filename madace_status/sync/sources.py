@@ -43,12 +43,15 @@ class ProjectSources:
         return state_files is None or RETRY_LISTING in self.bad_since or \
             any(path not in self.workflow_records or not os.path.lexists(path) for path in state_files)
 
-    def load_all(self, previous_sources=None):
-        check_root(self.paths.root)
+    def load_all(self, previous_sources=None, check=True):
+        """Forget what was read and read everything again (with `check`, raise ProjectUnreadable for a root that
+        cannot be read, as at start; a root that went while serving shows as a project with nothing in it)."""
+        if check:
+            check_root(self.paths.root)
         self.workflow_records = {}
         self.bad_since = {}
         self.parts = {}
-        self.reload(None, True, True, grace=False)  # at start there is no last good state to keep
+        self.reload(None, True, True, grace=False)  # no last good state to keep: it is what is in doubt
         return self.build_project(previous_sources)
 
     def build_project(self, previous_sources=None):

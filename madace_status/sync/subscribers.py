@@ -152,6 +152,8 @@ class Metrics:
         self.broadcasts_total = 0
         self.poll_seconds_total = 0.0
         self.polls_total = 0
+        self.looks_failed_total = 0  # looks that raised: the next one reads the whole project again
+        self.rescans_total = 0  # whole-project reads after a failed look or a lost event queue
         # Frames sent to clients that negotiated permessage-deflate: their bytes uncompressed, and as sent.
         self.compression_in_bytes_total = 0
         self.compression_out_bytes_total = 0

@@ -160,6 +160,9 @@ class DashboardApp:
         counter("client_errors_total", "Client messages answered with an error.", "client_errors_total")
         counter("heartbeat_closed_total", "Connections closed for not answering heartbeats.", "heartbeat_closed_total")
         counter("lagging_closed_total", "Connections closed for lagging too long.", "lagging_closed_total")
+        counter("looks_failed_total", "Looks at the files that failed (the next reads the whole project again).",
+                "looks_failed_total")
+        counter("rescans_total", "Whole-project reads after a failed look or a lost event queue.", "rescans_total")
         summary("poll_duration_seconds", "Time spent polling the project files.", "poll_seconds_total",
                 "polls_total")
         summary("broadcast_duration_seconds", "Time spent broadcasting events.", "broadcast_seconds_total",
