@@ -5,8 +5,14 @@ from a hash of the root's real path, never inside the project. The line format a
 Bounds: at most HISTORY_MAX_SAMPLES samples and HISTORY_MAX_FILE_BYTES; past either, the newest half is kept and the
 file rewritten atomically (a private temporary file, then os.replace). Reading is one linear pass over at most
 HISTORY_READ_MAX_BYTES, opened with O_NOFOLLOW. A corrupt line is skipped; a corrupt, unreadable or missing file is
-not an error: the history starts again with one warning in the log. A cache directory that cannot be written keeps
-the history in memory only (one warning). Files are created 0600 in a 0700 directory.
+not an error: the history starts again with one warning in the log. A cache directory that cannot be used keeps
+the history in memory only (one warning). Files are created 0600 in a 0700 directory, and only a private regular
+file of ours with one link is read or appended to (history_files.py); anything else in its place is replaced.
+
+A write that fails (a full disk) keeps its samples: the next write after a backoff (WRITE_RETRY_FIRST_S doubling
+to WRITE_RETRY_MAX_S) rewrites the whole file, and so does `close()`, whatever the backoff; `status()` says why
+the history is not being persisted meanwhile. One server at a time writes a project's history: the first takes
+the file's lock (history_files.WriterLock), a second reads the file at start and keeps its samples in memory only.
 
 Writes run in the store's own writer thread (one, so they stay in order), never on the event loop: an append is
 one write() of a line under HISTORY_MAX_LINE_BYTES, but the cache directory may sit on a slow or network disk, and a
@@ -19,13 +25,13 @@ import hashlib
 import logging
 import os
 import re
-import stat
 import sys
 import tempfile
 import threading
 import time
 
 from madace_status.logsafe import escape
+from madace_status.sync import history_files
 from madace_status.sync.history import (HISTORY_MAX_FILE_BYTES, HISTORY_MAX_SAMPLES, HISTORY_READ_MAX_BYTES,
                                         HistoryLog, encode_sample, parse_history, sample_of)
 
@@ -33,14 +39,10 @@ logger = logging.getLogger("madace_status.history")
 
 HISTORY_CLOSE_TIMEOUT_S = 2.0  # at shutdown, how long the last write may take
 MAX_NAME_CHARS = 40  # of the project's name in the file name (the hash makes it unique)
-READ_CHUNK_BYTES = 1024 * 1024
 DIR_NAME = "madace_status"
-DIR_MODE = 0o700
-FILE_MODE = 0o600
+WRITE_RETRY_FIRST_S = 1.0  # after a failed write (a full disk), the next is tried no sooner than this…
+WRITE_RETRY_MAX_S = 300.0  # …doubling up to this; close() tries once more whatever the wait
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO put in the file's place fails at once instead of blocking
 
 
 # -- where the file lives ----------------------------------------------------------------------------------------
@@ -89,6 +91,11 @@ class HistoryStore(object):
         self._closed = False
         self._opening = None  # (root, environ) until the first use opens the file
         self._open_lock = threading.Lock()
+        self._memory_only = None  # why the history is kept in memory only by design (off, demo, no cache, not writer)
+        self._write_problem = None  # why the last write failed (cleared by the next that succeeds)
+        self._retry_at = 0.0  # monotonic time before which no write is tried after a failure (close() aside)
+        self._retry_s = 0.0
+        self._writer_lock = None  # history_files.WriterLock, held while this store writes the file
 
     @classmethod
     def for_project(cls, root, enabled=True, environ=None, **bounds):
@@ -97,6 +104,8 @@ class HistoryStore(object):
         store = cls(None, **bounds)
         if enabled:
             store._opening = (root, environ)
+        else:
+            store._memory_only = "the history is kept in memory only (--no-history, or serve --demo)"
         return store
 
     @classmethod
@@ -115,35 +124,49 @@ class HistoryStore(object):
             if self._opening is None:
                 return
             root, environ = self._opening
-            directory = cache_directory(environ)
-            if not os.path.isabs(directory):
-                reason = "no home directory to hold it"
-            elif _inside(directory, root):
-                reason = "it would be inside the project"
-            else:
-                reason = _make_private_directory(directory)
+            directory, reason = cache_history_directory(environ, root)
             if reason is None:
-                self.path = os.path.join(directory, history_file_name(root))
-                self.load()
+                path = os.path.join(directory, history_file_name(root))
+                if self._take_writer_lock(path):
+                    self.path = path
+                self._load_from(path)
             else:
                 logger.warning("history: cannot use %s (%s); the flow history is kept in memory only",
                                escape(directory), escape(reason))
+                self._memory_only = "cannot use %s (%s)" % (directory, reason)
             self._opening = None
+
+    def _take_writer_lock(self, path):
+        """True when this store may write `path`: no other process holds its lock (see the module's docstring)."""
+        lock = history_files.WriterLock(path)
+        try:
+            if lock.acquire():
+                self._writer_lock = lock
+                return True
+            reason = "another server of this project writes it"
+        except OSError as error:
+            reason = "its lock %s cannot be used: %s" % (lock.path, error.strerror or error)
+        logger.warning("history: %s: %s; this server keeps its samples in memory only", escape(path), escape(reason))
+        self._memory_only = "%s: %s" % (path, reason)
+        return False
 
     # -- reading ------------------------------------------------------------------------------------------------
 
     def load(self):
         """Read the file (at most HISTORY_READ_MAX_BYTES, linearly). A problem means one warning and a new start."""
+        self._load_from(self.path)
+
+    def _load_from(self, path):
         try:
-            data = _read_capped(self.path, HISTORY_READ_MAX_BYTES)
+            data = history_files.read_capped(path, HISTORY_READ_MAX_BYTES)
         except FileNotFoundError:
-            logger.info("history: starting a new flow history in %s", escape(self.path))  # a first run
+            logger.info("history: starting a new flow history in %s", escape(path))  # a first run
             return
         except OSError as error:
-            self._start_again("cannot read it: %s" % (error.strerror or error))
+            self._start_again("cannot read it: %s" % (error.strerror or error), path)
             return
         if len(data) > HISTORY_READ_MAX_BYTES:
-            self._start_again("larger than %d bytes" % HISTORY_READ_MAX_BYTES)
+            self._start_again("larger than %d bytes" % HISTORY_READ_MAX_BYTES, path)
             return
         samples, skipped = parse_history(data)
         with self._lock:
@@ -153,12 +176,12 @@ class HistoryStore(object):
             self._rewrite = bool(skipped) or len(samples) > self._log.max_samples or \
                 (bool(data) and not data.endswith(b"\n"))
         if skipped:
-            logger.warning("history: %s: skipped %d corrupt line%s", escape(self.path), skipped,
+            logger.warning("history: %s: skipped %d corrupt line%s", escape(path), skipped,
                            "" if skipped == 1 else "s")
-        logger.info("history: %d samples from %s", len(samples), escape(self.path))
+        logger.info("history: %d samples from %s", len(samples), escape(path))
 
-    def _start_again(self, why):
-        logger.warning("history: %s: %s; starting a new history", escape(self.path), escape(why))
+    def _start_again(self, why, path):
+        logger.warning("history: %s: %s; starting a new history", escape(path), escape(why))
         with self._lock:
             self._log = HistoryLog(max_samples=self._log.max_samples)
             self._file_bytes = 0
@@ -189,10 +212,13 @@ class HistoryStore(object):
             self._schedule()
         return True
 
-    def _schedule(self):
-        """Queue one write (under the lock); a write already queued takes the new samples too."""
-        if self.path is None or self._queued is not None or self._closed:
+    def _schedule(self, force=False):
+        """Queue one write (under the lock); a write already queued takes the new samples too. After a failed write
+        none is queued before its retry time, unless `force`."""
+        if self.path is None or self._queued is not None or self._closed or not (self._pending or self._rewrite):
             return
+        if not force and self._write_problem is not None and time.monotonic() < self._retry_at:
+            return  # kept in memory: the next sample after the retry time, or close(), writes them
         if self._writer is None:
             self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="history")
         try:
@@ -217,21 +243,34 @@ class HistoryStore(object):
                     return True
 
     def close(self, timeout=HISTORY_CLOSE_TIMEOUT_S):
-        """Finish the writes (at most `timeout` s); later samples stay in memory."""
+        """Finish the writes (at most `timeout` s), with one more try of samples a failed write left in memory;
+        later samples stay in memory. Releases the writer lock."""
+        with self._lock:
+            self._schedule(force=True)
         done = self.flush(timeout)
         with self._lock:
             self._closed = True
         if self._writer is not None:
             self._writer.shutdown(wait=False)
+        if self._writer_lock is not None and done:
+            self._writer_lock.release()
         return done
+
+    def status(self):
+        """For GET /api/sync: {"persisted": whether samples reach the file now, "reason": why not, or None}."""
+        self._open_now()
+        with self._lock:
+            reason = self._write_problem or self._memory_only
+            return {"persisted": self.path is not None and self._write_problem is None, "reason": reason}
 
     # -- writing (the writer thread) ----------------------------------------------------------------------------
 
     def _write(self):
         try:
             self._write_now()
-        except Exception:  # a bug must not kill the writer silently: the history stays in memory
+        except Exception as error:  # noqa: BLE001 — a bug must not kill the writer: the samples stay in memory
             logger.exception("history: writing %s failed", escape(self.path))
+            self._write_failed(error)
 
     def _write_now(self):
         with self._lock:
@@ -245,34 +284,27 @@ class HistoryStore(object):
             if rewrite:
                 size = self._replace(everything)
             else:
-                size += self._append(b"".join(encode_sample(sample) for sample in pending))
+                size += history_files.append(self.path, b"".join(encode_sample(sample) for sample in pending))
         except OSError as error:
             if rewrite:
-                self._give_up(error)
+                self._write_failed(error)
                 return
-            try:  # e.g. a symlink put in the file's place (O_NOFOLLOW refuses it): replace the file instead
+            try:  # e.g. a symlink or a hard link put in the file's place: replace the file instead
                 with self._lock:
                     everything, self._pending = list(self._log.samples), []  # the new file holds them all
                 size = self._replace(everything)
             except OSError as error:
-                self._give_up(error)
+                self._write_failed(error)
                 return
         with self._lock:
+            if self._write_problem is not None:
+                logger.info("history: %s is written again", escape(self.path))
+                self._write_problem, self._retry_s = None, 0.0
             self._file_bytes = size
             if size > self.max_file_bytes:
                 self._log.halve()
                 self._rewrite = True
                 self._schedule()
-
-    def _append(self, data):
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _NONBLOCK, FILE_MODE)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError("not a regular file")
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-        return len(data)
 
     def _replace(self, samples):
         """Write `samples` to a new private file beside the old one, then rename it over the old (atomic)."""
@@ -281,10 +313,10 @@ class HistoryStore(object):
         fd, temporary = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=directory)  # 0600, O_EXCL
         try:
             try:
-                _write_all(fd, data)
+                history_files.write_all(fd, data)
             finally:
                 os.close(fd)
-            os.replace(temporary, self.path)  # replaces a symlink itself, never what it points to
+            os.replace(temporary, self.path)  # replaces a symlink or a link itself, never what it points to
         except OSError:
             try:
                 os.unlink(temporary)
@@ -293,51 +325,26 @@ class HistoryStore(object):
             raise
         return len(data)
 
-    def _give_up(self, error):
-        logger.warning("history: cannot write %s (%s); the flow history is kept in memory only from now on",
-                       escape(self.path), escape(error.strerror or error))
+    def _write_failed(self, error):
+        """Keep every sample in memory and rewrite the whole file at the next try (a line may be cut short); say
+        so once per run of failures."""
+        reason = "cannot write %s: %s" % (self.path, getattr(error, "strerror", None) or error)
         with self._lock:
-            self.path = None
-            self._pending = []
+            self._rewrite = True
+            self._pending = []  # the rewrite writes the whole log
+            self._retry_s = min(WRITE_RETRY_MAX_S, max(WRITE_RETRY_FIRST_S, self._retry_s * 2))
+            self._retry_at = time.monotonic() + self._retry_s
+            first = self._write_problem is None
+            self._write_problem = reason
+        if first:
+            logger.warning("history: %s; the samples are kept in memory and written again later", escape(reason))
 
 
-def _make_private_directory(directory):
-    """Make `directory` (0700) if needed; the reason it cannot hold the history, or None."""
-    try:
-        os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
-        info = os.lstat(directory)
-        if not stat.S_ISDIR(info.st_mode):
-            return "not a directory"
-        if hasattr(os, "getuid") and info.st_uid != os.getuid():
-            return "owned by another user"
-        if info.st_mode & 0o077:
-            os.chmod(directory, DIR_MODE)
-    except OSError as error:
-        return error.strerror or str(error)
-    return None
-
-
-def _read_capped(path, cap):
-    """Up to `cap` + 1 bytes of the regular file `path` (not following a symlink): more than `cap` means too big."""
-    fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError("not a regular file")
-        chunks = []
-        left = cap + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, READ_CHUNK_BYTES))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def cache_history_directory(environ, root):
+    """The cache directory for `root`'s history, made private; (directory, reason it cannot be used or None)."""
+    directory = cache_directory(environ)
+    if not os.path.isabs(directory):
+        return directory, "no home directory to hold it"
+    if _inside(directory, root):
+        return directory, "it would be inside the project"
+    return directory, history_files.make_private_directory(directory)

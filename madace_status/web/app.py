@@ -87,6 +87,10 @@ class DashboardApp:
             "clientCount": len(hub.clients) if hub is not None else 0,
             "clients": hub.client_list() if hub is not None else [],
             "lastError": service.last_error,
+            # Whether the flow history reaches its file now, and why not (memory only by choice, a full disk,
+            # another server of this project writing it).
+            "history": self.history.status() if self.history is not None else {"persisted": False,
+                                                                               "reason": "no flow history"},
         }
 
     def sync_action(self, action, ws_port=None):

@@ -85,7 +85,8 @@ def test_a_sample_appears_when_a_story_moves_and_nothing_is_written_in_the_proje
     after = tree(project.root)
     changed = {path for path in set(before) | set(after) if before.get(path) != after.get(path)}
     assert changed == {os.path.join("docs", "workflow-status.md")}, changed
-    assert os.listdir(os.path.join(cache.home, "madace_status")) == [os.path.basename(cache.file_for(project))]
+    name = os.path.basename(cache.file_for(project))
+    assert sorted(os.listdir(os.path.join(cache.home, "madace_status"))) == [name, name + ".lock"]  # and its lock
 
 
 @pytest.mark.parametrize("limit", ["0", "-1", "abc", "", "1.5", "1e3", "%C2%B2", "9" * 10])
@@ -159,3 +160,30 @@ def test_no_history_keeps_it_in_memory_only(project, serve, cache):
     by_env = serve(project.root, env=cache.env(MADACE_STATUS_HISTORY="off"))
     assert len(wait_samples(by_env, 1)) == 1
     assert not os.path.exists(cache.home)
+
+
+def test_api_sync_says_whether_the_history_is_persisted(project, serve, cache):
+    server = serve(project.root, env=cache.env())
+    wait_samples(server, 1)
+    assert server.get_json("/api/sync")["history"] == {"persisted": True, "reason": None}
+    memory = serve(project.root, "--no-history", env=cache.env())
+    status = memory.get_json("/api/sync")["history"]
+    assert status["persisted"] is False and "--no-history" in status["reason"]
+
+
+def test_a_second_server_of_one_project_reads_the_history_and_leaves_the_writing_to_the_first(project, serve,
+                                                                                              cache):
+    first = serve(project.root, env=cache.env())
+    wait_samples(first, 1)
+    second = serve(project.root, env=cache.env())
+    status = second.get_json("/api/sync")["history"]
+    assert status["persisted"] is False and "another server of this project writes it" in status["reason"]
+    assert "another server of this project writes it" in second.stderr_text
+    move_todo_story_to_done(project)
+    wait_samples(first, 2)
+    wait_samples(second, 2)
+    first.stop()
+    second.stop()
+    with open(cache.file_for(project), "rb") as handle:
+        lines = [line for line in handle.read().split(b"\n") if line]
+    assert len(lines) == 2  # each sample stored once: the start's and the move's, by the one writer

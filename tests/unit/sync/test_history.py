@@ -2,16 +2,20 @@
 dedupe, the rotation bounds, corrupt / unreadable / missing files, an unwritable cache directory and where the file
 lives."""
 
+import errno
 import json
 import logging
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
 from madace_status.project.model import Project, Story
 from madace_status.sync.history import (HISTORY_MAX_LINE_BYTES, HISTORY_READ_MAX_BYTES, HistoryLog, encode_sample,
                                         parse_history, parse_line, sample_of)
+from madace_status.sync import history_files
 from madace_status.sync.history_store import HistoryStore, cache_directory, history_file_name
 
 STATES = ("BACKLOG", "TODO", "IN_PROGRESS", "DONE")
@@ -193,9 +197,10 @@ def test_a_corrupt_or_unreadable_file_starts_again_with_one_warning(root, enviro
     assert store.samples() == []
     assert len(history_warnings(caplog)) == 1, history_warnings(caplog)
     assert store.record(board(todo=1)) is True
-    if kind == "directory":  # cannot be replaced by a file: in memory only, with one more warning
+    if kind == "directory":  # cannot be replaced by a file: kept in memory, tried again later, one more warning
         store.flush()
-        assert store.path is None and len(history_warnings(caplog)) == 2
+        assert store.status()["persisted"] is False and "Is a directory" in store.status()["reason"]
+        assert len(history_warnings(caplog)) == 2
     else:
         assert [s["counts"]["TODO"] for s in file_samples(store)] == [1]
         assert not os.path.islink(path)
@@ -294,4 +299,118 @@ def test_a_symlink_put_in_place_of_the_file_later_is_replaced_not_followed(root,
     store.record(board(done=2))
     assert [s["counts"]["DONE"] for s in file_samples(store)] == [1, 2]
     assert not os.path.islink(store.path) and target.read_bytes() == b"keep\n"
+    store.close()
+
+
+# -- a full disk, two servers, a hard link (issue 18) ---------------------------------------------------------------
+
+class FullDisk:
+    """os.write of the history's writer failing with ENOSPC until `freed`."""
+
+    def __init__(self, monkeypatch):
+        self.full = True
+        real_write = history_files.os.write
+
+        def write(fd, data):
+            if self.full:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_write(fd, data)
+        monkeypatch.setattr(history_files.os, "write", write)
+
+
+def test_a_full_disk_keeps_the_samples_and_writes_them_once_space_is_freed(root, environ, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, "madace_status.history")
+    store = open_store(root, environ)
+    store.record(board(done=1))
+    assert store.flush() and store.status() == {"persisted": True, "reason": None}
+    disk = FullDisk(monkeypatch)
+    store.record(board(done=2))
+    assert store.flush()
+    status = store.status()
+    assert status["persisted"] is False and "No space left on device" in status["reason"]
+    store.record(board(done=3))  # within the backoff: not even tried
+    assert store.flush() and len(history_warnings(caplog)) == 1
+    disk.full = False
+    store.record(board(done=4))  # samples recorded after space is freed reach the file at exit at the latest
+    assert store.close()
+    assert [s["counts"]["DONE"] for s in file_samples(store)] == [1, 2, 3, 4]
+    assert any("written again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_full_disk_is_tried_again_after_the_backoff_not_at_every_sample(root, environ, monkeypatch):
+    store = open_store(root, environ)
+    disk = FullDisk(monkeypatch)
+    attempts = []
+    real_replace = store._replace
+    monkeypatch.setattr(store, "_replace", lambda samples: attempts.append(len(samples)) or real_replace(samples))
+    store.record(board(done=1))
+    assert store.flush()
+    for done in range(2, 20):
+        store.record(board(done=done))
+        assert store.flush()
+    assert len(attempts) <= 1  # the first failure was an append; nothing more within WRITE_RETRY_FIRST_S
+    disk.full = False
+    store._retry_at = 0.0  # the backoff has passed
+    store.record(board(done=20))
+    assert store.flush() and store.status()["persisted"] is True
+    assert [s["counts"]["DONE"] for s in file_samples(store)] == list(range(1, 21))
+    store.close()
+
+
+def test_a_second_server_of_the_same_project_keeps_memory_only_and_says_so(root, environ, caplog):
+    caplog.set_level(logging.INFO, "madace_status.history")
+    first = open_store(root, environ)
+    first.record(board(done=1))
+    assert first.flush()
+    second = open_store(root, environ)
+    assert [s["counts"]["DONE"] for s in second.samples()] == [1]  # it reads what the writer wrote
+    assert second.status()["persisted"] is False
+    assert "another server of this project writes it" in second.status()["reason"]
+    second.record(board(done=2))
+    first.record(board(done=3))
+    assert second.close() and first.flush()
+    assert [s["counts"]["DONE"] for s in file_samples(first)] == [1, 3]  # each sample stored once, by one writer
+    first.close()
+    third = open_store(root, environ)  # the writer is gone: the lock is free again
+    assert third.status() == {"persisted": True, "reason": None}
+    third.close()
+
+
+def test_the_writer_lock_is_held_across_processes(root, environ):
+    store = open_store(root, environ)
+    store.record(board(done=1))
+    assert store.flush()
+    probe = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+             "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)")
+    lock_path = store.path + history_files.LOCK_SUFFIX
+    assert subprocess.run([sys.executable, "-c", probe, lock_path]).returncode == 3
+    store.close()
+    assert subprocess.run([sys.executable, "-c", probe, lock_path]).returncode == 0
+
+
+def test_a_hard_link_planted_at_the_path_is_replaced_not_written_through(root, environ, tmp_path):
+    store = open_store(root, environ)
+    store.record(board(done=1))
+    assert store.flush()
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep\n")
+    os.unlink(store.path)
+    os.link(str(victim), store.path)
+    store.record(board(done=2))
+    assert [s["counts"]["DONE"] for s in file_samples(store)] == [1, 2]
+    assert victim.read_bytes() == b"keep\n" and os.stat(store.path).st_nlink == 1
+    store.close()
+
+
+def test_a_hard_linked_file_is_not_read_at_start(root, environ, tmp_path, caplog):
+    path = os.path.join(environ["XDG_CACHE_HOME"], "madace_status", history_file_name(root))
+    os.makedirs(os.path.dirname(path), mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_bytes(encode_sample(sample(7)))
+    os.link(str(victim), path)
+    caplog.set_level(logging.INFO, "madace_status.history")
+    store = open_store(root, environ)
+    assert store.samples() == [] and "links" in history_warnings(caplog)[0]
+    store.record(board(done=1))
+    assert store.flush() and victim.read_bytes() == encode_sample(sample(7))
     store.close()
