@@ -215,6 +215,44 @@ def test_a_large_state_directory_swapped_for_a_symlink_out_of_the_root_settles(b
     replay(backend, [("mass_create", {"count": 120}), ("swap_state_dir_for_symlink", {"outside": True})])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_state_directory_removed_after_a_mass_create_settles_with_its_warning(backend):
+    """No workflow event was left to carry "no workflow state directory": replicas kept the old notices."""
+    replay(backend, [("mass_create", {"count": 101}), ("remove_state_dir", {}),
+                     ("recreate_state_dir", {"names": []}), ("remove_state_dir", {})])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_writes_after_the_state_directory_became_a_symlink_settle(backend):
+    """inotify: the directory moved away and a symlink made in its place fired only IN_MOVE_SELF; the watch was
+    dropped before the symlink existed and its creation (not an IN_ISDIR event) never re-armed it."""
+    replay(backend, [("swap_state_dir_for_symlink", {"outside": False}), ("mass_create", {"count": 168}),
+                     ("rapid_writes", {"name": "code-review", "status": "pending", "steps": [2, 5, 3],
+                                       "mode": "truncate_then_write"})])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_state_directory_made_again_where_a_symlink_was_settles(backend):
+    """The symlink removed and a directory made in its place are entries of the parent: the watch on the
+    symlink's target saw nothing, so every later write waited for the safety rescan."""
+    replay(backend, [("swap_state_dir_for_symlink", {"outside": False}), ("recreate_state_dir", {"names": []}),
+                     ("write_state", {"name": "alpha", "status": "in_progress", "step": 2, "total": 4,
+                                      "schema": "A", "broken": None, "mode": "in_place"})])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_state_directory_removed_and_made_again_between_writes_settles(backend):
+    """The reader listed the directory while it was gone, the watcher saw it before and after: the notice
+    "no workflow state directory" stayed. A directory replaced (a new inode) is reported itself now."""
+    write = {"status": "in_progress", "step": 1, "total": 3, "schema": "A", "broken": None, "mode": "in_place"}
+    steps = []
+    for _ in range(5):
+        steps += [("write_state", dict(write, name="alpha")), ("remove_state_dir", {}),
+                  ("recreate_state_dir", {"names": []}), ("write_state", dict(write, name="pm-planning")),
+                  ("mass_delete", {}), ("recreate_state_dir", {"names": []})]
+    replay(backend, steps)
+
+
 def test_status_json_agrees_with_the_server_after_changes(tmp_path):
     """The third view as a user gets it: a real `status -f json` process after the files are quiet."""
     tree = ProjectTree.copy_of_sample(tmp_path / "project")
