@@ -14,16 +14,15 @@ benchmark tests/benchmarks/settle_soak.py.
 """
 
 import asyncio
-import http.client
 import json
 import os
 import shutil
-import stat
 import tempfile
 import threading
 import time
 
 import websockets.asyncio.client
+from sync_helpers import ProjectFiles, http_request, parse_prometheus
 
 from madace_status.project.loader import ProjectPaths, load_project
 from madace_status.sync.replica import Replica, parse_message
@@ -34,7 +33,6 @@ from madace_status.web.limits import DEFAULT_LIMITS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
-SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
 STATE_DIR = os.path.join("madace-data", "workflow-states")
 STATUS_FILE = os.path.join("docs", "workflow-status.md")
 EPICS_DIR = os.path.join("docs", "v3-planning", "epics")
@@ -127,27 +125,11 @@ class LiveServer:
         return self.on_loop(lambda: view_of(self.service.project))
 
     def get_json(self, path):
-        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=LOOP_CALL_TIMEOUT_S)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            return response.status, json.loads(response.read().decode("utf-8"))
-        finally:
-            connection.close()
+        response = http_request(self.http_port, "GET", path)
+        return response.status, response.json()
 
     def metrics(self):
-        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=LOOP_CALL_TIMEOUT_S)
-        try:
-            connection.request("GET", "/metrics")
-            text = connection.getresponse().read().decode("utf-8")
-        finally:
-            connection.close()
-        values = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.partition(" ")
-                values[name] = float(value)
-        return values
+        return parse_prometheus(http_request(self.http_port, "GET", "/metrics").body.decode("utf-8"))[0]
 
     def close(self):
         try:
@@ -324,13 +306,7 @@ class ProjectTree:
 
     @classmethod
     def copy_of_sample(cls, target):
-        shutil.copytree(SAMPLE_PROJECT, str(target))
-        for directory, _, names in os.walk(str(target)):
-            os.chmod(directory, os.stat(directory).st_mode | stat.S_IWUSR)
-            for name in names:
-                path = os.path.join(directory, name)
-                os.chmod(path, os.stat(path).st_mode | stat.S_IWUSR)
-        return cls(target)
+        return cls(ProjectFiles.copy_of_sample(target).root)
 
     def cleanup(self):
         shutil.rmtree(self.outside, ignore_errors=True)
