@@ -46,6 +46,23 @@ def _is_ip_literal(host):
     return ":" not in host or host.startswith("[")  # an IPv6 address is written in brackets in a Host header
 
 
+class BadHost(ValueError):
+    """A request whose host cannot be told: more than one Host header (RFC 9112 §3.2: 400)."""
+
+
+def request_host(target, host_headers):
+    """The host a request is for (None when it names none): the authority of an absolute-form target
+    (`GET http://name:port/path`: RFC 9112 §3.2.2 says a server uses it and ignores Host), else the one Host
+    header. Raises BadHost for two or more Host headers."""
+    scheme, separator, rest = target.partition("://")
+    if separator and scheme.isascii() and scheme.isalpha():
+        authority = rest.split("/", 1)[0].split("?", 1)[0]
+        return authority.rpartition("@")[2]  # userinfo@ is no part of the host
+    if len(host_headers) > 1:
+        raise BadHost("only one Host header is allowed")
+    return host_headers[0] if host_headers else None
+
+
 class HostPolicy:
     """Which `Host` header values are answered: the loopback names, any IP literal, the bind host and the names
     given with --allowed-host (`*` turns the check off). Any port."""

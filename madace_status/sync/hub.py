@@ -25,11 +25,12 @@ import time
 
 from madace_status.logsafe import escape
 from madace_status.sync.broadcast import fan_out
-from madace_status.sync.ratelimit import TokenBucket
+from madace_status.websocket.ratelimit import TokenBucket
 from madace_status.sync.subscribers import (MAX_SEQ, MAX_SEQ_DIGITS, TOPICS, Client, Event,  # noqa: F401 (re-exported)
                                             Metrics, SubscriptionError, now_ms, parse_since, parse_topics,
                                             parse_workflows, source_from_user_agent)
 from madace_status.websocket import ConnectionClosed
+from madace_status.websocket.inbound import MESSAGE_RATE_PER_S
 from madace_status.websocket import deflate, frames
 
 logger = logging.getLogger("madace_status.sync")
@@ -309,6 +310,15 @@ class Hub:
                          "clients may send ping, pong, subscribe or resume, not %r" % request["type"][:40])
             return
         handler(self, client, request)
+
+    def client_rate_limited(self, websocket):
+        """The peer went over its message rate (websocket/inbound.py): say so once; what it sends meanwhile is
+        dropped, and it is closed with 1008 if it goes on."""
+        client = self.clients.get(websocket)
+        self.metrics.rate_limited_total += 1
+        if client is not None:
+            self._refuse(client, "RATE_LIMITED", "more than %g messages a second: messages are dropped until the "
+                         "rate falls, and a peer that goes on is closed" % MESSAGE_RATE_PER_S)
 
     def _refuse(self, client, code, message):
         self.metrics.client_errors_total += 1

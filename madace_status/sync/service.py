@@ -21,7 +21,7 @@ import logging
 import os
 import time
 
-from madace_status.security import HostPolicy, own_origins, token_matches
+from madace_status.security import HostPolicy, own_origins, request_host, token_matches
 from madace_status.sync.events import diff_projects, snapshot_data
 from madace_status.sync.sources import ProjectSources
 from madace_status.sync.stopped import STOPPED_BACKLOG, STOPPED_MAX_CONNECTIONS, StoppedResponder  # noqa: F401
@@ -29,6 +29,7 @@ from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_si
 from madace_status.sync.watch_select import SAFETY_RESCAN_S, ChangeSignal
 from madace_status.sync.watcher import project_watcher
 from madace_status.websocket import HandshakeError, serve
+from madace_status.websocket.inbound import InboundLimits
 from madace_status.websocket.listener import listening_sockets, start_listening
 
 logger = logging.getLogger("madace_status.sync")
@@ -64,7 +65,8 @@ class SyncService:
 
     def __init__(self, paths, host="127.0.0.1", ws_port=DEFAULT_WS_PORT, poll_interval=POLL_INTERVAL_S, token=None,
                  allowed_origins=(), heartbeat_s=HEARTBEAT_S, max_connections=MAX_CONNECTIONS,
-                 max_message_bytes=SERVER_MAX_MESSAGE_BYTES, compression=True, watcher="auto", history=None):
+                 max_message_bytes=SERVER_MAX_MESSAGE_BYTES, compression=True, watcher="auto", history=None,
+                 inbound_limits=None):
         self.paths = paths
         self.history = history  # a HistoryStore (sync/history_store.py): a sample per change of the story file
         self.compression = compression  # accept permessage-deflate offers (serve --compression auto)
@@ -77,6 +79,9 @@ class SyncService:
         self.heartbeat_s = heartbeat_s
         self.max_connections = max_connections
         self.max_message_bytes = max_message_bytes
+        # What a client may make the server spend (websocket/inbound.py): a fresh InboundLimits() at each start
+        # unless one is given (tests relax one limit to reach another).
+        self.inbound_limits = inbound_limits
         self.loop = None
         self.hub = None
         self.project = None
@@ -133,7 +138,8 @@ class SyncService:
                 host=self.host, port=self.ws_port, on_connect=self.hub.client_connected,
                 on_message=self.hub.client_message, on_close=self.hub.client_disconnected,
                 process_request=self._check_request, max_message_bytes=self.max_message_bytes,
-                max_connections=self.max_connections, compression=self.compression)
+                max_connections=self.max_connections, compression=self.compression,
+                inbound_limits=self.inbound_limits or InboundLimits(), on_rate_limited=self.hub.client_rate_limited)
         except OSError as error:
             self.last_error = str(error)
             self.hub = None
@@ -208,7 +214,8 @@ class SyncService:
 
     def _check_request(self, websocket):
         request = websocket.request
-        refusal = self._host_policy().refusal(request.headers.get("Host"))  # DNS rebinding, as on HTTP
+        # DNS rebinding, as on HTTP: the host of an absolute-form target is the one checked (RFC 9112 §3.2.2).
+        refusal = self._host_policy().refusal(request_host(request.target, request.headers.get_all("Host")))
         if refusal is not None:
             raise HandshakeError(refusal, status=403)
         if request.path not in WEBSOCKET_PATHS:

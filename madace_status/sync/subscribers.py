@@ -148,6 +148,7 @@ class Metrics:
         self.heartbeat_closed_total = 0
         self.client_messages_total = 0
         self.client_errors_total = 0
+        self.rate_limited_total = 0  # times a peer went over its message rate (told RATE_LIMITED once each time)
         self.broadcast_seconds_total = 0.0
         self.broadcasts_total = 0
         self.poll_seconds_total = 0.0

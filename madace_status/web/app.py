@@ -162,6 +162,8 @@ class DashboardApp:
         counter("resyncs_total", "Snapshots sent to resynchronise a client.", "resyncs_total")
         counter("client_messages_total", "Messages received from clients.", "client_messages_total")
         counter("client_errors_total", "Client messages answered with an error.", "client_errors_total")
+        counter("rate_limited_total", "Times a client went over its message rate (its messages dropped).",
+                "rate_limited_total")
         counter("heartbeat_closed_total", "Connections closed for not answering heartbeats.", "heartbeat_closed_total")
         counter("lagging_closed_total", "Connections closed for lagging too long.", "lagging_closed_total")
         counter("looks_failed_total", "Looks at the files that failed (the next reads the whole project again).",

@@ -17,7 +17,7 @@ from madace_status.project.loader import ProjectUnreadable
 from madace_status.project.model import STORY_STATES
 from madace_status.project.render.envelope import envelope
 from madace_status.logsafe import escape
-from madace_status.security import CSRF_HEADER, write_refusal
+from madace_status.security import CSRF_HEADER, BadHost, request_host, write_refusal
 from madace_status.sync.history import HISTORY_MAX_SAMPLES
 from madace_status.web import assets, pages
 from madace_status.web.api_values import ascii_number
@@ -170,10 +170,14 @@ class DashboardHandler(TimedRequestHandler):
     # -- security ---------------------------------------------------------------------------------------------
 
     def _check_host(self):
-        """DNS rebinding: answer only to the names this server is known by (SPEC §6.6, issue 10 §1)."""
-        hosts = self.headers.get_all("Host") or []
-        reason = "only one Host header is allowed" if len(hosts) > 1 else self.app.host_policy.refusal(
-            hosts[0] if hosts else None, http_11=self.request_version != "HTTP/1.0")
+        """DNS rebinding: answer only to the names this server is known by (SPEC §6.6, issue 10 §1); the host
+        of an absolute-form target is the one checked, and two Host headers are a bad request."""
+        try:
+            host = request_host(self.path, self.headers.get_all("Host") or [])
+        except BadHost as error:
+            logger.info("refused %s from %s: %s", escape(self.command), self.address_string(), error)
+            raise ApiError(400, "BAD_REQUEST", str(error))
+        reason = self.app.host_policy.refusal(host, http_11=self.request_version != "HTTP/1.0")
         if reason is not None:
             logger.info("refused %s from %s: %s", escape(self.command), self.address_string(), escape(reason))
             raise ApiError(403, "HOST_NOT_ALLOWED", reason)

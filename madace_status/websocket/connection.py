@@ -9,15 +9,22 @@ failing close) collect in `data_to_send()`; the `send_*` methods return the byte
 Every state change goes through `_transition`, driven by the table `_TRANSITIONS`.
 
 With permessage-deflate negotiated (`deflate`: the agreed DeflateParams), data messages of at least
-deflate.MIN_COMPRESS_BYTES go out compressed with RSV1 on their first frame, and received compressed messages
-are inflated piece by piece, the inflated size counting against `max_message_bytes` as it grows.
+deflate.MIN_COMPRESS_BYTES go out compressed with RSV1 on their first frame. A received compressed message is
+kept as it came (at most MAX_COMPRESSED_FACTOR × `max_message_bytes` of it) and inflated once complete, within
+`max_message_bytes`: what a peer makes the connection hold is the bytes it sent, never a live inflater.
+
+A server's inbound limits (inbound.py) reach here as `max_frames_per_message` (more frames in one message is
+a PolicyViolation, 1008) and `assembly_budget` (the bytes every connection's unfinished message holds, shared:
+a message that would take it past its limit is a PolicyViolation). `assembling` tells the asyncio layer that a
+message has started and not ended, for its deadline.
 """
 
 import codecs
 import os
 
 from madace_status.websocket import deflate, frames
-from madace_status.websocket.errors import ConnectionClosed, InvalidPayload, MessageTooBig, ProtocolError
+from madace_status.websocket.errors import (ConnectionClosed, InvalidPayload, MessageTooBig, PolicyViolation,
+                                           ProtocolError)
 
 SERVER = "server"
 CLIENT = "client"
@@ -98,9 +105,11 @@ class Connection:
 
     __slots__ = ("role", "max_message_bytes", "state", "close_initiator", "close_code", "close_reason",
                  "sent_close_code", "sent_close_reason", "failure", "_parser", "_outgoing", "_mask_outgoing",
-                 "_message_opcode", "_message_bytes", "_fragments", "_utf8", "deflate", "_inflater", "_compressed")
+                 "_message_opcode", "_message_bytes", "_fragments", "_utf8", "deflate", "_inflater", "_compressed",
+                 "max_frames_per_message", "assembly_budget", "_message_frames")
 
-    def __init__(self, role, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES, deflate=None):
+    def __init__(self, role, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES, deflate=None, max_frames_per_message=None,
+                 assembly_budget=None):
         if role not in (SERVER, CLIENT):
             raise ValueError("role must be SERVER or CLIENT")
         self.role = role
@@ -122,8 +131,11 @@ class Connection:
         # The data message being received.
         self._message_opcode = None
         self._message_bytes = 0
-        self._fragments = None  # bytearray of the message being received in several pieces
-        self._utf8 = None  # incremental decoder of a text message that spans several pieces
+        self._fragments = None  # bytearray of the message being received in several pieces (compressed: as sent)
+        self._utf8 = None  # incremental decoder of an uncompressed text message that spans several pieces
+        self._message_frames = 0  # frames of the message being received
+        self.max_frames_per_message = max_frames_per_message  # None: any number
+        self.assembly_budget = assembly_budget  # inbound.AssemblyBudget shared by a server's connections, or None
 
     # -- state ------------------------------------------------------------------------------------------------
 
@@ -141,6 +153,12 @@ class Connection:
     def buffered_bytes(self):
         """Received bytes not parsed yet."""
         return self._parser.buffered_bytes
+
+    @property
+    def assembling(self):
+        """True while a data message has started arriving and has not ended (fragmented, compressed, or one
+        frame delivered in pieces)."""
+        return self._message_opcode is not None and self.state != CLOSED
 
     # -- sending ----------------------------------------------------------------------------------------------
 
@@ -219,6 +237,7 @@ class Connection:
             if self.close_code is None:
                 self.close_code = frames.CLOSE_ABNORMAL
             self._transition("eof")
+            self._drop_message()
             return
         if self.state == CLOSED:
             return  # nothing is processed after the close
@@ -245,6 +264,7 @@ class Connection:
 
     def _fail(self, error):
         """Fail the connection: queue a close with the error's code; from then on only a close is looked for."""
+        self._drop_message()
         if self.failure is None:
             self.failure = error
         if self.state == OPEN:
@@ -286,28 +306,54 @@ class Connection:
             elif piece.fin and piece.last and not piece.rsv1:
                 return self._whole_message(opcode, piece.payload)  # the common case: one frame, all here
             else:
-                if piece.rsv1:
-                    self._start_inflating()
                 self._message_opcode = opcode
                 self._fragments = bytearray()
-                if opcode == frames.OP_TEXT:
+                self._compressed = piece.rsv1
+                if opcode == frames.OP_TEXT and not piece.rsv1:
                     self._utf8 = codecs.getincrementaldecoder("utf-8")()
+            self._count_frame()
         payload = piece.payload
-        if self._compressed:
-            self._message_bytes += len(payload)  # wire bytes, for the frame-length check
-            payload = self._inflater.feed(payload, final=piece.last and piece.fin)
-        else:
-            self._message_bytes += len(payload)
+        self._message_bytes += len(payload)  # as sent (compressed: inflated once complete)
         if self._utf8 is not None:
             self._validate_utf8(payload, final=False)
+        self._hold(len(payload))
         self._fragments += payload
         if not (piece.last and piece.fin):
             return None
         return self._finish_message()
 
+    def _count_frame(self):
+        self._message_frames += 1
+        limit = self.max_frames_per_message
+        if limit is not None and self._message_frames > limit:
+            raise PolicyViolation("more than %d frames in one message" % limit, "frames per message",
+                                  self._message_frames, limit)
+
+    def _hold(self, size):
+        """Count `size` more bytes of the unfinished message against the server's shared budget."""
+        budget = self.assembly_budget
+        if budget is not None and size and not budget.reserve(self, size):
+            raise PolicyViolation("the server holds too many unfinished messages", "bytes held in unfinished "
+                                  "messages", budget.total + size, budget.limit)
+
+    def discard_message(self):
+        """Forget an unfinished message (the connection is gone): what it held leaves the shared budget."""
+        self._drop_message()
+
+    def _drop_message(self):
+        """Forget the message being received (finished, failed, or the connection ended)."""
+        self._message_opcode = None
+        self._message_bytes = 0
+        self._message_frames = 0
+        self._fragments = None
+        self._utf8 = None
+        self._compressed = False
+        if self.assembly_budget is not None:
+            self.assembly_budget.release(self)
+
     def _whole_message(self, opcode, payload):
         if opcode == frames.OP_BINARY:
-            return BinaryMessage(payload)
+            return BinaryMessage(bytes(payload))
         try:
             return TextMessage(payload.decode("utf-8"))
         except UnicodeDecodeError:
@@ -324,24 +370,18 @@ class Connection:
             raise InvalidPayload("text message is not valid UTF-8 (encoded surrogate)")
 
     def _finish_message(self):
-        data = bytes(self._fragments)
-        if self._utf8 is not None:
+        opcode, data = self._message_opcode, self._fragments
+        if self._compressed:
+            if self._inflater is None:
+                self._inflater = deflate.Inflater(self.deflate)
+            data = self._inflater.inflate(data, self.max_message_bytes)
+            if opcode == frames.OP_TEXT:
+                self._drop_message()
+                return self._whole_message(opcode, data)
+        elif self._utf8 is not None:
             self._validate_utf8(b"", final=True)
-            event = TextMessage(data.decode("utf-8"))
-        else:
-            event = BinaryMessage(data)
-        self._message_opcode = None
-        self._message_bytes = 0
-        self._fragments = None
-        self._utf8 = None
-        self._compressed = False
-        return event
-
-    def _start_inflating(self):
-        if self._inflater is None:
-            self._inflater = deflate.Inflater(self.deflate)
-        self._inflater.start(self.max_message_bytes)
-        self._compressed = True
+        self._drop_message()
+        return TextMessage(bytes(data).decode("utf-8")) if opcode == frames.OP_TEXT else BinaryMessage(bytes(data))
 
     def _handle_control(self, opcode, payload):
         if opcode == frames.OP_PING:

@@ -11,6 +11,7 @@ import zlib
 
 from madace_status.websocket import frames
 from madace_status.websocket.errors import InvalidPayload, MessageTooBig
+from madace_status.websocket.syntax import TOKEN_CHARS, is_ascii_number
 
 EXTENSION_NAME = "permessage-deflate"
 SERVER_NO_CONTEXT_TAKEOVER = "server_no_context_takeover"
@@ -31,7 +32,6 @@ MEM_LEVEL = 8  # zlib's default; the compressor lives only while one message is 
 # longer than this factor times the message limit cannot inflate within the limit.
 MAX_COMPRESSED_FACTOR = 2
 _TAIL = b"\x00\x00\xff\xff"  # the empty stored block a sync flush ends with: stripped on send, re-appended on receive
-_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 class NegotiationError(ValueError):
@@ -93,7 +93,7 @@ def _unquote(value):
             else:
                 escaped = True
         value = "".join(out)  # after unquoting the value must still be a token (RFC 6455 §9.1)
-    if not value or not _TOKEN_CHARS.issuperset(value):
+    if not value or not TOKEN_CHARS.issuperset(value):
         raise NegotiationError("parameter value %r is not a token" % value[:40])
     return value
 
@@ -123,13 +123,13 @@ def _parse_element(raw):
     except NegotiationError:
         return "", None
     name = pieces[0].strip().lower()
-    if not name or not _TOKEN_CHARS.issuperset(name):
+    if not name or not TOKEN_CHARS.issuperset(name):
         return "", None
     params = []
     for piece in pieces[1:]:
         key, equals, value = piece.partition("=")
         key = key.strip().lower()
-        if not key or not _TOKEN_CHARS.issuperset(key):
+        if not key or not TOKEN_CHARS.issuperset(key):
             return name, None
         if equals:
             try:
@@ -142,8 +142,9 @@ def _parse_element(raw):
 
 
 def _window_bits(value, name):
-    # RFC 7692 §7.1.2: 1*DIGIT from 8 to 15 with no leading zero.
-    if value is None or not value.isdigit() or value[0] == "0" or not MIN_WINDOW_BITS <= int(value) <= MAX_WINDOW_BITS:
+    # RFC 7692 §7.1.2: 1*DIGIT from 8 to 15 with no leading zero (checked as text before int() sees it).
+    if value is None or not is_ascii_number(value, 2) or value[0] == "0" or \
+            not MIN_WINDOW_BITS <= int(value) <= MAX_WINDOW_BITS:
         raise NegotiationError("%s=%r is not a window size from 8 to 15" % (name, value))
     return int(value)
 
@@ -308,45 +309,38 @@ class SharedMessage:
 
 
 class Inflater:
-    """Receiving side of one connection: inflates the pieces of compressed messages within a byte budget.
+    """Receiving side of one connection: inflates each compressed message, whole, within a byte budget.
 
-    The zlib object exists only while a message is inflated, unless the peer takes over context.
+    A message is inflated once all of it has arrived (the connection keeps its compressed bytes meanwhile), so
+    no zlib object lives while a peer takes its time; one is kept between messages only when the peer takes
+    over context (its next message may refer back).
     """
 
-    __slots__ = ("_params", "_inflater", "_produced", "_budget")
+    __slots__ = ("_params", "_inflater")
 
     def __init__(self, params):
         self._params = params
         self._inflater = None
-        self._produced = 0
-        self._budget = 0
 
     @property
     def holds_context(self):
         return self._inflater is not None
 
-    def start(self, budget):
-        """A compressed message starts; at most `budget` inflated bytes are accepted (else MessageTooBig)."""
-        if self._inflater is None:
-            self._inflater = zlib.decompressobj(-self._params.receive_window_bits)
-        self._produced = 0
-        self._budget = budget
-
-    def feed(self, data, final=False):
-        """Inflate one piece of the compressed payload; `final` for the piece that ends the message."""
-        inflater = self._inflater
-        if final:
-            data = bytes(data) + _TAIL
-        room = self._budget - self._produced
+    def inflate(self, data, budget):
+        """The message compressed in `data` (its payload as sent: the sync flush's tail stripped), at most
+        `budget` bytes of it (else MessageTooBig). Bytes after a final block other than the tail this side
+        appends are InvalidPayload (RFC 7692 §7.2.2)."""
+        inflater = self._inflater or zlib.decompressobj(-self._params.receive_window_bits)
+        self._inflater = None  # kept again below only when all went well and the peer takes over context
         try:
-            out = inflater.decompress(data, room + 1)
+            out = inflater.decompress(bytes(data) + _TAIL, budget + 1)
         except zlib.error:
-            self._inflater = None
             raise InvalidPayload("compressed message is not valid deflate data")
-        self._produced += len(out)
-        if self._produced > self._budget or inflater.unconsumed_tail:
-            self._inflater = None
-            raise MessageTooBig("message inflates to more than %d bytes" % self._budget)
-        if final and (inflater.eof or self._params.receive_no_context_takeover):
-            self._inflater = None  # a BFINAL block ended the stream, or the peer starts afresh every message
+        if len(out) > budget or inflater.unconsumed_tail:
+            raise MessageTooBig("message inflates to more than %d bytes" % budget)
+        if inflater.eof:  # a block with BFINAL set ended the stream: nothing may follow but our own tail
+            if inflater.unused_data not in (b"", _TAIL):
+                raise InvalidPayload("bytes after the final block of a compressed message")
+        elif not self._params.receive_no_context_takeover:
+            self._inflater = inflater
         return out

@@ -30,6 +30,19 @@ class MessageTooBig(ProtocolError):
     close_code = 1009
 
 
+class PolicyViolation(ProtocolError):
+    """The peer went past one of the server's inbound limits (close 1008): `limit` names it, `value` is the
+    figure it reached and `allowed` the limit's own (see inbound.py)."""
+
+    close_code = 1008
+
+    def __init__(self, reason, limit=None, value=None, allowed=None):
+        super().__init__(reason)
+        self.limit = limit
+        self.value = value
+        self.allowed = allowed
+
+
 class HandshakeError(WebSocketError):
     """The opening handshake was refused; `status` is the HTTP status it implies (server side) or got
     (client side, 0 when no valid response arrived)."""

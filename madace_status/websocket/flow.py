@@ -22,6 +22,8 @@ OVER_BUDGET_REASON = "output over budget"
 
 _PAUSE_RECV = 1  # why reading is paused (a bit mask): recv() mode, the reader has not taken the last message
 _PAUSE_OUTPUT = 2  # backpressure: our unsent output to the peer is over the high-water mark
+_PAUSE_YIELD = 4  # inbound.YIELD_EVERY_MESSAGES handled from one read: the loop runs the others first
+_PAUSE_POLICY = 8  # closed for going past an inbound limit: nothing more of what it sends is read
 
 
 class FlowControl(asyncio.Protocol):

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from madace_status.websocket import deflate
 from madace_status.websocket.errors import HandshakeError
+from madace_status.websocket.syntax import TOKEN_CHARS, is_ascii_number
 
 MAX_LINE_BYTES = 8 * 1024  # request line, status line and each header line
 MAX_HEADERS = 100
@@ -25,12 +26,6 @@ _STATUS_REASONS = {
     405: "Method Not Allowed", 426: "Upgrade Required", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 503: "Service Unavailable",
 }
-_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def _is_ascii_number(text, max_digits):
-    """1 to `max_digits` ASCII digits (str.isdigit alone also takes '²', which int() refuses)."""
-    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
 def accept_key(key):
@@ -82,7 +77,7 @@ def _parse_header_block(block, max_headers):
         if line[:1] in (" ", "\t"):
             raise HandshakeError("obsolete line folding in header fields", status=400)
         name, colon, value = line.partition(":")
-        if not colon or not name or not _TOKEN_CHARS.issuperset(name):
+        if not colon or not name or not TOKEN_CHARS.issuperset(name):
             raise HandshakeError("malformed header line %r" % line[:80], status=400)
         items.append((name, value.strip(" \t")))
     if len(lines[0]) > MAX_LINE_BYTES:
@@ -295,7 +290,7 @@ class ClientHandshake:
             raise HandshakeError("invalid handshake response: %s" % error.reason, status=0)
         parts = status_line.split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/") or len(parts[1]) != 3 or \
-                not _is_ascii_number(parts[1], 3):
+                not is_ascii_number(parts[1], 3):
             raise HandshakeError("invalid handshake response: status line %r" % status_line[:80], status=0)
         status = int(parts[1])
         self.response_headers = headers
@@ -309,7 +304,7 @@ class ClientHandshake:
         status, status_line, headers, body = self._refusal
         body += data
         length = headers.get("Content-Length")
-        wanted = int(length) if length and _is_ascii_number(length, 18) else MAX_REFUSAL_BODY_BYTES
+        wanted = int(length) if length and is_ascii_number(length, 18) else MAX_REFUSAL_BODY_BYTES
         if len(body) >= min(wanted, MAX_REFUSAL_BODY_BYTES):
             self.refused()
         return False

@@ -8,7 +8,10 @@ is read (and can be answered) before the connection fails.
 
 Every frame is written with one `transport.write`. The server closes TCP first once the close handshake is
 done; the client waits for it (up to CLOSE_TIMEOUT_S). A protocol error closes with the error's code.
-The output budget and backpressure are in flow.py.
+The output budget and backpressure are in flow.py; a server's inbound limits (message rate, yielding to the
+loop, reassembly deadline, frames per message, the shared budget of unfinished messages) in inbound.py. A
+connection closed for going past one of those (1008) is not read any more: the close frame goes out and the
+TCP connection is dropped after POLICY_CLOSE_TIMEOUT_S, whatever the peer sends meanwhile.
 """
 
 import asyncio
@@ -18,15 +21,18 @@ import os
 from madace_status.logsafe import escape
 from madace_status.websocket import frames
 from madace_status.websocket.connection import (
-    CLOSED, OPEN, SERVER, BinaryMessage, CloseReceived, Connection, Pong, TextMessage)
+    CLOSED, OPEN, SERVER, BinaryMessage, CloseReceived, Connection, Ping, Pong, TextMessage)
 from madace_status.websocket.errors import ConnectionClosed
-from madace_status.websocket.flow import _PAUSE_OUTPUT, _PAUSE_RECV, FlowControl
+from madace_status.websocket.flow import _PAUSE_OUTPUT, _PAUSE_POLICY, _PAUSE_RECV, _PAUSE_YIELD, FlowControl
+from madace_status.websocket.ratelimit import TokenBucket
 
 logger = logging.getLogger("madace_status.websocket")
 
 HANDSHAKE_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 5.0
 READ_BACKLOG_BYTES = 256 * 1024  # recv() mode: unparsed bytes kept before the socket stops being read
+POLICY_CLOSE_TIMEOUT_S = 1.0  # a peer closed for an inbound limit gets this long for our close frame to leave
+RATE_LIMIT_REASON = "messages over the rate limit"
 
 _NOTHING = object()  # recv() mode: no message waiting
 
@@ -37,10 +43,20 @@ class WebSocket(FlowControl):
     # Slots and lazily made futures keep an idle connection small (thousands are held at once).
     __slots__ = ("role", "_max_message_bytes", "_on_message", "_on_close", "_loop", "transport", "connection",
                  "remote_address", "last_received", "_is_closed", "_closed_waiter", "_message", "_message_waiter",
-                 "_ping_waiters", "_timer", "_close_timeout")
+                 "_ping_waiters", "_timer", "_close_timeout", "_limits", "_on_rate_limited", "_budget", "_drops",
+                 "_held_pong", "_pong_timer", "_assembly_timer", "_yielding")
 
-    def __init__(self, role, max_message_bytes, on_message=None, on_close=None, hard_cap_bytes=None):
+    def __init__(self, role, max_message_bytes, on_message=None, on_close=None, hard_cap_bytes=None,
+                 inbound_limits=None, on_rate_limited=None):
         super().__init__(hard_cap_bytes)
+        self._limits = inbound_limits  # inbound.InboundLimits (a server's), or None: no inbound limits
+        self._on_rate_limited = on_rate_limited  # called once per run of messages dropped over the rate
+        self._budget = None  # the message rate's TokenBucket, made at the first message
+        self._drops = 0  # messages dropped in a row over the rate
+        self._held_pong = None  # the pong of the last ping over the rate, sent when a token comes
+        self._pong_timer = None
+        self._assembly_timer = None  # closes the connection when a message is not complete in time
+        self._yielding = False
         self.role = role
         self._max_message_bytes = max_message_bytes
         self._on_message = on_message
@@ -77,8 +93,11 @@ class WebSocket(FlowControl):
 
     def connection_lost(self, exc):
         self._cancel_timer()
-        if self.connection is not None and self.connection.state != CLOSED:
-            self.connection.receive_data(b"")
+        self._cancel_inbound_timers()
+        if self.connection is not None:
+            if self.connection.state != CLOSED:
+                self.connection.receive_data(b"")
+            self.connection.discard_message()  # a message cut short by a close frame or a drop holds nothing
         self._is_closed = True
         if self._closed_waiter is not None and not self._closed_waiter.done():
             self._closed_waiter.set_result(None)
@@ -113,7 +132,12 @@ class WebSocket(FlowControl):
     # -- receiving ----------------------------------------------------------------------------------------
 
     def _open(self, leftover, deflate_params=None):
-        self.connection = Connection(self.role, self._max_message_bytes, deflate_params)
+        limits = self._limits
+        if limits is None:
+            self.connection = Connection(self.role, self._max_message_bytes, deflate_params)
+        else:
+            self.connection = Connection(self.role, self._max_message_bytes, deflate_params,
+                                         limits.max_frames_per_message, limits.assembly_budget)
         self._cancel_timer()
         self._opened()
         if leftover:
@@ -139,11 +163,26 @@ class WebSocket(FlowControl):
         self._process()
 
     def _process(self):
-        """Parse and handle what has arrived; in recv() mode stop after one message."""
+        """Parse and handle what has arrived; in recv() mode stop after one message; with inbound limits, take
+        each message's token and stop after `yield_every` of them to let the loop run the others."""
         connection = self.connection
         write = self.transport.write
+        limits = self._limits
+        rated = limits is not None and limits.rate_per_s is not None
+        yield_every = limits.yield_every if limits is not None and limits.yield_every else None
+        handled = 0
         for event in connection.events():
             kind = type(event)
+            if kind is not CloseReceived:
+                handled += 1
+                if rated and not self._within_rate(kind, connection):
+                    if limits.close_after_drops is not None and self._drops > limits.close_after_drops:
+                        self._policy_close(RATE_LIMIT_REASON)
+                        break
+                    if yield_every is not None and handled >= yield_every:
+                        self._yield_to_loop()
+                        break
+                    continue
             if kind is TextMessage or kind is BinaryMessage:
                 if self._on_message is not None:
                     try:
@@ -166,6 +205,9 @@ class WebSocket(FlowControl):
             if self._backpressured():  # the peer does not read what we answer: stop reading what it asks
                 self._pause_reading(_PAUSE_OUTPUT)
                 break
+            if yield_every is not None and handled >= yield_every:
+                self._yield_to_loop()
+                break
         reply = connection.data_to_send()  # the failing close, if parsing stopped on an error
         if reply:
             write(reply)
@@ -173,13 +215,105 @@ class WebSocket(FlowControl):
 
     def _after_receive(self):
         connection = self.connection
+        if self._limits is not None:
+            self._watch_assembly(connection)
         if connection.state == OPEN:
             return
         self._wake_reader()
         if connection.state == CLOSED:
             self._close_handshake_done()
         elif self._timer is None:
+            if connection.failure is not None and connection.failure.close_code == frames.CLOSE_POLICY_VIOLATION:
+                self._pause_reading(_PAUSE_POLICY)  # past an inbound limit: what it sends now is not read
+                self._close_timeout = POLICY_CLOSE_TIMEOUT_S
             self._timer = self._loop.call_later(self._close_timeout, self._abort)
+
+    # -- inbound limits (inbound.py) ----------------------------------------------------------------------
+
+    def _within_rate(self, kind, connection):
+        """Take a token for one message; False when it is over the rate (then it is dropped, or for a ping its
+        pong is held: only the last ping's is sent, when a token comes)."""
+        budget = self._budget
+        if budget is None:
+            budget = self._budget = TokenBucket(self._limits.burst, 1.0 / self._limits.rate_per_s)
+        now = self._loop.time()
+        if budget.take(now):
+            self._drops = 0
+            return True
+        self._drops += 1
+        if kind is Ping:
+            self._held_pong = connection.data_to_send()  # the automatic pong, held (replacing an older one)
+            if self._pong_timer is None:
+                self._pong_timer = self._loop.call_later(budget.wait_s(now), self._send_held_pong)
+        elif self._drops == 1 and self._on_rate_limited is not None and kind is not Pong:
+            try:
+                self._on_rate_limited(self)
+            except Exception as error:  # a bug: never let what a peer sent reach a traceback
+                self._callback_failed("on_rate_limited", error)
+        return False
+
+    def _send_held_pong(self):
+        self._pong_timer = None
+        pong, budget = self._held_pong, self._budget
+        if pong is None or self._is_closed or self.connection.state != OPEN:
+            return
+        now = self._loop.time()
+        if not budget.take(now):
+            self._pong_timer = self._loop.call_later(budget.wait_s(now), self._send_held_pong)
+            return
+        self._held_pong = None
+        try:
+            self._write(pong)
+        except ConnectionClosed:
+            pass
+
+    def _yield_to_loop(self):
+        """Stop reading this peer until the loop has run everything else once; then go on."""
+        if not self._yielding:
+            self._yielding = True
+            self._pause_reading(_PAUSE_YIELD)
+            self._loop.call_soon(self._continue_after_yield)
+
+    def _continue_after_yield(self):
+        self._yielding = False
+        connection = self.connection
+        if self._is_closed or connection is None:
+            return
+        if connection.state != CLOSED and not self._backpressured() and self._on_message is not None:
+            self._process()
+        if not self._yielding:
+            self._resume_reading(_PAUSE_YIELD)
+
+    def _watch_assembly(self, connection):
+        """Start the deadline of a message that began arriving; stop it once the message is done."""
+        if connection.assembling and connection.state == OPEN:
+            if self._assembly_timer is None and self._limits.assembly_timeout_s is not None:
+                self._assembly_timer = self._loop.call_later(self._limits.assembly_timeout_s,
+                                                             self._assembly_timed_out)
+        elif self._assembly_timer is not None:
+            self._assembly_timer.cancel()
+            self._assembly_timer = None
+
+    def _assembly_timed_out(self):
+        self._assembly_timer = None
+        if self.connection is not None and self.connection.assembling:
+            self._policy_close("message not completed within %g s" % self._limits.assembly_timeout_s)
+
+    def _policy_close(self, reason):
+        """Close with 1008 for an inbound limit: our close frame goes out, nothing more of the peer's is read,
+        and the TCP connection is dropped after POLICY_CLOSE_TIMEOUT_S."""
+        logger.info("closing %s: %s", self.remote_address, reason)
+        self._pause_reading(_PAUSE_POLICY)
+        self.start_close(frames.CLOSE_POLICY_VIOLATION, reason, timeout=POLICY_CLOSE_TIMEOUT_S)
+        if self.connection is not None:
+            self.connection.discard_message()
+
+    def _cancel_inbound_timers(self):
+        for name in ("_pong_timer", "_assembly_timer"):
+            timer = getattr(self, name)
+            if timer is not None:
+                timer.cancel()
+                setattr(self, name, None)
 
     def _wake_reader(self):
         waiter = self._message_waiter

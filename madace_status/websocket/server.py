@@ -26,7 +26,8 @@ class ServerWebSocket(WebSocket):
 
     def __init__(self, server):
         super().__init__(SERVER, server.max_message_bytes, server.on_message, server.on_close,
-                         hard_cap_bytes=server.output_hard_cap_bytes)
+                         hard_cap_bytes=server.output_hard_cap_bytes, inbound_limits=server.inbound_limits,
+                         on_rate_limited=server.on_rate_limited)
         self.server = server
         self.request = None
         self._reader = RequestReader()
@@ -120,8 +121,10 @@ class Server:
     def __init__(self, handler, on_connect, on_message, on_close, process_request, max_message_bytes,
                  max_connections, handshake_timeout, output_high_water_bytes=OUTPUT_HIGH_WATER_BYTES,
                  output_hard_cap_bytes=OUTPUT_HARD_CAP_BYTES, compression=True,
-                 compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
+                 compress_min_bytes=deflate.MIN_COMPRESS_BYTES, inbound_limits=None, on_rate_limited=None):
         self.handler = handler
+        self.inbound_limits = inbound_limits  # inbound.InboundLimits for every connection, or None
+        self.on_rate_limited = on_rate_limited
         self.on_connect = on_connect
         self.on_message = on_message
         self.on_close = on_close
@@ -167,7 +170,8 @@ async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_m
                 process_request=None, max_message_bytes=SERVER_MAX_MESSAGE_BYTES, max_connections=MAX_CONNECTIONS,
                 handshake_timeout=HANDSHAKE_TIMEOUT_S, backlog=1024, sock=None,
                 output_high_water_bytes=OUTPUT_HIGH_WATER_BYTES, output_hard_cap_bytes=OUTPUT_HARD_CAP_BYTES,
-                compression=True, compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
+                compression=True, compress_min_bytes=deflate.MIN_COMPRESS_BYTES, inbound_limits=None,
+                on_rate_limited=None):
     """Listen for WebSocket connections.
 
     handler(websocket): a coroutine run for each connection (read with `recv()` / `async for`); the
@@ -178,10 +182,13 @@ async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_m
     output_high_water_bytes, output_hard_cap_bytes: the output budget of each connection (flow.py).
     compression: accept the first permessage-deflate offer it can honour (see websocket/deflate.py); messages
     shorter than compress_min_bytes are sent uncompressed.
+    inbound_limits: an inbound.InboundLimits (message rate, reassembly deadline, frames per message, the bytes
+    all unfinished messages may hold), or None for none of them (an echo test server, say);
+    on_rate_limited(websocket) is called once per run of messages dropped over the rate.
     """
     server = Server(handler, on_connect, on_message, on_close, process_request, max_message_bytes,
                     max_connections, handshake_timeout, output_high_water_bytes, output_hard_cap_bytes,
-                    compression, compress_min_bytes)
+                    compression, compress_min_bytes, inbound_limits, on_rate_limited)
     if sock is not None:
         sock.listen(backlog)
         sockets = [sock]

@@ -625,20 +625,26 @@ class RawWebSocket:
             assert opcode == OP_TEXT, (opcode, payload[:80])
             return json.loads(payload.decode("utf-8"))
 
-    def send_frame(self, opcode, payload=b""):
-        mask = os.urandom(4)
-        length = len(payload)
-        if length < 126:
-            header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
-        elif length < 65536:
-            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-        else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(header + mask + masked)
+    def send_frame(self, opcode, payload=b"", fin=True, rsv1=False):
+        self.sock.sendall(client_frame(opcode, payload, fin, rsv1, os.urandom(4)))
 
     def close(self):
         self.sock.close()
+
+
+def client_frame(opcode, payload=b"", fin=True, rsv1=False, mask=b"\0\0\0\0"):
+    """One masked client frame (by default a zero mask: the payload goes as it is, still a valid masked frame)."""
+    length = len(payload)
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    if length < 126:
+        header = struct.pack("!BB", first, 0x80 | length)
+    elif length < 65536:
+        header = struct.pack("!BBH", first, 0x80 | 126, length)
+    else:
+        header = struct.pack("!BBQ", first, 0x80 | 127, length)
+    if mask != b"\0\0\0\0":
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + payload
 
 
 def close_payload(payload):

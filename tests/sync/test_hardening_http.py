@@ -63,8 +63,15 @@ def test_a_rebound_host_name_is_refused_on_every_route_and_the_handshake(project
     missing = raw_http(server.http_port, b"GET /api/status HTTP/1.1\r\n\r\n")
     assert_envelope(missing, 403, "HOST_NOT_ALLOWED")
     assert raw_http(server.http_port, b"GET /api/status HTTP/1.0\r\n\r\n").status == 200
-    two = raw_http(server.http_port, b"GET /api/status HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n")
-    assert_envelope(two, 403, "HOST_NOT_ALLOWED")
+    # Two Host headers: which one is meant cannot be told (RFC 9112 §3.2: 400), in either order.
+    for hosts in (b"Host: localhost\r\nHost: evil.example", b"Host: evil.example\r\nHost: localhost"):
+        two = raw_http(server.http_port, b"GET /api/status HTTP/1.1\r\n" + hosts + b"\r\n\r\n")
+        assert_envelope(two, 400, "BAD_REQUEST")
+    # An absolute-form target names the host itself (RFC 9112 §3.2.2): that one is checked, the Host is ignored.
+    absolute = raw_http(server.http_port, b"GET http://evil.example/api/status HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert_envelope(absolute, 403, "HOST_NOT_ALLOWED")
+    fine = raw_http(server.http_port, b"GET http://localhost:1/api/status HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+    assert fine.status == 200, fine
 
     # The WebSocket handshake: the same rule, from the same function.
     status, head = handshake_status(server.ws_port, EVIL + ":%d" % server.ws_port)
@@ -73,6 +80,11 @@ def test_a_rebound_host_name_is_refused_on_every_route_and_the_handshake(project
         assert handshake_status(server.ws_port, host)[0] == 101, host
     refusal = raw_http(server.ws_port, upgrade_request(server.ws_port, omit=("Host",), extra_lines=["Host: " + EVIL]))
     assert refusal.status == 403 and b"--allowed-host" in refusal.body, refusal
+    two = raw_http(server.ws_port, upgrade_request(server.ws_port, extra_lines=["Host: " + EVIL]))
+    assert two.status == 400, two
+    absolute = raw_http(server.ws_port, upgrade_request(server.ws_port).replace(
+        b"GET /ws ", b"GET http://%s/ws " % EVIL.encode(), 1))
+    assert absolute.status == 403 and b"--allowed-host" in absolute.body, absolute
 
 
 def test_allowed_hosts_from_the_environment_and_star_turns_the_check_off(project, serve):

@@ -16,13 +16,14 @@ import time
 import urllib.parse
 
 from madace_status.project.loader import ProjectPaths
+from madace_status.websocket.inbound import InboundLimits
 from madace_status.sync.hub import MAX_SEQ, MAX_SEQ_DIGITS, SNAPSHOT_BURST
 from madace_status.sync.service import STOPPED_MAX_CONNECTIONS, SyncService
 from madace_status.websocket import ConnectionClosed, serve as ws_serve
 from madace_status.websocket.flow import OUTPUT_HARD_CAP_BYTES, OUTPUT_HIGH_WATER_BYTES
 from madace_status.websocket.protocol import CLOSE_TIMEOUT_S
 from sync_helpers import (
-    OP_CLOSE, OP_TEXT, WAIT_S, RawWebSocket, close_payload, fence, raw_http, recv_json, recv_until, recv_welcome, run,
+    OP_CLOSE, OP_TEXT, WAIT_S, RawWebSocket, client_frame, close_payload, fence, raw_http, recv_json, recv_until, recv_welcome, run,
     send_text, story_board, upgrade_request, ws_connect)
 
 TINY_RECEIVE_BUFFER = 4096  # the flooder's SO_RCVBUF: its TCP window stays small
@@ -50,13 +51,7 @@ def open_fds(pid):
 
 
 def masked(payload, opcode=OP_TEXT):
-    """One masked client frame (zero mask: the payload is sent as is, which is still a valid masked frame)."""
-    length = len(payload)
-    if length < 126:
-        header = bytes((0x80 | opcode, 0x80 | length))
-    else:
-        header = bytes((0x80 | opcode, 0x80 | 126)) + length.to_bytes(2, "big")
-    return header + b"\0\0\0\0" + payload
+    return client_frame(opcode, payload)
 
 
 def frame_of(document):
@@ -84,9 +79,11 @@ def send_in_background(sock, data, timeout, repeat_until=None):
 
 # -- §4: a client that never reads ---------------------------------------------------------------------------------
 
-def test_flood_of_subscribe_and_resume_from_a_non_reader_keeps_memory_bounded_and_others_served(project, serve):
-    # Snapshots of ~0.5 MB: the flood asks for 40,000 of them (20 GB). It gets a burst of 5, then the requests are
-    # coalesced (and if what it was sent passes the 1 MiB mark, its socket is no longer read).
+def test_flood_of_subscribe_and_resume_from_a_non_reader_is_cut_off_memory_bounded_and_others_served(project,
+                                                                                                    serve):
+    # Snapshots of ~0.5 MB: the flood asks for 40,000 of them (20 GB). The message rate lets a burst through
+    # (of which the snapshot budget answers 5 and coalesces the rest), drops the rest with one RATE_LIMITED
+    # error, and closes the flooder with 1008 once it goes on (issue 19); its socket is not read meanwhile.
     project.write_stories(story_board(1000, title_padding=100))
     server = serve(project.root)
     pid = server.process.pid
@@ -117,44 +114,49 @@ def test_flood_of_subscribe_and_resume_from_a_non_reader_keeps_memory_bounded_an
                 assert live[-1]["data"]["workflowName"] == "pm-planning"
                 assert await fence(healthy) == []
 
-                # The flooder reads at last: it was only held back, not served 40,000 snapshots, and it converges.
-                received = []
-                reader_done = threading.Event()
-
-                def read_all():
-                    try:
-                        while True:
-                            message = flooder.read_message(timeout=20)
-                            received.append(message)
-                            if message["type"] == "pong" and message["data"]["timestamp"] == 424242:
-                                return
-                    finally:
-                        reader_done.set()
-                reader = threading.Thread(target=read_all, daemon=True)
-                reader.start()
-                await asyncio.to_thread(sender.join, 20)
-                assert not sender.is_alive()
-                await asyncio.to_thread(flooder.sock.sendall, frame_of({"type": "ping", "timestamp": 424242}))
-                await asyncio.to_thread(reader_done.wait, 30)
-                assert received and received[-1]["type"] == "pong", [m["type"] for m in received[-5:]]
-                snapshots = [m for m in received if m["type"] == "snapshot"]
-                assert 1 <= len(snapshots) <= SNAPSHOT_BURST + 20, len(snapshots)  # out of 40,000 asked for
-                assert not [m for m in received if m["type"] == "error"]
-                assert any(c["lagging"] is False for c in server.get_json("/api/sync")["clients"])
+                # The flooder was closed: what it can still read is a few snapshots, the one error, and the close.
+                received = await asyncio.to_thread(read_until_closed, flooder)
+                texts = [json.loads(payload) for opcode, payload in received if opcode == 1]
+                snapshots = [m for m in texts if m["type"] == "snapshot"]
+                assert len(snapshots) <= SNAPSHOT_BURST + 1, len(snapshots)  # out of 40,000 asked for
+                errors = [m["data"]["code"] for m in texts if m["type"] == "error"]
+                assert errors in ([], ["RATE_LIMITED"]), errors  # [] when its full buffer held the error back
+                closes = [payload for opcode, payload in received if opcode == 8]
+                assert not closes or int.from_bytes(closes[0][:2], "big") == 1008
+                assert server.metrics()["madace_rate_limited_total"] >= 1
+                assert len(server.get_json("/api/sync")["clients"]) == 1  # the healthy one
             finally:
                 flooder.close()
+        assert "messages over the rate limit" in server.stderr_text
         assert "Traceback" not in server.stderr_text
 
     run(scenario, timeout=90)
+
+
+def read_until_closed(peer, timeout=15.0):
+    """Every frame `peer` can still read until the server's close frame or the end of the connection."""
+    frames = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            opcode, payload = peer.read_frame(max(0.01, deadline - time.monotonic()))
+            frames.append((opcode, payload))
+            if opcode == 8:
+                break
+    except (EOFError, OSError):
+        pass
+    return frames
 
 
 def test_non_reader_over_the_mark_is_closed_with_1008_while_heartbeats_spare_it(project):
     """LAGGING_CLOSE_S (30 s) has no flag: the service runs in-process with it shortened to 3 s, and a heartbeat of
     1 s. The flooder sends JSON pings and never reads: the pongs pass the mark, the server stops reading it (so it
     hears nothing from it for longer than the heartbeat's two intervals — yet that rule must not be what closes
-    it), and it is closed with 1008."""
+    it), and it is closed with 1008. The message rate would cut the flood before that (issue 19): it is turned
+    off here, to reach the lagging rule."""
     async def scenario():
-        service = SyncService(ProjectPaths(root=project.root), ws_port=0, poll_interval=0.05, heartbeat_s=1.0)
+        service = SyncService(ProjectPaths(root=project.root), ws_port=0, poll_interval=0.05, heartbeat_s=1.0,
+                              inbound_limits=InboundLimits(rate_per_s=None))
         await service.start()
         hub = service.hub
         hub.lagging_close_s = 3.0

@@ -133,7 +133,7 @@ def test_the_timer_of_a_disconnected_client_sends_nothing():
 
 
 def test_token_bucket_allows_a_burst_then_one_per_refill_interval():
-    from madace_status.sync.ratelimit import TokenBucket
+    from madace_status.websocket.ratelimit import TokenBucket
     bucket = TokenBucket(3, 0.5)
     assert [bucket.take(10.0) for _ in range(4)] == [True, True, True, False]
     assert bucket.wait_s(10.0) == 0.5

@@ -175,20 +175,35 @@ def test_without_context_takeover_the_inflater_is_released_after_each_message():
 
 # -- decompression bombs ---------------------------------------------------------------------------------------
 
-def test_a_bomb_is_refused_with_1009_while_inflating():
+def test_a_bomb_holds_only_its_compressed_bytes_and_is_refused_with_1009_once_complete():
     bomb = raw_deflate(b"\x00" * (50 * 1024 * 1024))  # 50 MiB of zeros in about 50 KiB
     assert len(bomb) < 64 * 1024
     conn = server_conn()
-    first_piece = client_frame(frames.OP_BINARY, bomb, rsv1=True)[:8 + 2000]  # only 2,000 bytes of it arrive
-    events, (code, reason) = failure(conn, first_piece)
+    frame = client_frame(frames.OP_BINARY, bomb, rsv1=True)
+    conn.receive_data(frame[:8 + 2000])  # only 2,000 bytes of it arrive: kept as they came, nothing inflated
+    assert list(conn.events()) == [] and conn.assembling and conn._inflater is None
+    assert len(conn._fragments) == 2000
+    events, (code, reason) = failure(conn, frame[8 + 2000:])
     assert code == 1009 and not events
 
 
-def test_a_fragmented_bomb_is_refused_before_its_last_fragment():
+def test_a_fragmented_bomb_is_refused_at_its_last_fragment_holding_what_was_sent():
     bomb = raw_deflate(b"a" * (200 * 1024))
     conn = server_conn()
-    _, (code, _) = failure(conn, client_frame(frames.OP_TEXT, bomb, fin=False, rsv1=True))
+    conn.receive_data(client_frame(frames.OP_TEXT, bomb, fin=False, rsv1=True))
+    assert list(conn.events()) == [] and len(conn._fragments) == len(bomb)
+    _, (code, _) = failure(conn, client_frame(frames.OP_CONTINUATION, b""))
     assert code == 1009
+
+
+def test_bytes_after_a_final_block_are_invalid_payload_1007():
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    final = compressor.compress(b"hello " * 100) + compressor.flush(zlib.Z_FINISH)  # BFINAL: the stream ends
+    conn = server_conn()
+    conn.receive_data(client_frame(frames.OP_TEXT, final, rsv1=True))
+    assert [event.data for event in conn.events()] == ["hello " * 100]  # the tail we append is not "after"
+    _, (code, _) = failure(server_conn(), client_frame(frames.OP_TEXT, final + b"junk", rsv1=True))
+    assert code == 1007
 
 
 def test_a_message_exactly_at_the_limit_inflates_and_one_byte_more_does_not():
@@ -203,7 +218,7 @@ def test_a_message_exactly_at_the_limit_inflates_and_one_byte_more_does_not():
 
 def test_the_inflater_never_produces_much_more_than_the_budget():
     inflater = deflate.Inflater(params())
-    inflater.start(1000)
     with pytest.raises(deflate.MessageTooBig):
-        inflater.feed(raw_deflate(b"\x00" * 10 ** 7), final=True)
-    assert inflater._produced <= 1001
+        inflater.inflate(raw_deflate(b"\x00" * 10 ** 7), 1000)
+    assert not inflater.holds_context
+    assert inflater.inflate(raw_deflate(b"x" * 1000), 1000) == b"x" * 1000

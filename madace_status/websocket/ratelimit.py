@@ -1,5 +1,6 @@
 """A token bucket (sans-I/O: the caller passes the time): `burst` requests back to back, then one per
-`refill_s` seconds. The hub gives one to each connection for the snapshots it asks for."""
+`refill_s` seconds. A server connection has one for the messages its peer sends (inbound.py), and the sync hub
+one per connection for the snapshots it asks for."""
 
 
 class TokenBucket:
