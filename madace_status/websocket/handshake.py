@@ -87,31 +87,43 @@ def _parse_header_block(block, max_headers):
 
 class _HeaderBlockReader:
     """Accumulates bytes until the blank line that ends an HTTP header block, enforcing the line limits
-    while the block is still arriving (so a never-ending header cannot grow the buffer without bound)."""
+    while the block is still arriving (so a never-ending header cannot grow the buffer without bound). Each
+    byte is looked at a bounded number of times, however the block is cut into reads (one byte at a time
+    included): the search goes on from where the last one stopped."""
 
     def __init__(self, max_headers):
         self._buffer = bytearray()
         self._max_headers = max_headers
+        self._scanned = 0  # bytes searched for line ends so far (less the 3 a CRLFCRLF could straddle)
+        self._lines = 0  # complete lines so far
+        self._line_start = 0  # where the line being received starts
         self.leftover = b""  # bytes received after the header block (the first frames, or a body)
 
     def _feed_block(self, data):
-        self._buffer += data
-        end = self._buffer.find(b"\r\n\r\n")
-        if end > MAX_HEAD_BYTES or (end < 0 and len(self._buffer) > MAX_HEAD_BYTES):
+        buffer = self._buffer
+        buffer += data
+        end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
+        if end > MAX_HEAD_BYTES or (end < 0 and len(buffer) > MAX_HEAD_BYTES):
             raise HandshakeError("the request head is larger than %d bytes" % MAX_HEAD_BYTES, status=431)
         if end < 0:
-            tail_start = self._buffer.rfind(b"\r\n") + 2 if b"\r\n" in self._buffer else 0
-            tail_length = len(self._buffer) - tail_start
-            if self._buffer.endswith(b"\r"):
+            position = buffer.find(b"\r\n", max(0, self._scanned - 1))
+            while position >= 0:
+                self._lines += 1
+                self._line_start = position + 2
+                position = buffer.find(b"\r\n", position + 2)
+            self._scanned = len(buffer)
+            tail_length = len(buffer) - self._line_start
+            if buffer.endswith(b"\r"):
                 tail_length -= 1  # a read that ended between CR and LF: the CR is not part of the line
             if tail_length > MAX_LINE_BYTES:
                 raise HandshakeError("a request or header line is longer than %d bytes" % MAX_LINE_BYTES, status=431)
-            if self._buffer.count(b"\r\n") > self._max_headers + 1:
+            if self._lines > self._max_headers + 1:
                 raise HandshakeError("more than %d header fields" % self._max_headers, status=431)
             return None
-        block = bytes(self._buffer[:end])
-        self.leftover = bytes(self._buffer[end + 4:])
+        block = bytes(buffer[:end])
+        self.leftover = bytes(buffer[end + 4:])
         self._buffer = bytearray()
+        self._scanned = self._lines = self._line_start = 0
         return block
 
 

@@ -407,3 +407,25 @@ def test_a_request_head_over_max_head_bytes_is_431_even_in_valid_lines_and_at_th
 def test_a_request_target_urlsplit_rejects_is_a_400():
     error = reader_refusal(build_request("GET //[x/chat HTTP/1.1"))
     assert error.status == 400
+
+
+def test_a_request_dripped_one_byte_at_a_time_reads_as_the_whole_one_and_keeps_its_limits():
+    # Each byte is searched a bounded number of times (issue 19: the search restarted from the start at every
+    # read, so a head dripped a byte at a time cost its length squared).
+    data = build_request(extra=[("X-Pad-%d" % index, "v" * 60) for index in range(50)])
+    reader = RequestReader()
+    results = [reader.feed(data[index:index + 1]) for index in range(len(data))]
+    assert results[:-1] == [None] * (len(data) - 1) and results[-1] is not None
+    assert results[-1].headers.items == RequestReader().feed(data).headers.items
+    too_many = build_request(extra=[("X-%d" % index, "v") for index in range(MAX_HEADERS + 1)])
+    reader = RequestReader()
+    with pytest.raises(HandshakeError) as refused:
+        for index in range(len(too_many)):
+            reader.feed(too_many[index:index + 1])
+    assert refused.value.status == 431
+    long_line = b"GET / HTTP/1.1\r\nX-Long: " + b"v" * (MAX_LINE_BYTES + 1)
+    reader = RequestReader()
+    with pytest.raises(HandshakeError) as refused:
+        for index in range(len(long_line)):
+            reader.feed(long_line[index:index + 1])
+    assert refused.value.status == 431
