@@ -352,12 +352,7 @@ class DashboardHandler(TimedRequestHandler):
         if length > MAX_BODY_BYTES:
             self.close_connection = True
             raise ApiError(413, "PAYLOAD_TOO_LARGE", "the body is larger than %d bytes" % MAX_BODY_BYTES)
-        try:
-            body = self.read_body(length)
-        except socket.timeout:
-            self.close_connection = True
-            raise ApiError(408, "REQUEST_TIMEOUT", "the body did not arrive within %g s"
-                           % self.server.limits.body_timeout_s)
+        body = self.read_body(length)  # read with the head, within its deadline (web/limits.py)
         if len(body) < length:
             raise ApiError(400, "VALIDATION_ERROR", "the body ended before Content-Length bytes")
         try:
