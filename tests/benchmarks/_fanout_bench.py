@@ -21,7 +21,6 @@ import json
 import os
 import random
 import select
-import socket
 import sys
 import tempfile
 import threading
@@ -111,21 +110,7 @@ def clients_main(port, count):
 
 
 def _handshake(port, request, buffers):
-    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
-    try:
-        sock.sendall(request)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("closed during the handshake")
-            head += chunk
-        status, rest = head.split(b"\r\n\r\n", 1)
-        if not status.startswith(b"HTTP/1.1 101"):
-            raise ConnectionError(status.split(b"\r\n", 1)[0].decode("latin-1"))
-    except BaseException:
-        sock.close()
-        raise
+    sock, rest = bench.upgraded_socket(port, request)
     sock.setblocking(False)
     buffers.append(rest)  # the welcome may have come with the response
     return sock

@@ -17,6 +17,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -234,6 +235,27 @@ def handshake_request(host, port, path="/ws", offer=None):
     return ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nUser-Agent: bench\r\n%s\r\n"
             % (path, host, port, HANDSHAKE_KEY, extension)).encode()
+
+
+def upgraded_socket(port, request, timeout=20):
+    """A blocking socket to 127.0.0.1:`port` past the 101 answering `request`: (socket, bytes that came after
+    the response). ConnectionError, with the status line, for any other answer."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        sock.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed during the handshake")
+            head += chunk
+        status, rest = head.split(b"\r\n\r\n", 1)
+        if not status.startswith(b"HTTP/1.1 101"):
+            raise ConnectionError(status.split(b"\r\n", 1)[0].decode("latin-1"))
+    except BaseException:
+        sock.close()
+        raise
+    return sock, rest
 
 
 CLOSE_REPLY = b"\x88\x80\0\0\0\0"  # a masked close frame with no payload (zero key)

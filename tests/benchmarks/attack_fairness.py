@@ -57,18 +57,8 @@ def frame(opcode, payload=b"", fin=True, rsv1=False):
 
 
 def upgraded(port, offer=None, timeout=10.0):
-    """A blocking socket past the 101 (and whatever frames came with it are dropped)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    sock.sendall(bench.handshake_request("127.0.0.1", port, "/ws", offer))
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed during the handshake")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(head.split(b"\r\n", 1)[0].decode("latin-1"))
-    return sock
+    """A blocking socket past the 101 (whatever frames came with it are dropped)."""
+    return bench.upgraded_socket(port, bench.handshake_request("127.0.0.1", port, "/ws", offer), timeout)[0]
 
 
 def flood(port, unit, offer=None, first=b"", until=0.0, read=True, ready=None):

@@ -625,6 +625,21 @@ class RawWebSocket:
             assert opcode == OP_TEXT, (opcode, payload[:80])
             return json.loads(payload.decode("utf-8"))
 
+    def read_until_closed(self, timeout=WAIT_S):
+        """Every (opcode, payload) still to read until the server's close frame (included) or the end of the
+        TCP connection, pings too."""
+        frames = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                opcode, payload = self.read_frame(max(0.01, deadline - time.monotonic()))
+                frames.append((opcode, payload))
+                if opcode == OP_CLOSE:
+                    break
+        except (EOFError, OSError):
+            pass
+        return frames
+
     def send_frame(self, opcode, payload=b"", fin=True, rsv1=False):
         self.sock.sendall(client_frame(opcode, payload, fin, rsv1, os.urandom(4)))
 

@@ -17,22 +17,6 @@ OP_CONTINUATION = 0
 DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate"
 
 
-def read_frames_until_closed(peer, timeout=WAIT_S):
-    """Every (opcode, payload) `peer` reads until the server's close frame (included) or the end of the TCP
-    connection; protocol pings are kept too."""
-    frames = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            opcode, payload = peer.read_frame(max(0.01, deadline - time.monotonic()))
-            frames.append((opcode, payload))
-            if opcode == OP_CLOSE:
-                break
-    except (EOFError, OSError):
-        pass
-    return frames
-
-
 def close_of(frames):
     closes = [payload for opcode, payload in frames if opcode == OP_CLOSE]
     assert closes, "no close frame: %r" % [opcode for opcode, _ in frames]
@@ -73,7 +57,7 @@ def test_a_message_flood_is_dropped_with_one_notice_then_closed_with_1008_and_ot
                 try:
                     flood = b"".join(client_frame(OP_TEXT, b"m%d" % index) for index in range(200))
                     await asyncio.to_thread(flooder.sock.sendall, flood)
-                    frames = await asyncio.to_thread(read_frames_until_closed, flooder)
+                    frames = await asyncio.to_thread(flooder.read_until_closed)
                     echoes = [payload for opcode, payload in frames if opcode == OP_TEXT]
                     assert echoes == [b"m%d" % index for index in range(len(echoes))] and len(echoes) <= 6
                     assert close_of(frames) == (1008, "messages over the rate limit")
@@ -155,7 +139,7 @@ def test_a_compressed_message_never_finished_is_closed_at_its_deadline_and_frees
                 began = time.monotonic()
                 await asyncio.sleep(0.1)
                 assert limits.assembly_budget.total == len(started)  # what it sent, not 64 KiB or a window
-                frames = await asyncio.to_thread(read_frames_until_closed, peer)
+                frames = await asyncio.to_thread(peer.read_until_closed)
                 assert close_of(frames) == (1008, "message not completed within 0.3 s")
                 assert 0.25 < time.monotonic() - began < 3.0
                 assert limits.assembly_budget.total == 0
@@ -175,7 +159,7 @@ def test_more_frames_in_one_message_than_the_cap_is_closed_with_1008_with_or_wit
                 try:
                     flood = first + client_frame(OP_CONTINUATION, piece, fin=False) * (MAX_FRAMES_PER_MESSAGE + 50)
                     await asyncio.to_thread(peer.sock.sendall, flood)
-                    frames = await asyncio.to_thread(read_frames_until_closed, peer)
+                    frames = await asyncio.to_thread(peer.read_until_closed)
                     assert close_of(frames) == (1008, "more than %d frames in one message" % MAX_FRAMES_PER_MESSAGE)
                     assert echo.limits.assembly_budget.total == 0
                 finally:
@@ -193,7 +177,7 @@ def test_unfinished_messages_share_one_budget_and_the_peer_past_it_is_closed():
                 for peer in peers:
                     await asyncio.to_thread(peer.sock.sendall, client_frame(OP_TEXT, b"a" * 4000, fin=False))
                     await asyncio.sleep(0.05)
-                frames = await asyncio.to_thread(read_frames_until_closed, peers[2])
+                frames = await asyncio.to_thread(peers[2].read_until_closed)
                 assert close_of(frames) == (1008, "the server holds too many unfinished messages")
                 assert limits.assembly_budget.total == 8000  # the two others' halves
                 for peer in peers[:2]:
@@ -218,7 +202,7 @@ def test_a_json_ping_flood_is_cut_while_a_good_client_gets_its_events(live, proj
             try:
                 ping = client_frame(OP_TEXT, json.dumps({"type": "ping", "timestamp": 1}).encode())
                 await asyncio.to_thread(flooder.sock.sendall, ping * 5000)
-                frames = await asyncio.to_thread(read_frames_until_closed, flooder)
+                frames = await asyncio.to_thread(flooder.read_until_closed)
                 texts = [json.loads(payload) for opcode, payload in frames if opcode == OP_TEXT]
                 pongs = [m for m in texts if m["type"] == "pong"]
                 assert len(pongs) <= MESSAGE_BURST + 2, len(pongs)  # out of 5,000

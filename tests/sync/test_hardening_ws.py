@@ -115,7 +115,7 @@ def test_flood_of_subscribe_and_resume_from_a_non_reader_is_cut_off_memory_bound
                 assert await fence(healthy) == []
 
                 # The flooder was closed: what it can still read is a few snapshots, the one error, and the close.
-                received = await asyncio.to_thread(read_until_closed, flooder)
+                received = await asyncio.to_thread(flooder.read_until_closed, 15.0)
                 texts = [json.loads(payload) for opcode, payload in received if opcode == 1]
                 snapshots = [m for m in texts if m["type"] == "snapshot"]
                 assert len(snapshots) <= SNAPSHOT_BURST + 1, len(snapshots)  # out of 40,000 asked for
@@ -131,21 +131,6 @@ def test_flood_of_subscribe_and_resume_from_a_non_reader_is_cut_off_memory_bound
         assert "Traceback" not in server.stderr_text
 
     run(scenario, timeout=90)
-
-
-def read_until_closed(peer, timeout=15.0):
-    """Every frame `peer` can still read until the server's close frame or the end of the connection."""
-    frames = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            opcode, payload = peer.read_frame(max(0.01, deadline - time.monotonic()))
-            frames.append((opcode, payload))
-            if opcode == 8:
-                break
-    except (EOFError, OSError):
-        pass
-    return frames
 
 
 def test_non_reader_over_the_mark_is_closed_with_1008_while_heartbeats_spare_it(project):
