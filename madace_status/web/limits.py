@@ -1,7 +1,7 @@
 """The HTTP server's bounds: deadlines for a request, caps on connections and threads, and an accept loop that
 survives running out of file descriptors. The routes know nothing of this (see http.py).
 
-A connection gets a thread only once its whole request is in. One thread (`_RequestReader`, a selector loop)
+A connection gets a thread only once its whole request is in. One thread (`request_reader.RequestReader`, a selector loop)
 reads every connection's request head, and its body when it declares one: a half-sent request costs a socket
 and the bytes it sent, never a thread. A complete request goes to one of at most `HTTP_WORKERS` handler
 threads, which answer it from memory (nothing of the peer is read there) and close the connection.
@@ -9,9 +9,9 @@ threads, which answer it from memory (nothing of the peer is read there) and clo
 - Idle: a connection must send the first byte of its request within `idle_timeout_s`; else it is closed.
 - Head: from that byte, the whole request line and headers must arrive within `head_timeout_s`, however
   slowly they drip (one deadline for the head, not a timeout per read: a slow-loris peer that sends a header
-  line every few seconds is closed with 408 all the same). At most HTTP_HEAD_MAX_BYTES: a request line longer
+  line every few seconds is closed with 408 all the same). At most 64 KiB (HTTP_HEAD_MAX_BYTES): a request line longer
   than that is 414, a head 431.
-- Body: a body the head declares with a Content-Length of at most HTTP_BODY_MAX_BYTES must arrive within
+- Body: a body the head declares with a Content-Length of at most 64 KiB (HTTP_BODY_MAX_BYTES) must arrive within
   `body_timeout_s` of the head's end; else 408.
 - Connections: at most `max_connections` are held at once (being read, or answered); the next ones get a 503
   from a single refusal thread and are closed. Complete requests wait for a handler thread in a queue of at
@@ -22,13 +22,9 @@ threads, which answer it from memory (nothing of the peer is read there) and clo
 
 import collections
 import errno
-import heapq
 import io
-import itertools
-import json
 import logging
 import queue
-import re
 import selectors
 import socket
 import sys
@@ -37,19 +33,17 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from madace_status.logsafe import escape
+from madace_status.web.request_reader import RequestReader, close_quietly, raw_response
 
 logger = logging.getLogger("madace_status.http")
 
 HTTP_IDLE_TIMEOUT_S = 30.0  # from the connection to the first byte of its request
 HTTP_HEAD_TIMEOUT_S = 10.0  # for the whole request line and headers: a browser sends them in one packet
-HTTP_BODY_TIMEOUT_S = 10.0  # for the whole body of a POST (at most HTTP_BODY_MAX_BYTES)
+HTTP_BODY_TIMEOUT_S = 10.0  # for the whole body of a POST (at most 64 KiB)
 HTTP_SEND_TIMEOUT_S = 30.0  # a peer that takes nothing of an answer for this long is dropped
 MAX_HTTP_CONNECTIONS = 4096  # held at once (each a descriptor and the bytes it sent); a browser uses a handful
 HTTP_WORKERS = 32  # threads answering complete requests, from memory: none waits on a peer to send
 READY_QUEUE_MAX = 256  # complete requests waiting for a handler thread; beyond, 503
-HTTP_HEAD_MAX_BYTES = 64 * 1024  # request line and headers (http.server's own line limit)
-HTTP_BODY_MAX_BYTES = 64 * 1024  # a body read before its request is handed over (the API's JSON bodies)
-READ_CHUNK_BYTES = 16 * 1024  # one recv() of a request
 REFUSAL_QUEUE_MAX = 256  # connections waiting for their 503; beyond, they are closed at once
 REFUSAL_READ_TIMEOUT_S = 1.0  # read what a refused peer sent before answering, so the close is not a reset
 REFUSAL_READ_BYTES = 16 * 1024
@@ -57,29 +51,9 @@ ACCEPT_BACKOFF_MIN_S = 0.05
 ACCEPT_BACKOFF_MAX_S = 0.5  # also bounds how long a shutdown waits for the accept loop
 OUT_OF_DESCRIPTORS_LOG_EVERY_S = 60.0  # one warning for a run of episodes (accepts freeing and taking descriptors)
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]{1,7})[ \t]*(?=\r\n)", re.IGNORECASE)
 
 HttpLimits = collections.namedtuple("HttpLimits", "idle_timeout_s head_timeout_s body_timeout_s max_connections")
 DEFAULT_LIMITS = HttpLimits(HTTP_IDLE_TIMEOUT_S, HTTP_HEAD_TIMEOUT_S, HTTP_BODY_TIMEOUT_S, MAX_HTTP_CONNECTIONS)
-
-
-def raw_response(status, reason, code, message):
-    """A whole HTTP/1.0 answer in the JSON error envelope, for places with no handler to write it."""
-    body = json.dumps({"success": False, "error": message, "code": code}, allow_nan=False).encode("utf-8")
-    head = ("HTTP/1.0 %d %s\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n"
-            "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n"
-            % (status, reason, len(body), "Retry-After: 1\r\n" if status == 503 else ""))
-    return head.encode("ascii") + body
-
-
-def declared_body_length(head):
-    """The Content-Length a request head declares, when it is one the reader waits for (a single field of at
-    most HTTP_BODY_MAX_BYTES); else None: the handler answers 400, 411 or 413 without reading a body."""
-    lengths = _CONTENT_LENGTH.findall(head)
-    if len(lengths) != 1 or head.lower().count(b"\r\ncontent-length:") != 1:
-        return None
-    length = int(lengths[0])
-    return length if length <= HTTP_BODY_MAX_BYTES else None
 
 
 class CompleteRequest:
@@ -93,7 +67,7 @@ class CompleteRequest:
 
 
 class TimedRequestHandler(BaseHTTPRequestHandler):
-    """BaseHTTPRequestHandler for a request read in full by `_RequestReader`: it parses it from memory, and only
+    """BaseHTTPRequestHandler for a request read in full by `RequestReader`: it parses it from memory, and only
     writes to the peer (each write within HTTP_SEND_TIMEOUT_S)."""
 
     def setup(self):
@@ -107,198 +81,6 @@ class TimedRequestHandler(BaseHTTPRequestHandler):
     def read_body(self, length):
         """`length` bytes of the body (it was read with the head, within the body deadline)."""
         return self.rfile.read(length)
-
-
-class _Pending:
-    """A connection whose request is being read."""
-
-    __slots__ = ("sock", "address", "data", "phase", "deadline", "head_end", "needed")
-
-    def __init__(self, sock, address, deadline):
-        self.sock = sock
-        self.address = address
-        self.data = bytearray()
-        self.phase = "idle"  # idle → head → body
-        self.deadline = deadline
-        self.head_end = -1
-        self.needed = 0  # body: the total size the request must reach
-
-
-class _RequestReader:
-    """One thread with one selector: reads the request of every connection (see the module's docstring) and
-    hands each complete one to `dispatch(sock, address, data)`; answers 408/414/431 and closes on its own."""
-
-    def __init__(self, limits, dispatch, release):
-        self._limits = limits
-        self._dispatch = dispatch
-        self._release = release  # called once per connection this reader closes
-        self._selector = selectors.DefaultSelector()
-        self._wake_read, self._wake_write = socket.socketpair()
-        self._wake_read.setblocking(False)
-        self._wake_write.setblocking(False)
-        self._selector.register(self._wake_read, selectors.EVENT_READ)
-        self._incoming = queue.SimpleQueue()
-        self._deadlines = []  # heap of (deadline, sequence, pending): stale entries are skipped
-        self._sequence = itertools.count()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="http-requests", daemon=True)
-        self._thread.start()
-
-    def add(self, sock, address):
-        self._incoming.put((sock, address))
-        self._wake()
-
-    def stop(self):
-        self._stopped = True
-        self._wake()
-        self._thread.join(2.0)
-
-    def _wake(self):
-        try:
-            self._wake_write.send(b"\0")
-        except OSError:  # its buffer is full: the thread is awake anyway
-            pass
-
-    def _run(self):
-        try:
-            while not self._stopped:
-                timeout = None
-                while self._deadlines and self._deadlines[0][2].deadline != self._deadlines[0][0]:
-                    heapq.heappop(self._deadlines)  # a deadline that was moved on, or a connection gone
-                if self._deadlines:
-                    timeout = max(0.0, self._deadlines[0][0] - time.monotonic())
-                for key, _ in self._selector.select(timeout):
-                    if key.fileobj is self._wake_read:
-                        self._take_incoming()
-                    else:
-                        self._readable(key.data)
-                self._expire(time.monotonic())
-        except Exception:  # a bug: never a silent stop of every HTTP request
-            logger.exception("HTTP request reader failed")
-        finally:
-            for key in list(self._selector.get_map().values()):
-                if key.data is not None:
-                    self._close(key.data)
-            self._selector.close()
-            self._wake_read.close()
-            self._wake_write.close()
-
-    def _take_incoming(self):
-        try:
-            while self._wake_read.recv(4096):
-                pass
-        except OSError:
-            pass
-        while True:
-            try:
-                sock, address = self._incoming.get_nowait()
-            except queue.Empty:
-                return
-            pending = _Pending(sock, address, time.monotonic() + self._limits.idle_timeout_s)
-            try:
-                sock.setblocking(False)
-                self._selector.register(sock, selectors.EVENT_READ, pending)
-            except (OSError, ValueError):
-                self._close(pending, registered=False)
-                continue
-            self._push_deadline(pending)
-
-    def _push_deadline(self, pending):
-        heapq.heappush(self._deadlines, (pending.deadline, next(self._sequence), pending))
-
-    def _readable(self, pending):
-        try:
-            chunk = pending.sock.recv(READ_CHUNK_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            chunk = b""
-        if not chunk:
-            if pending.phase == "body":
-                self._hand_over(pending)  # the body ended before its Content-Length: the handler says so (400)
-            else:
-                self._close(pending)  # the peer left (or reset) before its head was whole: nothing to answer
-            return
-        data = pending.data
-        data += chunk
-        now = time.monotonic()
-        if pending.phase == "idle":
-            pending.phase = "head"
-            self._move_deadline(pending, now + self._limits.head_timeout_s)
-        if pending.phase == "head":
-            end = data.find(b"\r\n\r\n", max(0, len(data) - len(chunk) - 3))  # only where the new bytes reach
-            if end < 0 and len(data) <= HTTP_HEAD_MAX_BYTES:
-                return
-            if end < 0 or end + 4 > HTTP_HEAD_MAX_BYTES:
-                self._too_large(pending)
-                return
-            pending.head_end = end + 4
-            length = declared_body_length(bytes(data[:end + 2]))
-            pending.needed = pending.head_end + (length or 0)
-            pending.phase = "body"
-            self._move_deadline(pending, now + self._limits.body_timeout_s)
-        if len(data) >= pending.needed:
-            self._hand_over(pending)
-
-    def _too_large(self, pending):
-        if pending.data.find(b"\r\n", 0, HTTP_HEAD_MAX_BYTES) < 0:
-            self._answer(pending, 414, "Request-URI Too Long", "URI_TOO_LONG",
-                         "the request line is longer than %d bytes" % HTTP_HEAD_MAX_BYTES)
-        else:
-            self._answer(pending, 431, "Request Header Fields Too Large", "HEADERS_TOO_LARGE",
-                         "the request head is larger than %d bytes" % HTTP_HEAD_MAX_BYTES)
-
-    def _move_deadline(self, pending, deadline):
-        pending.deadline = deadline
-        self._push_deadline(pending)
-
-    def _expire(self, now):
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][0] <= now:
-            deadline, _, pending = heapq.heappop(deadlines)
-            if pending.deadline != deadline or pending.sock is None:
-                continue  # moved on, or already handed over or closed
-            if pending.phase == "idle":
-                self._close(pending)  # nothing was asked: nothing to answer
-            elif pending.phase == "head":
-                logger.debug("%s: request head not complete within %g s; closed", pending.address[0],
-                             self._limits.head_timeout_s)
-                self._answer(pending, 408, "Request Timeout", "REQUEST_TIMEOUT",
-                             "the request head did not arrive within %g s" % self._limits.head_timeout_s)
-            else:
-                self._answer(pending, 408, "Request Timeout", "REQUEST_TIMEOUT",
-                             "the body did not arrive within %g s" % self._limits.body_timeout_s)
-
-    def _unregister(self, pending):
-        sock, pending.sock = pending.sock, None
-        pending.deadline = None
-        try:
-            self._selector.unregister(sock)
-        except (KeyError, ValueError):
-            pass
-        return sock
-
-    def _hand_over(self, pending):
-        sock = self._unregister(pending)
-        sock.setblocking(True)
-        self._dispatch(sock, pending.address, bytes(pending.data))
-
-    def _answer(self, pending, status, reason, code, message):
-        """A short answer written at once (the peer's buffer takes it, or it is dropped), then the close."""
-        sock = pending.sock
-        if sock is not None:
-            try:
-                sock.send(raw_response(status, reason, code, message))
-            except OSError:
-                pass
-        self._close(pending)
-
-    def _close(self, pending, registered=True):
-        sock = self._unregister(pending) if registered else pending.sock
-        pending.sock = None
-        if sock is not None:
-            _close(sock)
-            self._release()
 
 
 class _HandlerThreads:
@@ -360,7 +142,7 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         self._workers = _HandlerThreads(HTTP_WORKERS, self._answer)
         self._reader = None  # started once the port is bound (a port in use closes the server in __init__)
         super().__init__(address, handler_class)
-        self._reader = _RequestReader(limits, self._dispatch, self._slots.release)
+        self._reader = RequestReader(limits, self._dispatch, self._slots.release)
 
     def get_request(self):
         try:
@@ -459,7 +241,7 @@ class _Refuser:
             sock.setblocking(False)
             self._queue.put_nowait(sock)
         except (queue.Full, OSError):
-            _close(sock)
+            close_quietly(sock)
             return
         with self._lock:
             if self._thread is None:
@@ -504,14 +286,7 @@ class _Refuser:
                         sock.shutdown(socket.SHUT_WR)
                     except OSError:
                         pass
-                    _close(sock)
+                    close_quietly(sock)
         for sock in pending:
-            _close(sock)
+            close_quietly(sock)
         selector.close()
-
-
-def _close(sock):
-    try:
-        sock.close()
-    except OSError:
-        pass

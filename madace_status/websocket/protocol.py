@@ -17,14 +17,15 @@ TCP connection is dropped after POLICY_CLOSE_TIMEOUT_S, whatever the peer sends 
 import asyncio
 import logging
 import os
+import types
 
 from madace_status.logsafe import escape
 from madace_status.websocket import frames
 from madace_status.websocket.connection import (
-    CLOSED, OPEN, SERVER, BinaryMessage, CloseReceived, Connection, Ping, Pong, TextMessage)
+    CLOSED, OPEN, SERVER, BinaryMessage, CloseReceived, Connection, Pong, TextMessage)
 from madace_status.websocket.errors import ConnectionClosed
 from madace_status.websocket.flow import _PAUSE_OUTPUT, _PAUSE_POLICY, _PAUSE_RECV, _PAUSE_YIELD, FlowControl
-from madace_status.websocket.ratelimit import TokenBucket
+from madace_status.websocket.guard import InboundGuard
 
 logger = logging.getLogger("madace_status.websocket")
 
@@ -43,20 +44,11 @@ class WebSocket(FlowControl):
     # Slots and lazily made futures keep an idle connection small (thousands are held at once).
     __slots__ = ("role", "_max_message_bytes", "_on_message", "_on_close", "_loop", "transport", "connection",
                  "remote_address", "last_received", "_is_closed", "_closed_waiter", "_message", "_message_waiter",
-                 "_ping_waiters", "_timer", "_close_timeout", "_limits", "_on_rate_limited", "_budget", "_drops",
-                 "_held_pong", "_pong_timer", "_assembly_timer", "_yielding")
+                 "_ping_waiters", "_timer", "_close_timeout", "_guard")
 
     def __init__(self, role, max_message_bytes, on_message=None, on_close=None, hard_cap_bytes=None,
                  inbound_limits=None, on_rate_limited=None):
         super().__init__(hard_cap_bytes)
-        self._limits = inbound_limits  # inbound.InboundLimits (a server's), or None: no inbound limits
-        self._on_rate_limited = on_rate_limited  # called once per run of messages dropped over the rate
-        self._budget = None  # the message rate's TokenBucket, made at the first message
-        self._drops = 0  # messages dropped in a row over the rate
-        self._held_pong = None  # the pong of the last ping over the rate, sent when a token comes
-        self._pong_timer = None
-        self._assembly_timer = None  # closes the connection when a message is not complete in time
-        self._yielding = False
         self.role = role
         self._max_message_bytes = max_message_bytes
         self._on_message = on_message
@@ -73,6 +65,8 @@ class WebSocket(FlowControl):
         self._ping_waiters = None
         self._timer = None
         self._close_timeout = CLOSE_TIMEOUT_S
+        # A server's inbound limits (guard.py); on_rate_limited is told once per run of messages dropped.
+        self._guard = self._make_guard(inbound_limits, on_rate_limited) if inbound_limits is not None else None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
 
@@ -93,7 +87,8 @@ class WebSocket(FlowControl):
 
     def connection_lost(self, exc):
         self._cancel_timer()
-        self._cancel_inbound_timers()
+        if self._guard is not None:
+            self._guard.cancel()
         if self.connection is not None:
             if self.connection.state != CLOSED:
                 self.connection.receive_data(b"")
@@ -132,10 +127,10 @@ class WebSocket(FlowControl):
     # -- receiving ----------------------------------------------------------------------------------------
 
     def _open(self, leftover, deflate_params=None):
-        limits = self._limits
-        if limits is None:
+        if self._guard is None:
             self.connection = Connection(self.role, self._max_message_bytes, deflate_params)
         else:
+            limits = self._guard.limits
             self.connection = Connection(self.role, self._max_message_bytes, deflate_params,
                                          limits.max_frames_per_message, limits.assembly_budget)
         self._cancel_timer()
@@ -167,20 +162,20 @@ class WebSocket(FlowControl):
         each message's token and stop after `yield_every` of them to let the loop run the others."""
         connection = self.connection
         write = self.transport.write
-        limits = self._limits
-        rated = limits is not None and limits.rate_per_s is not None
-        yield_every = limits.yield_every if limits is not None and limits.yield_every else None
+        guard = self._guard
+        rated = guard is not None and guard.rated
+        yield_every = guard.yield_every if guard is not None else None
         handled = 0
         for event in connection.events():
             kind = type(event)
             if kind is not CloseReceived:
                 handled += 1
-                if rated and not self._within_rate(kind, connection):
-                    if limits.close_after_drops is not None and self._drops > limits.close_after_drops:
+                if rated and not guard.admit(kind, connection):
+                    if guard.over_drop_limit:
                         self._policy_close(RATE_LIMIT_REASON)
                         break
                     if yield_every is not None and handled >= yield_every:
-                        self._yield_to_loop()
+                        guard.yield_to_loop()
                         break
                     continue
             if kind is TextMessage or kind is BinaryMessage:
@@ -206,7 +201,7 @@ class WebSocket(FlowControl):
                 self._pause_reading(_PAUSE_OUTPUT)
                 break
             if yield_every is not None and handled >= yield_every:
-                self._yield_to_loop()
+                guard.yield_to_loop()
                 break
         reply = connection.data_to_send()  # the failing close, if parsing stopped on an error
         if reply:
@@ -215,8 +210,8 @@ class WebSocket(FlowControl):
 
     def _after_receive(self):
         connection = self.connection
-        if self._limits is not None:
-            self._watch_assembly(connection)
+        if self._guard is not None:
+            self._guard.watch_assembly(connection)
         if connection.state == OPEN:
             return
         self._wake_reader()
@@ -228,76 +223,26 @@ class WebSocket(FlowControl):
                 self._close_timeout = POLICY_CLOSE_TIMEOUT_S
             self._timer = self._loop.call_later(self._close_timeout, self._abort)
 
-    # -- inbound limits (inbound.py) ----------------------------------------------------------------------
+    # -- inbound limits (inbound.py, guard.py) ------------------------------------------------------------
 
-    def _within_rate(self, kind, connection):
-        """Take a token for one message; False when it is over the rate (then it is dropped, or for a ping its
-        pong is held: only the last ping's is sent, when a token comes)."""
-        budget = self._budget
-        if budget is None:
-            budget = self._budget = TokenBucket(self._limits.burst, 1.0 / self._limits.rate_per_s)
-        now = self._loop.time()
-        if budget.take(now):
-            self._drops = 0
-            return True
-        self._drops += 1
-        if kind is Ping:
-            self._held_pong = connection.data_to_send()  # the automatic pong, held (replacing an older one)
-            if self._pong_timer is None:
-                self._pong_timer = self._loop.call_later(budget.wait_s(now), self._send_held_pong)
-        elif self._drops == 1 and self._on_rate_limited is not None and kind is not Pong:
-            try:
-                self._on_rate_limited(self)
-            except Exception as error:  # a bug: never let what a peer sent reach a traceback
-                self._callback_failed("on_rate_limited", error)
-        return False
+    def _make_guard(self, limits, on_rate_limited):
+        """The InboundGuard of this connection, handed what it may do to it (see guard.py)."""
+        def process():
+            if self.connection.state != CLOSED and not self._backpressured() and self._on_message is not None:
+                self._process()
 
-    def _send_held_pong(self):
-        self._pong_timer = None
-        pong, budget = self._held_pong, self._budget
-        if pong is None or self._is_closed or self.connection.state != OPEN:
-            return
-        now = self._loop.time()
-        if not budget.take(now):
-            self._pong_timer = self._loop.call_later(budget.wait_s(now), self._send_held_pong)
-            return
-        self._held_pong = None
-        try:
-            self._write(pong)
-        except ConnectionClosed:
-            pass
+        def rate_limited():
+            if on_rate_limited is not None:
+                try:
+                    on_rate_limited(self)
+                except Exception as error:  # a bug: never let what a peer sent reach a traceback
+                    self._callback_failed("on_rate_limited", error)
 
-    def _yield_to_loop(self):
-        """Stop reading this peer until the loop has run everything else once; then go on."""
-        if not self._yielding:
-            self._yielding = True
-            self._pause_reading(_PAUSE_YIELD)
-            self._loop.call_soon(self._continue_after_yield)
-
-    def _continue_after_yield(self):
-        self._yielding = False
-        connection = self.connection
-        if self._is_closed or connection is None:
-            return
-        if connection.state != CLOSED and not self._backpressured() and self._on_message is not None:
-            self._process()
-        if not self._yielding:
-            self._resume_reading(_PAUSE_YIELD)
-
-    def _watch_assembly(self, connection):
-        """Start the deadline of a message that began arriving; stop it once the message is done."""
-        if connection.assembling and connection.state == OPEN:
-            if self._assembly_timer is None and self._limits.assembly_timeout_s is not None:
-                self._assembly_timer = self._loop.call_later(self._limits.assembly_timeout_s,
-                                                             self._assembly_timed_out)
-        elif self._assembly_timer is not None:
-            self._assembly_timer.cancel()
-            self._assembly_timer = None
-
-    def _assembly_timed_out(self):
-        self._assembly_timer = None
-        if self.connection is not None and self.connection.assembling:
-            self._policy_close("message not completed within %g s" % self._limits.assembly_timeout_s)
+        actions = types.SimpleNamespace(pause=lambda: self._pause_reading(_PAUSE_YIELD),
+                                        resume=lambda: self._resume_reading(_PAUSE_YIELD), write=self._write,
+                                        close_for=self._policy_close, process=process, rate_limited=rate_limited,
+                                        closed=lambda: self._is_closed or self.connection is None)
+        return InboundGuard(self._loop, limits, actions)
 
     def _policy_close(self, reason):
         """Close with 1008 for an inbound limit: our close frame goes out, nothing more of the peer's is read,
@@ -307,13 +252,6 @@ class WebSocket(FlowControl):
         self.start_close(frames.CLOSE_POLICY_VIOLATION, reason, timeout=POLICY_CLOSE_TIMEOUT_S)
         if self.connection is not None:
             self.connection.discard_message()
-
-    def _cancel_inbound_timers(self):
-        for name in ("_pong_timer", "_assembly_timer"):
-            timer = getattr(self, name)
-            if timer is not None:
-                timer.cancel()
-                setattr(self, name, None)
 
     def _wake_reader(self):
         waiter = self._message_waiter
