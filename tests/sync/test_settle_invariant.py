@@ -27,8 +27,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 import settle_harness as harness
 from settle_harness import LiveServer, ProjectTree, ReplicaClient, settle, workflow_document
 
-EXAMPLES = int(os.environ.get("MADACE_SETTLE_EXAMPLES", "4"))
-STEPS = int(os.environ.get("MADACE_SETTLE_STEPS", "12"))
+EXAMPLES = int(os.environ.get("MADACE_SETTLE_EXAMPLES", "8"))
+STEPS = int(os.environ.get("MADACE_SETTLE_STEPS", "15"))
 BACKENDS = ["inotify", "poll"] + (["kqueue"] if hasattr(select, "kqueue") else [])
 if not sys.platform.startswith("linux"):
     BACKENDS.remove("inotify")
