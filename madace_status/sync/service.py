@@ -389,18 +389,10 @@ class SyncService:
         None when nothing changed. Only the files whose signature changed are read (with an event backend, the
         ones the events named: the watcher stats those at every look, the others only in slow turns)."""
         changes = self._watcher.poll()
-        state_files, stories, epics = self._classify(changes)
+        scope = _union(self._classify(changes), self._sources.retrying())
         if self._confirm is not None:
-            confirm_files, confirm_stories, confirm_epics = self._confirm
-            self._confirm = None
-            state_files = None if state_files is None or confirm_files is None else \
-                state_files + [path for path in confirm_files if path not in state_files]
-            stories, epics = stories or confirm_stories, epics or confirm_epics
-        retrying, retry_stories, retry_epics = self._sources.retrying()
-        if state_files is not None and retrying:
-            state_files = state_files + [path for path in retrying if path not in state_files]
-        stories = stories or retry_stories
-        epics = epics or retry_epics
+            scope, self._confirm = _union(scope, self._confirm), None
+        state_files, stories, epics = scope
         if state_files == [] and not (stories or epics):
             return None
         return state_files, stories, epics, self._small_change(state_files, stories, epics, changes)
@@ -421,3 +413,14 @@ class SyncService:
 
     def _load_all(self):
         return self._sources.load_all(self.project.sources if self.project is not None else None)
+
+
+def _union(scope, other):
+    """Two (state files or None for all, stories?, epics?) read scopes as one."""
+    files, stories, epics = scope
+    other_files, other_stories, other_epics = other
+    if files is None or other_files is None:
+        files = None
+    elif other_files:
+        files = files + [path for path in other_files if path not in files]
+    return files, stories or other_stories, epics or other_epics

@@ -23,11 +23,11 @@ from madace_status.web import assets, pages
 from madace_status.web.api_values import ascii_number
 from madace_status.web.app import SyncActionError
 from madace_status.web.limits import DEFAULT_LIMITS, BoundedHTTPServer, TimedRequestHandler
+from madace_status.web.request_reader import HTTP_BODY_MAX_BYTES
 
 logger = logging.getLogger("madace_status.http")
 
 MAX_ENTITY_ID_CHARS = 200
-MAX_BODY_BYTES = 64 * 1024
 ACTIVITY_DEFAULT = 20
 ACTIVITY_MAX = 1024
 HISTORY_DEFAULT = 500  # samples a chart asks for by default (the store keeps up to HISTORY_MAX_SAMPLES)
@@ -349,9 +349,9 @@ class DashboardHandler(TimedRequestHandler):
             self.close_connection = True  # the body, if any, was not read
             raise ApiError(411 if raw_length is None else 400, "VALIDATION_ERROR", "a JSON body with Content-Length "
                                                                                    "is required")
-        if length > MAX_BODY_BYTES:
+        if length > HTTP_BODY_MAX_BYTES:
             self.close_connection = True
-            raise ApiError(413, "PAYLOAD_TOO_LARGE", "the body is larger than %d bytes" % MAX_BODY_BYTES)
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", "the body is larger than %d bytes" % HTTP_BODY_MAX_BYTES)
         body = self.read_body(length)  # read with the head, within its deadline (web/limits.py)
         if len(body) < length:
             raise ApiError(400, "VALIDATION_ERROR", "the body ended before Content-Length bytes")

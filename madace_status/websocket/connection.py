@@ -303,8 +303,8 @@ class Connection:
                     raise ProtocolError("continuation frame without a message to continue")
             elif self._message_opcode is not None:
                 raise ProtocolError("new data frame inside a fragmented message")
-            elif piece.fin and piece.last and not piece.rsv1:
-                return self._whole_message(opcode, piece.payload)  # the common case: one frame, all here
+            elif piece.fin and piece.last:  # the common case: one frame, all here (nothing held, nothing counted)
+                return self._whole_message(opcode, self._inflate(piece.payload) if piece.rsv1 else piece.payload)
             else:
                 self._message_opcode = opcode
                 self._fragments = bytearray()
@@ -353,7 +353,7 @@ class Connection:
 
     def _whole_message(self, opcode, payload):
         if opcode == frames.OP_BINARY:
-            return BinaryMessage(bytes(payload))
+            return BinaryMessage(payload)
         try:
             return TextMessage(payload.decode("utf-8"))
         except UnicodeDecodeError:
@@ -370,18 +370,17 @@ class Connection:
             raise InvalidPayload("text message is not valid UTF-8 (encoded surrogate)")
 
     def _finish_message(self):
-        opcode, data = self._message_opcode, self._fragments
-        if self._compressed:
-            if self._inflater is None:
-                self._inflater = deflate.Inflater(self.deflate)
-            data = self._inflater.inflate(data, self.max_message_bytes)
-            if opcode == frames.OP_TEXT:
-                self._drop_message()
-                return self._whole_message(opcode, data)
-        elif self._utf8 is not None:
+        opcode, data, compressed = self._message_opcode, self._fragments, self._compressed
+        if self._utf8 is not None:
             self._validate_utf8(b"", final=True)
         self._drop_message()
-        return TextMessage(bytes(data).decode("utf-8")) if opcode == frames.OP_TEXT else BinaryMessage(bytes(data))
+        return self._whole_message(opcode, self._inflate(data) if compressed else bytes(data))
+
+    def _inflate(self, data):
+        """A compressed message, complete, inflated within `max_message_bytes`."""
+        if self._inflater is None:
+            self._inflater = deflate.Inflater(self.deflate)
+        return self._inflater.inflate(data, self.max_message_bytes)
 
     def _handle_control(self, opcode, payload):
         if opcode == frames.OP_PING:
