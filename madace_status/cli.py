@@ -68,7 +68,7 @@ def _add_status_parser(commands):
 
 
 def _add_project_options(parser):
-    """--root, --state-dir, --status-file, --epics-dir: where the project's sources are (SPEC §2)."""
+    """--root, --state-dir, --status-file, --epics-dir: where the project's sources are (README, "What it reads")."""
     parser.add_argument("--root", metavar="DIR", default=None,
                         help="project root; the sources are found under it (default: the current directory)")
     parser.add_argument("--state-dir", metavar="DIR", action="append", dest="state_dirs", default=None,

@@ -1,4 +1,5 @@
-"""Options that can also come from the environment: `MADACE_STATUS_<OPTION>` (SPEC §2). The command line wins."""
+"""Options that can also come from the environment: `MADACE_STATUS_<OPTION>` (README, Options). The command line
+wins."""
 
 import os
 

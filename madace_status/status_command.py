@@ -1,4 +1,4 @@
-"""`madace-status status`: one-shot status of the project or of one entity (SPEC §5.1).
+"""`madace-status status`: one-shot status of the project or of one entity (README, `madace-status status`).
 
 Imports stay lean on purpose: this path runs for every invocation, so nothing here pulls in asyncio,
 http.server or the sync machinery, and table-only modules load only for the table format. What this command

@@ -1,4 +1,4 @@
-"""The `serve --demo` sample project and the simulator that keeps it moving (SPEC §5.2).
+"""The `serve --demo` sample project and the simulator that keeps it moving (README, `madace-status serve`).
 
 The project is data: the files under `sample/` (workflow state files in both schemas, a story status file
 mixing the story-line forms, three epics, a README), with times relative to now written as placeholders

@@ -19,7 +19,7 @@ import re
 import tempfile
 import time
 
-# Where the files are, relative to the project root: the loader's default locations (SPEC §2).
+# Where the files are, relative to the project root: the loader's default locations (README, "What it reads").
 STATE_DIR = "madace-data/workflow-states"
 STATUS_FILE = "docs/workflow-status.md"
 EPICS_DIR = "docs/v3-planning/epics"

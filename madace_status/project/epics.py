@@ -1,4 +1,4 @@
-"""Epic files `EPIC-*.md` (SPEC §2.3)."""
+"""Epic files `EPIC-*.md` (README, "`data` of each kind")."""
 
 import os
 import re

@@ -4,7 +4,7 @@ import errno
 import os
 import stat
 
-MAX_STATE_FILE_BYTES = 1024 * 1024          # SPEC §2.1: a state file over 1 MiB is invalid
+MAX_STATE_FILE_BYTES = 1024 * 1024          # a state file over 1 MiB is invalid (README, "What it reads")
 MAX_MARKDOWN_BYTES = 4 * 1024 * 1024        # story status file and epics: generous, but bounded
 # A longer markdown line is skipped with a warning: no real story, field or heading comes near it, and it
 # bounds what any per-line pattern is given.

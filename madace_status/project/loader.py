@@ -1,4 +1,4 @@
-"""Loading a whole project: find the sources under a root (SPEC §2) and read each of them."""
+"""Loading a whole project: find the sources under a root (README, "What it reads") and read each of them."""
 
 import os
 import stat

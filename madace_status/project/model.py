@@ -1,7 +1,7 @@
 """The normalised records every output shows: Workflow, Story, Epic, Summary and the Project holding them.
 
-Attributes are snake_case; `to_dict()` gives the camelCase, JSON-ready form named by SPEC §2 and
-documented in the README. Records compare equal when their `to_dict()` forms are equal.
+Attributes are snake_case; `to_dict()` gives the camelCase, JSON-ready form documented in the README ("`data` of
+each kind"). Records compare equal when their `to_dict()` forms are equal.
 """
 
 STORY_STATES = ("BACKLOG", "TODO", "IN_PROGRESS", "DONE")
@@ -35,7 +35,7 @@ class Record(object):
 
 
 class Workflow(Record):
-    """One workflow state file, normalised from schema A or B (SPEC §2.1)."""
+    """One workflow state file, normalised from schema A or B (README, "`data` of each kind")."""
 
     __slots__ = ("name", "status", "current_step", "total_steps", "completed_steps", "progress",
                  "current_step_name", "started_at", "updated_at", "steps", "context", "error",
@@ -73,7 +73,7 @@ class Workflow(Record):
         return self.status == INVALID_STATUS
 
     def brief(self):
-        """The summary's view of a workflow (SPEC §3: name, status, step, progress, updated)."""
+        """The summary's view of a workflow (name, status, step, progress, updated)."""
         return {"name": self.name, "status": self.status, "currentStep": self.current_step,
                 "totalSteps": self.total_steps, "progress": self.progress,
                 "currentStepName": self.current_step_name, "updatedAt": self.updated_at,
@@ -81,7 +81,7 @@ class Workflow(Record):
 
 
 class Story(Record):
-    """One story line of the status file (SPEC §2.2)."""
+    """One story line of the status file (README, "`data` of each kind")."""
 
     __slots__ = ("id", "title", "status", "points", "assignee", "milestone", "checked", "due_date",
                  "started_date", "completed_date", "note", "line")
@@ -107,7 +107,8 @@ class Story(Record):
 
 
 class Epic(Record):
-    """One `EPIC-*.md` file (SPEC §2.3). `error` is set, and the rest left empty, when it cannot be read."""
+    """One `EPIC-*.md` file (README, "`data` of each kind"). `error` is set, and the rest left empty, when it
+    cannot be read."""
 
     __slots__ = ("id", "name", "priority", "effort", "quarter", "owner", "status", "last_updated",
                  "story_count", "story_ids", "summary", "source", "error", "warnings")

@@ -1,4 +1,4 @@
-"""ENTITY string → what to show (SPEC §3), and the lookup that finds it in a Project."""
+"""ENTITY string → what to show (README, ENTITY), and the lookup that finds it in a Project."""
 
 import re
 
@@ -109,7 +109,7 @@ def check_entity_text(text):
 
 
 def classify(text, workflow_names=()):
-    """Apply SPEC §3's rules, in order, to the ENTITY text. Raises UnrecognisedEntity."""
+    """Apply the README's ENTITY rules, in order, to the ENTITY text. Raises UnrecognisedEntity."""
     text = (text or "").strip()
     check_entity_text(text)
     lowered = text.lower()

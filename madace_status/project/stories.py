@@ -1,4 +1,5 @@
-"""The story status file (SPEC §2.2): sections, milestones, the five story-line forms, continuations."""
+"""The story status file (README, "`data` of each kind"): sections, milestones, the five story-line forms,
+continuations."""
 
 import re
 

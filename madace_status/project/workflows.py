@@ -1,4 +1,4 @@
-"""Workflow state files `.<name>.state.json`, schema A and schema B, normalised (SPEC §2.1)."""
+"""Workflow state files `.<name>.state.json`, schema A and schema B, normalised (README, "`data` of each kind")."""
 
 import json
 import os

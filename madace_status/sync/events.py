@@ -1,4 +1,5 @@
-"""Old project vs new project → the typed events of SPEC §6.2, in the order clients must see them.
+"""Old project vs new project → the typed events (README, "The WebSocket protocol"), in the order clients must
+see them.
 
 Pure functions over `project.model.Project`. Each event is `(type, data, topic, workflow name or None)`.
 """

@@ -1,6 +1,6 @@
 """The event hub: connected clients, subscriptions, sequence numbers, the ring buffer of recent events,
 the broadcaster and its slow-consumer policy, heartbeats, and the client → server message protocol
-(SPEC §6.2–§6.5).
+(README, "The WebSocket protocol").
 
 Output budget: the WebSocket layer stops reading a peer whose unsent output is over the high-water mark
 (backpressure), so a client that does not read cannot make the hub answer more. The hub adds: events are held

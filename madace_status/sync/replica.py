@@ -1,8 +1,8 @@
 """The client-side replica: the project as the sync server describes it, kept in step by its messages.
 
-This docstring is THE place where the rules of following the sync protocol (SPEC §6) are written down. Two
-clients implement them: `Replica` below (used by `status --watch`, with no terminal code) and the dashboard's
-JavaScript (`madace_status/web/static/`), which points here. Change a rule here and in both.
+This docstring is THE place where the rules of following the sync protocol (README, "The WebSocket protocol")
+are written down. Two clients implement them: `Replica` below (used by `status --watch`, with no terminal code)
+and the dashboard's JavaScript (`madace_status/web/static/`), which points here. Change a rule here and in both.
 
 State: the records (workflows by name, stories in file order, epics by id), the project-wide `warnings` and
 `errors`, and the position in the server's event stream: `runId` (one per server start) and `lastSeq` (the

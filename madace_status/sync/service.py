@@ -194,7 +194,7 @@ class SyncService:
             responder.close()
             await responder.wait_closed()
 
-    # -- the handshake checks of SPEC §6.1 and §6.6 -----------------------------------------------------------
+    # -- the handshake checks (README, Security) ---------------------------------------------------------------------
 
     def allowed_origin(self, origin, http_port):
         if origin in self.allowed_origins:

@@ -1,6 +1,6 @@
 """What the sync service has read of a project, source by source, and the grace period of a file caught
-mid-write (SPEC §5.3): a state file, the story file or the epics are read again on their own, and the Project
-is assembled from the last good record of each.
+mid-write (README, "How changes are found"): a state file, the story file or the epics are read again on their
+own, and the Project is assembled from the last good record of each.
 
 Not thread-safe: the service reads either on its loop (small changes) or in its one reader thread, never both
 at once.

@@ -1,5 +1,5 @@
-"""What the hub keeps per event and per client, the subscription parameters a client sends (SPEC §6.2), and
-the counters behind /metrics."""
+"""What the hub keeps per event and per client, the subscription parameters a client sends (README, "The
+WebSocket protocol"), and the counters behind /metrics."""
 
 import json
 import time

@@ -1,4 +1,4 @@
-"""`status --watch`: the live terminal view (SPEC §5.1).
+"""`status --watch`: the live terminal view (README, `madace-status status --watch`).
 
 WebSocket first: the view keeps a replica of the project built from the server's `snapshot` and the events
 that follow (`madace_status.sync.replica`, where the rules are written down), and renders it with the same

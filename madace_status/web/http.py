@@ -1,4 +1,4 @@
-"""The HTTP server: dashboard pages and the JSON API of SPEC §7, on `http.server.ThreadingHTTPServer`.
+"""The HTTP server: dashboard pages and the JSON API (README, "HTTP API"), on `http.server.ThreadingHTTPServer`.
 
 One small method per route. Every error is the JSON envelope `{"success": false, "error", "code"}`.
 No route serves files from disk by path: the two pages are fixed documents of the package, and `/static/<name>`
@@ -170,7 +170,7 @@ class DashboardHandler(TimedRequestHandler):
     # -- security ---------------------------------------------------------------------------------------------
 
     def _check_host(self):
-        """DNS rebinding: answer only to the names this server is known by (SPEC §6.6, issue 10 §1); the host
+        """DNS rebinding: answer only to the names this server is known by (README, Security: "Host names"); the host
         of an absolute-form target is the one checked, and two Host headers are a bad request."""
         try:
             host = request_host(self.path, self.headers.get_all("Host") or [])

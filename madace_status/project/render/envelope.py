@@ -1,4 +1,4 @@
-"""The one JSON envelope of SPEC §4, for every entity kind; the API and sync server reuse it."""
+"""The one JSON envelope (README, "The JSON envelope"), for every entity kind; the API and sync server reuse it."""
 
 import json
 import re

@@ -1,4 +1,4 @@
-"""GitHub-flavoured markdown: headings, tables and bullet lists (SPEC §4 `markdown`)."""
+"""GitHub-flavoured markdown: headings, tables and bullet lists (README, Formats: `markdown`)."""
 
 import json
 

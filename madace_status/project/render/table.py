@@ -1,4 +1,4 @@
-"""Terminal output: box-drawing tables fitted to the width, optional colour (SPEC §4 `table`)."""
+"""Terminal output: box-drawing tables fitted to the width, optional colour (README, Formats: `table`)."""
 
 import json
 

@@ -10,7 +10,7 @@
   var $ = D.$, h = D.h, setText = D.setText, api = D.api, isUnauthorized = D.isUnauthorized;
   var page = null;  // what status.js gave start()
 
-  // -- constants (SPEC §6.5 and §8) -----------------------------------------------------------------------------
+  // -- constants (README, "How it stays live") ------------------------------------------------------------------
   var PING_INTERVAL_MS = 20000;     // default; the server's welcome `heartbeatMs` replaces it
   var PONG_TIMEOUT_MS = 10000;      // no pong this long after a ping: the connection is dead
   var POLL_MS = 5000;               // /api/status while the WebSocket is down
