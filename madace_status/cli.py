@@ -145,8 +145,7 @@ def _add_serve_parser(commands):
 def _serve_settings(args, settings):
     """Fill the serve options left unset from MADACE_STATUS_* variables, then the defaults."""
     from madace_status import serve_command
-    from madace_status.sync.hub import HEARTBEAT_S
-    from madace_status.sync.service import DEFAULT_WS_PORT, POLL_INTERVAL_S
+    from madace_status.sync import DEFAULT_WS_PORT, HEARTBEAT_S, POLL_INTERVAL_S
     args.host = settings.setting(args.host, "HOST") or serve_command.DEFAULT_HOST
     if args.host.startswith("[") and args.host.endswith("]"):
         args.host = args.host[1:-1]  # "[::1]", as written in URLs, is the address ::1

@@ -18,9 +18,8 @@ from urllib.parse import quote
 from madace_status.logsafe import SafeFormatter
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, check_root
 from madace_status.security import Credentials, HostPolicy
-from madace_status.sync.history_store import HistoryStore
-from madace_status.sync.service import SyncService
-from madace_status.sync.watch_select import WATCHER_CHOICES
+from madace_status.choices import WATCHER_CHOICES
+from madace_status.sync import HistoryStore, SyncService
 from madace_status.web.app import DashboardApp
 from madace_status.web.http import DashboardServer
 from madace_status.web.limits import DEFAULT_LIMITS

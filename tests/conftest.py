@@ -12,7 +12,7 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 # The whole run uses a cache directory of its own, so no test (nor a `serve` it starts, which inherits the
-# environment) reads or writes the user's real flow history (madace_status/sync/history.py).
+# environment) reads or writes the user's real flow history (madace_status/sync/history/samples.py).
 TEST_CACHE_HOME = tempfile.mkdtemp(prefix="madace-test-cache-")
 os.environ["XDG_CACHE_HOME"] = TEST_CACHE_HOME
 atexit.register(shutil.rmtree, TEST_CACHE_HOME, True)

@@ -1,1 +1,18 @@
-"""Live updates: file watcher, event diff, hub, and the sync service tying them to the WebSocket server."""
+"""Live updates: change detection (`detect/`), the connected clients (`clients/`), the flow history
+(`history/`), and the sync service tying them to the WebSocket server (README, "Code layout").
+
+This module is the package's interface: code outside `sync/` imports these names from here, never a module
+inside it (tests/unit/test_layers.py holds every module to that)."""
+
+from madace_status.sync.clients.hub import HEARTBEAT_S
+from madace_status.sync.detect.watch_select import SAFETY_RESCAN_S, ChangeSignal
+from madace_status.sync.detect.watcher import project_watcher
+from madace_status.sync.history.samples import HISTORY_MAX_SAMPLES
+from madace_status.sync.history.store import HistoryStore
+from madace_status.sync.replica import Replica, ReplicaOutOfStep, parse_message
+from madace_status.sync.service import DEFAULT_WS_PORT, POLL_INTERVAL_S, SyncService
+
+__all__ = [
+    "DEFAULT_WS_PORT", "HEARTBEAT_S", "HISTORY_MAX_SAMPLES", "POLL_INTERVAL_S", "SAFETY_RESCAN_S", "ChangeSignal",
+    "HistoryStore", "Replica", "ReplicaOutOfStep", "SyncService", "parse_message", "project_watcher",
+]

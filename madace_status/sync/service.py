@@ -23,11 +23,11 @@ import time
 
 from madace_status.security import HostPolicy, own_origins, request_host, token_matches
 from madace_status.sync.events import diff_projects, snapshot_data
-from madace_status.sync.sources import ProjectSources
+from madace_status.sync.detect.sources import ProjectSources
 from madace_status.sync.stopped import STOPPED_BACKLOG, STOPPED_MAX_CONNECTIONS, StoppedResponder  # noqa: F401
-from madace_status.sync.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_since, parse_topics, parse_workflows
-from madace_status.sync.watch_select import SAFETY_RESCAN_S, ChangeSignal
-from madace_status.sync.watcher import project_watcher
+from madace_status.sync.clients.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_since, parse_topics, parse_workflows
+from madace_status.sync.detect.watch_select import SAFETY_RESCAN_S, ChangeSignal
+from madace_status.sync.detect.watcher import project_watcher
 from madace_status.websocket import HandshakeError, serve
 from madace_status.websocket.inbound import InboundLimits
 from madace_status.websocket.listener import listening_sockets, start_listening
@@ -68,7 +68,7 @@ class SyncService:
                  max_message_bytes=SERVER_MAX_MESSAGE_BYTES, compression=True, watcher="auto", history=None,
                  inbound_limits=None):
         self.paths = paths
-        self.history = history  # a HistoryStore (sync/history_store.py): a sample per change of the story file
+        self.history = history  # a HistoryStore (sync/history/store.py): a sample per change of the story file
         self.compression = compression  # accept permessage-deflate offers (serve --compression auto)
         self.watcher_kind = watcher  # asked for: auto / inotify / kqueue / poll
         self.host = host

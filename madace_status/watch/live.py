@@ -14,9 +14,7 @@ from madace_status.project.loader import ProjectUnreadable, load_project
 from madace_status.project.registry import WORKFLOW, EntityError, resolve
 from madace_status.project.render.envelope import envelope, utc_timestamp
 from madace_status.settings import ENV_PREFIX
-from madace_status.sync.replica import Replica, ReplicaOutOfStep, parse_message
-from madace_status.sync.watch_select import SAFETY_RESCAN_S, ChangeSignal
-from madace_status.sync.watcher import project_watcher
+from madace_status.sync import SAFETY_RESCAN_S, ChangeSignal, Replica, ReplicaOutOfStep, parse_message, project_watcher
 from madace_status.watch.backoff import Backoff
 from madace_status.watch.keyboard import KeyboardMode
 from madace_status.watch.screen import EMOJI_SAMPLE, POLLING, WEBSOCKET, Link, Screen

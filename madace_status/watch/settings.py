@@ -10,7 +10,7 @@ from madace_status.project.loader import ProjectUnreadable, load_workflows
 from madace_status.project.registry import (EPIC, EPICS, STORIES, STORY, SUMMARY, WORKFLOWS, UnrecognisedEntity,
                                             check_entity_text, classify, shown)
 from madace_status.settings import SettingError, setting
-from madace_status.sync.watch_select import WATCHER_CHOICES
+from madace_status.choices import WATCHER_CHOICES
 
 DEFAULT_SERVER = "ws://127.0.0.1:3001"
 DEFAULT_INTERVAL_S = 2.0

@@ -1,6 +1,6 @@
 """Values of the JSON API that are not routes: a number read from a query or a header. Pure functions (no I/O),
 used by `http.py`. (The brief form of an event that `/api/activity?brief=1` sends is the hub's:
-`sync.subscribers.brief_message`.)"""
+`sync.clients.subscribers.brief_message`.)"""
 
 MAX_NUMBER_DIGITS = 9  # of a number in a query or a header: more is refused (400), not parsed
 

@@ -24,7 +24,7 @@ class DashboardApp:
     def __init__(self, paths, service, loop, token=None, http_port=3000, public_host="127.0.0.1", credentials=None,
                  host_policy=None, allowed_origins=(), history=None):
         self.paths = paths
-        self.history = history  # the flow history (sync/history_store.py); it outlives a stopped sync service
+        self.history = history  # the flow history (sync/history/store.py); it outlives a stopped sync service
         self.service = service
         self.loop = loop
         self.token = token

@@ -18,7 +18,7 @@ from madace_status.project.model import STORY_STATES
 from madace_status.project.render.envelope import envelope
 from madace_status.logsafe import escape
 from madace_status.security import CSRF_HEADER, BadHost, request_host, write_refusal
-from madace_status.sync.history import HISTORY_MAX_SAMPLES
+from madace_status.sync import HISTORY_MAX_SAMPLES
 from madace_status.web import assets, pages
 from madace_status.web.api_values import ascii_number
 from madace_status.web.app import SyncActionError

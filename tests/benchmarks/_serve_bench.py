@@ -425,7 +425,7 @@ def _rusage_seconds():
 
 async def _serve_ours(announce):
     """Our WebSocket server with the real Hub (trivial snapshot function), as the sync service wires it."""
-    from madace_status.sync.hub import Hub
+    from madace_status.sync.clients.hub import Hub
     from madace_status.websocket import serve
     loop = asyncio.get_running_loop()
     hub = Hub(loop, lambda topics, workflows: {}, heartbeat_s=3600)  # not started: no heartbeat during a run

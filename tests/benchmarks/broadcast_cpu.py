@@ -5,7 +5,7 @@
 
 Starts three server processes on loopback:
   A (ours)       madace_status.websocket.serve(on_connect=, on_message=, on_close=) wired to the real
-                 madace_status.sync.hub.Hub (trivial snapshot function, heartbeat not started); a broadcast is
+                 madace_status.sync.clients.hub.Hub (trivial snapshot function, heartbeat not started); a broadcast is
                  `Hub.publish()`: one JSON serialisation and one frame, written to every subscriber;
   B (websockets) websockets.asyncio.server.serve(compression=None, ping_interval=None), a handler that waits for
                  the close, and a broadcast is json.dumps + `websockets.broadcast(connections, message)`;

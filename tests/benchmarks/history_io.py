@@ -1,4 +1,4 @@
-"""The flow history's costs (madace_status/sync/history_store.py): what `record()` costs its caller (the event loop),
+"""The flow history's costs (madace_status/sync/history/store.py): what `record()` costs its caller (the event loop),
 one append by the writer thread, the rotation rewrite at the sample cap, and the load of a full file.
 
     python tests/benchmarks/history_io.py [--samples 5000]
@@ -17,8 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 from madace_status.project.model import Project, Story  # noqa: E402
-from madace_status.sync.history import HISTORY_MAX_SAMPLES, encode_sample  # noqa: E402
-from madace_status.sync.history_store import HistoryStore  # noqa: E402
+from madace_status.sync.history.samples import HISTORY_MAX_SAMPLES, encode_sample  # noqa: E402
+from madace_status.sync.history.store import HistoryStore  # noqa: E402
 
 
 def board(done, total=2000):

@@ -17,7 +17,7 @@ import urllib.parse
 
 from madace_status.project.loader import ProjectPaths
 from madace_status.websocket.inbound import InboundLimits
-from madace_status.sync.hub import MAX_SEQ, MAX_SEQ_DIGITS, SNAPSHOT_BURST
+from madace_status.sync.clients.hub import MAX_SEQ, MAX_SEQ_DIGITS, SNAPSHOT_BURST
 from madace_status.sync.service import STOPPED_MAX_CONNECTIONS, SyncService
 from madace_status.websocket import ConnectionClosed, serve as ws_serve
 from madace_status.websocket.flow import OUTPUT_HARD_CAP_BYTES, OUTPUT_HIGH_WATER_BYTES

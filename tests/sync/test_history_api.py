@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from madace_status.sync.history import HISTORY_MAX_SAMPLES, HISTORY_READ_MAX_BYTES
-from madace_status.sync.history_store import history_file_name
+from madace_status.sync.history.samples import HISTORY_MAX_SAMPLES, HISTORY_READ_MAX_BYTES
+from madace_status.sync.history.store import history_file_name
 from sync_helpers import WAIT_S, clean_env
 
 TODO_LINE = "- [ ] **[STORY-V3-021]** Create Web UI status dashboard page | 5 points | @sam\n"

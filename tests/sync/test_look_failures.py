@@ -11,7 +11,7 @@ import pytest
 
 import settle_harness as harness
 from madace_status.sync import service as service_module
-from madace_status.sync import sources as sources_module
+from madace_status.sync.detect import sources as sources_module
 from settle_harness import LiveServer, ProjectTree, ReplicaClient, settle, workflow_document
 
 
@@ -159,7 +159,7 @@ def test_a_lost_event_queue_makes_the_next_look_read_everything(tree):
 def test_the_watcher_reports_what_it_was_told_to_forget(tmp_path):
     """After reset() the watcher reports every existing path again, as at its first poll."""
     from madace_status.project.loader import ProjectPaths
-    from madace_status.sync.watcher import project_watcher
+    from madace_status.sync.detect.watcher import project_watcher
     tree = ProjectTree.copy_of_sample(tmp_path / "project")
     watcher = project_watcher(ProjectPaths(root=tree.root))
     first = watcher.poll()

@@ -1,9 +1,9 @@
 """The JSON API's values that are not routes: numbers in ASCII digits (web/api_values.py), and the brief form of
-an event (sync/subscribers.py)."""
+an event (sync/clients/subscribers.py)."""
 
 import pytest
 
-from madace_status.sync.subscribers import brief_message as brief_event
+from madace_status.sync.clients.subscribers import brief_message as brief_event
 from madace_status.web.api_values import MAX_NUMBER_DIGITS, ascii_number
 
 

@@ -15,7 +15,7 @@ from madace_status.project.render.markdown import render_markdown
 from madace_status.project.render.table import TableStyle, render_table
 from madace_status.console import UsageError
 from madace_status.sync.events import diff_projects, snapshot_data
-from madace_status.sync.hub import TOPICS
+from madace_status.sync.clients.hub import TOPICS
 from madace_status.sync.replica import Replica
 from madace_status.watch.backoff import Backoff
 from madace_status.watch.keyboard import KeyboardMode

@@ -6,6 +6,7 @@ import time
 
 from madace_status.project.model import story_violations
 
+COMPACT_SEPARATORS = (",", ":")
 ENVELOPE_KEYS = ("entityType", "entityId", "data", "timestamp", "warnings", "errors")
 # Bidi controls (embeddings, overrides, isolates, marks) reorder what the terminal shows ("Trojan Source"):
 # a file's text may not make a line read differently from what it holds. text.clean() shows them as `?`.
@@ -44,10 +45,15 @@ def envelope(entity, timestamp=None):
             "errors": list(entity.errors)}
 
 
+def compact_json(value):
+    """`value` as compact JSON (no spaces, ASCII, no NaN or Infinity): every WebSocket message and history line."""
+    return json.dumps(value, separators=COMPACT_SEPARATORS, allow_nan=False)
+
+
 def json_text(document, ensure_ascii=False, indent=None):
     """`document` as JSON text safe for a terminal: C1 control characters are escaped even when the rest of
     the text is not. Compact without `indent`."""
-    separators = (",", ":") if indent is None else None
+    separators = COMPACT_SEPARATORS if indent is None else None
     text = json.dumps(document, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
                       allow_nan=False)
     if not ensure_ascii and _C1.search(text):

@@ -7,7 +7,7 @@ import shutil
 from madace_status.project.loader import ProjectPaths
 from madace_status.project.model import Epic, Story
 from madace_status.sync.events import diff_projects
-from madace_status.sync.sources import ProjectSources
+from madace_status.sync.detect.sources import ProjectSources
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "sample-project")
 STATE = os.path.join("madace-data", "workflow-states", ".pm-planning.state.json")

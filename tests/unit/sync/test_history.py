@@ -1,4 +1,4 @@
-"""The flow history (madace_status/sync/history.py and history_store.py): samples, the line format, corrupt lines,
+"""The flow history (madace_status/sync/history/samples.py and history_store.py): samples, the line format, corrupt lines,
 dedupe, the rotation bounds, corrupt / unreadable / missing files, an unwritable cache directory and where the file
 lives."""
 
@@ -13,10 +13,10 @@ import sys
 import pytest
 
 from madace_status.project.model import Project, Story
-from madace_status.sync.history import (HISTORY_MAX_LINE_BYTES, HISTORY_READ_MAX_BYTES, HistoryLog, encode_sample,
+from madace_status.sync.history.samples import (HISTORY_MAX_LINE_BYTES, HISTORY_READ_MAX_BYTES, HistoryLog, encode_sample,
                                         parse_history, parse_line, sample_of)
-from madace_status.sync import history_files
-from madace_status.sync.history_store import HistoryStore, cache_directory, history_file_name
+from madace_status.sync.history import files as history_files
+from madace_status.sync.history.store import HistoryStore, cache_directory, history_file_name
 
 STATES = ("BACKLOG", "TODO", "IN_PROGRESS", "DONE")
 

@@ -5,7 +5,7 @@ meanwhile, and a client over the high-water mark gets its due snapshot only once
 import json
 import types
 
-from madace_status.sync.hub import SNAPSHOT_BURST, SNAPSHOT_REFILL_S, Client, Hub
+from madace_status.sync.clients.hub import SNAPSHOT_BURST, SNAPSHOT_REFILL_S, Client, Hub
 
 
 class FakeLoop:

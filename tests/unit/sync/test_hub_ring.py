@@ -4,8 +4,8 @@ from an event it dropped gets a resync snapshot while one from a kept event repl
 import asyncio
 import json
 
-from madace_status.sync.hub import TOPICS, Hub
-from madace_status.sync.subscribers import Event
+from madace_status.sync.clients.hub import TOPICS, Hub
+from madace_status.sync.clients.subscribers import Event
 
 
 class RecordingWebSocket:
@@ -118,8 +118,8 @@ def test_event_payload_bytes_is_the_encoded_size():
 
 def test_an_event_of_no_topic_reaches_every_client_live_and_on_resume():
     """notices_updated (topic None) is for every client, whatever it subscribed to."""
-    from madace_status.sync.broadcast import fan_out
-    from madace_status.sync.subscribers import Client, Metrics
+    from madace_status.sync.clients.broadcast import fan_out
+    from madace_status.sync.clients.subscribers import Client, Metrics
 
     class Socket(RecordingWebSocket):
         buffered_amount = 0

@@ -4,7 +4,7 @@ snapshot is still a complete, valid message with its own reason, timestamp and s
 import asyncio
 import json
 
-from madace_status.sync.hub import TOPICS, Hub
+from madace_status.sync.clients.hub import TOPICS, Hub
 from madace_status.websocket import deflate
 from madace_status.websocket.connection import CLIENT, Connection
 from madace_status.websocket.deflate import DeflateParams

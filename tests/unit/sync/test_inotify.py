@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from madace_status.sync import inotify_events as ev
-from madace_status.sync.inotify_events import InotifyParser, encode_event
+from madace_status.sync.detect import inotify_events as ev
+from madace_status.sync.detect.inotify_events import InotifyParser, encode_event
 
 # A recorded stream: an editor's save by rename into a watched directory, then the directory deleted.
 RECORDED = [
@@ -85,7 +85,7 @@ def _drain_until(watcher, predicate, timeout=10.0):
 
 @linux_only
 def test_a_missing_directory_is_watched_through_its_ancestor_and_rearmed_on_delete_and_recreate(tmp_path):
-    from madace_status.sync.inotify import InotifyWatcher
+    from madace_status.sync.detect.inotify import InotifyWatcher
     target = tmp_path / "data" / "states"
     watcher = InotifyWatcher([str(target)])
     try:
@@ -108,8 +108,8 @@ def test_a_missing_directory_is_watched_through_its_ancestor_and_rearmed_on_dele
 
 def test_forced_unavailable_inotify_falls_back_to_polling_with_the_reason(monkeypatch, tmp_path):
     from madace_status.project.loader import ProjectPaths
-    from madace_status.sync import watch_select
-    from madace_status.sync.inotify import FORCE_UNAVAILABLE_ENV
+    from madace_status.sync.detect import watch_select
+    from madace_status.sync.detect.inotify import FORCE_UNAVAILABLE_ENV
     monkeypatch.setenv(FORCE_UNAVAILABLE_ENV, "1")
     paths = ProjectPaths(str(tmp_path))
     for kind in ("auto", "inotify"):
@@ -122,7 +122,7 @@ def test_forced_unavailable_inotify_falls_back_to_polling_with_the_reason(monkey
 def test_a_c_library_without_inotify_falls_back_with_the_reason(monkeypatch, tmp_path):
     import ctypes
     from madace_status.project.loader import ProjectPaths
-    from madace_status.sync import watch_select
+    from madace_status.sync.detect import watch_select
 
     def no_library(*args, **kwargs):
         raise OSError("no libc here")
@@ -135,8 +135,8 @@ def test_a_c_library_without_inotify_falls_back_with_the_reason(monkeypatch, tmp
 def test_the_change_signal_wakes_on_a_write_or_an_interrupt_and_close_releases_the_descriptor(tmp_path):
     import asyncio
     from madace_status.project.loader import ProjectPaths
-    from madace_status.sync.watch_select import ChangeSignal, EVENT_COLD_RECHECK_S
-    from madace_status.sync.watcher import COLD_RECHECK_S, project_watcher
+    from madace_status.sync.detect.watch_select import ChangeSignal, EVENT_COLD_RECHECK_S
+    from madace_status.sync.detect.watcher import COLD_RECHECK_S, project_watcher
     paths = ProjectPaths(str(tmp_path))
     long_s = 60.0  # no wait below may end by its timeout
 
@@ -184,8 +184,8 @@ def _state_dir_project(tmp_path):
 def _inotify_signal(paths):
     """On the running loop: the project's PollingWatcher, its first poll done, and the inotify ChangeSignal."""
     import asyncio
-    from madace_status.sync.watch_select import ChangeSignal
-    from madace_status.sync.watcher import project_watcher
+    from madace_status.sync.detect.watch_select import ChangeSignal
+    from madace_status.sync.detect.watcher import project_watcher
     files = project_watcher(paths)
     signal = ChangeSignal(asyncio.get_running_loop(), "inotify", paths, files)
     files.poll()
@@ -195,7 +195,7 @@ def _inotify_signal(paths):
 @linux_only
 def test_a_write_wakes_the_signal_at_its_close_and_one_left_open_after_the_settle_time(tmp_path, monkeypatch):
     import asyncio
-    from madace_status.sync import watch_select
+    from madace_status.sync.detect import watch_select
     states, paths = _state_dir_project(tmp_path)
     long_s = 60.0
 
@@ -268,7 +268,7 @@ def test_a_temporary_file_beside_a_state_file_wakes_no_look_and_its_rename_over_
 def test_a_directory_replaced_is_a_structural_change_and_the_new_one_is_watched(tmp_path):
     """A state directory removed and made again, or swapped for a symlink: the watch on the old directory would
     see nothing more. The parent's watch names the entry; the watched directory's own deletion names itself."""
-    from madace_status.sync.inotify import InotifyWatcher
+    from madace_status.sync.detect.inotify import InotifyWatcher
     parent = tmp_path / "data"
     target = parent / "states"
     os.makedirs(str(target))

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from madace_status.sync import kqueue_events as kq
-from madace_status.sync.kqueue_events import (
+from madace_status.sync.detect import kqueue_events as kq
+from madace_status.sync.detect.kqueue_events import (
     BudgetExceeded, descriptor_budget, files_by_directory, interpret, paths_to_recheck, plan_watches)
 
 
@@ -178,7 +178,7 @@ def _project(tmp_path):
 
 
 def _open(tmp_path):
-    from madace_status.sync import watch_select
+    from madace_status.sync.detect import watch_select
     return watch_select.open_backend("kqueue", _project(tmp_path))
 
 
@@ -191,7 +191,7 @@ def _closed(fd):
 
 
 def test_the_sample_layout_watches_directories_and_files_and_closes_them_all(fake_kqueue, tmp_path):
-    from madace_status.sync.watch_select import watched_directories
+    from madace_status.sync.detect.watch_select import watched_directories
     backend, active, reason = _open(tmp_path)
     try:
         assert (active, reason) == ("kqueue", None)
@@ -292,7 +292,7 @@ def test_a_rearm_keeps_what_still_stands_and_reopens_what_was_replaced_or_report
 
 
 def test_more_kevents_than_one_read_takes_are_all_read(fake_kqueue, tmp_path):
-    from madace_status.sync.kqueue import MAX_EVENTS_PER_READ
+    from madace_status.sync.detect.kqueue import MAX_EVENTS_PER_READ
     backend, active, _ = _open(tmp_path)
     try:
         (fd,) = backend._watches
@@ -307,7 +307,7 @@ def test_more_kevents_than_one_read_takes_are_all_read(fake_kqueue, tmp_path):
 
 
 def test_a_project_beyond_the_descriptor_budget_is_polled_with_the_reason(fake_kqueue, tmp_path, monkeypatch):
-    from madace_status.sync import kqueue as kqueue_module
+    from madace_status.sync.detect import kqueue as kqueue_module
     monkeypatch.setattr(kqueue_module, "descriptor_budget", lambda soft_limit: 3)
     epics = _project(tmp_path).epics_dir_path()[0]
     os.makedirs(epics)
@@ -324,7 +324,7 @@ def test_a_project_beyond_the_descriptor_budget_is_polled_with_the_reason(fake_k
 
 
 def test_regular_files_are_the_accepted_regular_entries_only(tmp_path):
-    from madace_status.sync.kqueue import regular_files
+    from madace_status.sync.detect.kqueue import regular_files
     (tmp_path / "a.md").write_text("")
     (tmp_path / ".hidden.md").write_text("")
     os.mkdir(str(tmp_path / "sub.md"))
@@ -339,7 +339,7 @@ def test_regular_files_are_the_accepted_regular_entries_only(tmp_path):
 
 
 def test_kqueue_where_there_is_none_falls_back_to_polling_with_the_reason(tmp_path, monkeypatch):
-    from madace_status.sync import watch_select
+    from madace_status.sync.detect import watch_select
     monkeypatch.delattr(select, "kqueue", raising=False)
     backend, active, reason = watch_select.open_backend("kqueue", _project(tmp_path))
     assert (backend, active, reason) == (None, "poll", "no select.kqueue on this platform")
@@ -349,8 +349,8 @@ def test_kqueue_where_there_is_none_falls_back_to_polling_with_the_reason(tmp_pa
 
 
 def test_auto_picks_kqueue_where_it_exists_and_the_test_switch_disables_it(fake_kqueue, tmp_path, monkeypatch):
-    from madace_status.sync import watch_select
-    from madace_status.sync.kqueue import FORCE_UNAVAILABLE_ENV
+    from madace_status.sync.detect import watch_select
+    from madace_status.sync.detect.kqueue import FORCE_UNAVAILABLE_ENV
     monkeypatch.setattr(sys, "platform", "darwin")
     backend, active, reason = watch_select.open_backend("auto", _project(tmp_path))
     try:
@@ -369,7 +369,7 @@ def _kqueue_service(tmp_path):
     import shutil
     from madace_status.project.loader import ProjectPaths
     from madace_status.sync.service import SyncService
-    from madace_status.sync.watcher import project_watcher
+    from madace_status.sync.detect.watcher import project_watcher
     root = str(tmp_path / "project")
     shutil.copytree(os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "sample-project"), root)
     service = SyncService(ProjectPaths(root=root), ws_port=0, poll_interval=0.05, watcher="kqueue")

@@ -10,9 +10,9 @@ import pytest
 from madace_status.project import files
 from madace_status.project.loader import ProjectPaths
 from madace_status.sync import service as service_module
-from madace_status.sync import sources as sources_module
+from madace_status.sync.detect import sources as sources_module
 from madace_status.sync.service import SyncService
-from madace_status.sync.watcher import project_watcher
+from madace_status.sync.detect.watcher import project_watcher
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "sample-project")
 STATES = os.path.join("madace-data", "workflow-states")

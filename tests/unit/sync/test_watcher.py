@@ -4,8 +4,8 @@
 import os
 import time
 
-from madace_status.sync import watcher as watcher_module
-from madace_status.sync.watcher import COLD_RECHECK_S, HOT_FOR_S, PollingWatcher
+from madace_status.sync.detect import watcher as watcher_module
+from madace_status.sync.detect.watcher import COLD_RECHECK_S, HOT_FOR_S, PollingWatcher
 
 
 class FakeClock:
@@ -178,7 +178,7 @@ def test_with_events_a_look_stats_the_named_files_and_one_slice_not_the_whole_la
 
 def test_cares_about_the_files_a_project_reads_their_directories_and_ancestors_not_temporary_files(tmp_path):
     from madace_status.project.loader import ProjectPaths
-    from madace_status.sync.watcher import project_watcher
+    from madace_status.sync.detect.watcher import project_watcher
     root = str(tmp_path)
     cares = project_watcher(ProjectPaths(root)).cares_about
     states = os.path.join(root, "madace-data", "workflow-states")

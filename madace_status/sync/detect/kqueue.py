@@ -18,10 +18,10 @@ import os
 import select
 import stat
 
-from madace_status.sync.kqueue_events import (
+from madace_status.sync.detect.kqueue_events import (
     VNODE_FFLAGS, BudgetExceeded, descriptor_budget, files_by_directory, interpret, paths_to_recheck,
     plan_watches)
-from madace_status.sync.watcher import nearest_existing
+from madace_status.sync.detect.watcher import nearest_existing
 
 MAX_EVENTS_PER_READ = 256  # one control() call takes up to this many kevents; a full batch is followed by another
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_EVTONLY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)

@@ -10,7 +10,7 @@ rate-limited per connection by a token bucket; requests beyond it are coalesced 
 sent as soon as the budget allows, so the client converges with nothing lost. A client over the mark for
 LAGGING_CLOSE_S is closed with 1008.
 
-Runs on the asyncio loop of the sync service. The broadcaster (sync/broadcast.py) serialises each event into
+Runs on the asyncio loop of the sync service. The broadcaster (sync/clients/broadcast.py) serialises each event into
 one frame and writes that frame to every subscriber without awaiting anyone. For clients that negotiated
 permessage-deflate the event is compressed once per window size (websocket.deflate.SharedMessage), not once
 per client. The HTTP thread reads the hub through the methods that take `_lock`.
@@ -24,9 +24,10 @@ import threading
 import time
 
 from madace_status.logsafe import escape
-from madace_status.sync.broadcast import fan_out
+from madace_status.project.render.envelope import compact_json
+from madace_status.sync.clients.broadcast import fan_out
 from madace_status.websocket.ratelimit import TokenBucket
-from madace_status.sync.subscribers import (MAX_SEQ, MAX_SEQ_DIGITS, TOPICS, Client, Event,  # noqa: F401 (re-exported)
+from madace_status.sync.clients.subscribers import (MAX_SEQ, MAX_SEQ_DIGITS, TOPICS, Client, Event,  # noqa: F401 (re-exported)
                                             Metrics, SubscriptionError, now_ms, parse_since, parse_topics,
                                             parse_workflows, source_from_user_agent)
 from madace_status.websocket import ConnectionClosed
@@ -89,7 +90,7 @@ class Hub:
 
     def _send(self, client, message):
         """Send one message to one client (welcome, pong, error, replay)."""
-        payload = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+        payload = compact_json(message).encode()
         self._write_shared(client, deflate.SharedMessage(payload))
 
     def _write_shared(self, client, shared):
@@ -117,8 +118,7 @@ class Hub:
         if cached is None:
             if len(self._snapshot_cache) >= MAX_CACHED_SNAPSHOTS:
                 self._snapshot_cache.clear()
-            encoded = json.dumps(self._snapshot_data(client.topics, client.workflows), separators=(",", ":"),
-                                 allow_nan=False)
+            encoded = compact_json(self._snapshot_data(client.topics, client.workflows))
             members = encoded[:-1] + ("," if encoded != "{}" else "")  # the data object, open for "reason"
             cached = self._snapshot_cache[key] = (members.encode(), {})  # (members, window bits → chunk)
         members, chunks = cached

@@ -18,10 +18,10 @@ import os
 import select
 import sys
 
+from madace_status.choices import WATCHER_CHOICES  # noqa: F401 (the choices it takes)
 from madace_status.logsafe import escape
-from madace_status.sync.watcher import COLD_RECHECK_S, FULL_RESCAN_S
+from madace_status.sync.detect.watcher import COLD_RECHECK_S, FULL_RESCAN_S
 
-WATCHER_CHOICES = ("auto", "inotify", "kqueue", "poll")
 SAFETY_RESCAN_S = 2.0
 # With events, an idle file of a large directory is stat'ed again this often by the safety rescan (in turns:
 # 10,000 files cost 333 stats every SAFETY_RESCAN_S), and its listing read again this often (it is read at
@@ -63,7 +63,7 @@ def watched_files(paths):
     """A callable listing the files a kqueue backend watches one by one (a vnode watch names no entry): the
     existing story file candidates, every epic file and every state file."""
     from madace_status.project.workflows import workflow_name
-    from madace_status.sync.kqueue import regular_files
+    from madace_status.sync.detect.kqueue import regular_files
 
     def list_files():
         state_dirs, _ = paths.state_dir_candidates()
@@ -76,7 +76,7 @@ def watched_files(paths):
 
 
 def _open_kqueue(paths):
-    from madace_status.sync.kqueue import KqueueUnavailable, KqueueWatcher
+    from madace_status.sync.detect.kqueue import KqueueUnavailable, KqueueWatcher
     try:
         return KqueueWatcher(watched_directories(paths), watched_files(paths)), "kqueue", None
     except KqueueUnavailable as error:
@@ -85,7 +85,7 @@ def _open_kqueue(paths):
 
 def _open_inotify(paths):
     try:
-        from madace_status.sync.inotify import InotifyUnavailable, InotifyWatcher
+        from madace_status.sync.detect.inotify import InotifyUnavailable, InotifyWatcher
     except ImportError as error:  # no ctypes (some minimal builds)
         return None, "poll", "no ctypes for inotify (%s)" % error
     try:

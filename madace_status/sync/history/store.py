@@ -31,8 +31,8 @@ import threading
 import time
 
 from madace_status.logsafe import escape
-from madace_status.sync import history_files
-from madace_status.sync.history import (HISTORY_MAX_FILE_BYTES, HISTORY_MAX_SAMPLES, HISTORY_READ_MAX_BYTES,
+from madace_status.sync.history import files as history_files
+from madace_status.sync.history.samples import (HISTORY_MAX_FILE_BYTES, HISTORY_MAX_SAMPLES, HISTORY_READ_MAX_BYTES,
                                         HistoryLog, encode_sample, parse_history, sample_of)
 
 logger = logging.getLogger("madace_status.history")

@@ -12,9 +12,9 @@ import ctypes.util
 import errno
 import os
 
-from madace_status.sync.inotify_events import (DIRECTORY_MASK, IN_CLOEXEC, IN_ISDIR, IN_NONBLOCK, SELF_GONE_MASK,
+from madace_status.sync.detect.inotify_events import (DIRECTORY_MASK, IN_CLOEXEC, IN_ISDIR, IN_NONBLOCK, SELF_GONE_MASK,
                                                InotifyParser)
-from madace_status.sync.watcher import nearest_existing
+from madace_status.sync.detect.watcher import nearest_existing
 
 READ_BYTES = 64 * 1024  # one read takes up to this much of the queue; the rest comes at the next readiness
 FORCE_UNAVAILABLE_ENV = "MADACE_STATUS_TEST_NO_INOTIFY"  # tests only: behave as if inotify did not exist

@@ -4,7 +4,7 @@ WebSocket protocol"), and the counters behind /metrics."""
 import json
 import time
 
-from madace_status.project.render.envelope import utc_timestamp
+from madace_status.project.render.envelope import compact_json, utc_timestamp
 from madace_status.websocket import deflate
 
 TOPICS = ("workflows", "stories", "epics")
@@ -42,7 +42,7 @@ class Event:
         self.workflow = workflow
         self.brief = brief_message(message)
         self._brief_is_whole = self.brief is message
-        self.outgoing = deflate.SharedMessage(json.dumps(message, separators=(",", ":"), allow_nan=False).encode())
+        self.outgoing = deflate.SharedMessage(compact_json(message).encode())
         self.frame = self.outgoing.frame
         self.payload_bytes = len(self.outgoing.payload)
 

@@ -12,7 +12,7 @@ import math
 import re
 
 from madace_status.project.model import STORY_STATES
-from madace_status.project.render.envelope import utc_timestamp
+from madace_status.project.render.envelope import compact_json, utc_timestamp
 
 HISTORY_MAX_SAMPLES = 5000  # a sample per change of the story file: months of a team's work
 HISTORY_MAX_LINE_BYTES = 1024  # a real line is under 250 bytes; a longer one is not ours
@@ -40,7 +40,7 @@ def same_flow(first, second):
 
 def encode_sample(sample):
     """One line of the file: compact JSON and a newline, UTF-8."""
-    return (json.dumps(sample, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+    return (compact_json(sample) + "\n").encode("utf-8")
 
 
 def _refuse_constant(name):

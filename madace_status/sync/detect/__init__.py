@@ -1,0 +1,1 @@
+"""Change detection: which files changed since the last look (inotify, kqueue or polling), and reading them."""

@@ -1,0 +1,1 @@
+"""The flow history behind GET /api/history: samples of the story counts, kept in memory and in a file."""
