@@ -6,8 +6,30 @@ the watch). Imports stay lean on purpose: this path runs for every `status`, so 
 for the table format.
 """
 
+from __future__ import annotations
+
 import os
 
+TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time (it would slow every `status`)
+if TYPE_CHECKING:
+    from typing import IO, Any, Mapping, Protocol, TextIO
+
+    from madace_status.project.registry import Entity
+
+    class RenderOptions(Protocol):
+        """What `render` reads of the command's options (argparse's namespace has both)."""
+
+        @property
+        def format(self) -> str: ...
+
+        @property
+        def ascii(self) -> bool: ...
+
+__all__ = ["EXIT_OK", "EXIT_NOT_FOUND", "EXIT_USAGE", "EXIT_UNREADABLE", "UsageError", "render", "is_terminal",
+           "can_encode", "write_text", "silence_stdout", "fail"]
+
+# The exit codes (README, "Exit codes"): the values of choices.ExitCode, which `status` does not import (every
+# module on its path adds to its start-up time).
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
@@ -20,15 +42,12 @@ class UsageError(Exception):
     """A bad option value found after argparse (e.g. in an environment variable)."""
 
 
-def render(entity, options, stdout, environ):
+def render(entity: Entity, options: RenderOptions, stdout: TextIO, environ: Mapping[str, str]) -> str:
     """The text for `entity` in the chosen format, suited to `stdout` (encoding, TTY, width)."""
-    encoding = getattr(stdout, "encoding", None) or "ascii"
     if options.format == "json":
         from madace_status.project.render.envelope import render_json
         text = render_json(entity)
-        try:
-            text.encode(encoding)
-        except (UnicodeError, LookupError):
+        if not can_encode(stdout, text):
             text = render_json(entity, ensure_ascii=True)
         return text
     if options.format == "markdown":
@@ -36,55 +55,55 @@ def render(entity, options, stdout, environ):
         return render_markdown(entity)
     from madace_status.project.render.table import TableStyle, render_table
     from madace_status.project.render.text import glyphs_for
-    style = TableStyle(glyphs=glyphs_for(encoding, options.ascii), color=use_color(stdout, environ),
+    style = TableStyle(glyphs=glyphs_for(_encoding(stdout), options.ascii), color=use_color(stdout, environ),
                        width=terminal_width())
     return render_table(entity, style)
 
 
-def use_color(stream, environ):
+def use_color(stream: IO[Any] | None, environ: Mapping[str, str]) -> bool:
     """Colour only on a TTY, and never when NO_COLOR is set (no-color.org) or TERM is dumb."""
     if environ.get("NO_COLOR") or environ.get("TERM") == "dumb":
         return False
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except (OSError, ValueError):
-        return False
+    return is_terminal(stream)
 
 
-def is_terminal(stream):
+def is_terminal(stream: IO[Any] | None) -> bool:
     try:
         return bool(stream is not None and stream.isatty())
     except (AttributeError, OSError, ValueError):
         return False
 
 
-def terminal_width():
+def terminal_width() -> int:
     import shutil
     return shutil.get_terminal_size().columns
 
 
-def can_encode(stream, sample):
+def _encoding(stream: IO[Any]) -> str:
+    """The encoding `stream` writes in; ASCII when it does not say."""
+    return getattr(stream, "encoding", None) or "ascii"
+
+
+def can_encode(stream: IO[Any], sample: str) -> bool:
     """True when `stream`'s encoding can carry `sample`."""
-    encoding = getattr(stream, "encoding", None) or "ascii"
     try:
-        sample.encode(encoding)
+        sample.encode(_encoding(stream))
     except (UnicodeError, LookupError):
         return False
     return True
 
 
-def write_text(stream, text):
+def write_text(stream: TextIO, text: str) -> None:
     """Write and flush; characters the stream's encoding cannot carry become replacement marks."""
     try:
         stream.write(text)
     except UnicodeEncodeError:
-        encoding = getattr(stream, "encoding", None) or "ascii"
+        encoding = _encoding(stream)
         stream.write(text.encode(encoding, "replace").decode(encoding))
     stream.flush()
 
 
-def silence_stdout(stream):
+def silence_stdout(stream: IO[Any]) -> None:
     """After EPIPE (`| head`), point stdout at /dev/null so the interpreter's final flush is quiet."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -94,7 +113,7 @@ def silence_stdout(stream):
         pass
 
 
-def fail(stderr, message, code):
+def fail(stderr: TextIO, message: str, code: int) -> int:
     """`madace-status: message` on stderr; returns `code`."""
     stderr.write("%s: %s\n" % (PROG, message))
     stderr.flush()

@@ -15,6 +15,8 @@ tests/fixtures/sample-project/README.md. The code only copies and moves it:
 - `demo_project()` below: a temporary demo project, removed on exit.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os  # noqa: F401 (the tests watch every atomic write through `demo.os.replace`)
 import shutil
@@ -23,6 +25,10 @@ import tempfile
 from madace_status.demo.simulator import LOGGER_NAME, DemoSimulator, run_simulator
 from madace_status.demo.tree import EPICS_DIR, STATE_DIR, STATUS_FILE, atomic_write, create_demo_project
 
+TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time
+if TYPE_CHECKING:
+    from typing import Iterator
+
 __all__ = ["STATE_DIR", "STATUS_FILE", "EPICS_DIR", "LOGGER_NAME", "atomic_write", "create_demo_project",
            "DemoSimulator", "run_simulator", "demo_project"]
 
@@ -30,7 +36,7 @@ _TEMP_DIR_PREFIX = "madace-demo-"
 
 
 @contextlib.contextmanager
-def demo_project():
+def demo_project() -> Iterator[str]:
     """A temporary demo project: yields its path; the directory is removed on exit (also on error)."""
     path = tempfile.mkdtemp(prefix=_TEMP_DIR_PREFIX)
     try:

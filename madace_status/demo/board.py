@@ -5,19 +5,32 @@ forms it is written in) is read from the sample's `docs/workflow-status.md`; the
 column and its started/completed dates, and `render()` writes the file again in the same forms.
 """
 
+from __future__ import annotations
+
 import re
 
+from madace_status.project.model import STATE_LABELS, whole_number
 from madace_status.project.stories import parse_story_file
 
-STATE_TITLES = {"BACKLOG": "BACKLOG", "TODO": "TODO", "IN_PROGRESS": "IN PROGRESS", "DONE": "DONE"}
-NEXT_STATE = {"BACKLOG": "TODO", "TODO": "IN_PROGRESS", "IN_PROGRESS": "DONE"}
+TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time
+if TYPE_CHECKING:
+    import datetime
+    from typing import Literal
+
+    from madace_status.project.model import Story
+
+    LineForm = Literal["pipe", "bold", "plain", "check", "star"]   # the five story-line forms, in their order
+
+__all__ = ["NEXT_STATE", "DEFAULT_PROJECT_NAME", "line_form", "BoardStory", "Board"]
+
+NEXT_STATE: dict[str, str] = {"BACKLOG": "TODO", "TODO": "IN_PROGRESS", "IN_PROGRESS": "DONE"}
 _PROJECT_LINE = re.compile(r"^\*\*Project:\*\*[ \t]*(.+)$", re.MULTILINE)
 _PIPE_FORM = re.compile(r"- \[[ xX]\] \*\*\[")
 _CHECK_FORM = re.compile(r"\(\d+ points?\)")
 DEFAULT_PROJECT_NAME = "Demo"
 
 
-def line_form(line):
+def line_form(line: str) -> LineForm:
     """Which of the five story-line forms `line` is written in (the names `BoardStory.lines()` knows)."""
     line = line.lstrip()
     if line.startswith("*"):
@@ -31,17 +44,13 @@ def line_form(line):
     return "plain"               # form 3: `- [ID] title [Points: 2]`
 
 
-def _whole(number):
-    return int(number) if isinstance(number, float) and number.is_integer() else number
-
-
-class BoardStory(object):
+class BoardStory:
     """One story of the board: what the sample says about it, and where it stands."""
 
-    def __init__(self, entry, line):
+    def __init__(self, entry: Story, line: str) -> None:
         self.id = entry.id
         self.title = entry.title
-        self.points = _whole(entry.points) or 0
+        self.points = whole_number(entry.points or 0)
         self.assignee = entry.assignee
         self.milestone = entry.milestone
         self.style = line_form(line)
@@ -51,12 +60,12 @@ class BoardStory(object):
         self.started = entry.started_date
         self.completed = entry.completed_date if entry.status == "DONE" else None
 
-    def lines(self):
+    def lines(self) -> list[str]:
         """The markdown lines of this story in its current state (one of the real-file forms)."""
         state = self.state
         done = state == "DONE"
         points = "%d point%s" % (self.points, "" if self.points == 1 else "s")
-        extra = []
+        extra: list[str] = []
         if self.style == "pipe":                       # form 1
             fields = [points]
             if self.assignee:
@@ -100,18 +109,18 @@ class BoardStory(object):
         return [line] + extra
 
 
-class Board(object):
+class Board:
     """The stories and their columns; `done_order` keeps DONE in the order stories got there."""
 
-    def __init__(self, sample_text):
+    def __init__(self, sample_text: str) -> None:
         self.reset(sample_text)
 
-    def reset(self, sample_text):
+    def reset(self, sample_text: str) -> None:
         """The sample's stories in the sample's columns (`sample_text`: its status file, times filled in)."""
         lines = sample_text.splitlines()
         self.stories = [BoardStory(entry, lines[entry.line - 1]) for entry in parse_story_file(sample_text).stories]
         self.by_id = {s.id: s for s in self.stories}
-        self.milestones = []
+        self.milestones: list[str] = []
         for story in self.stories:
             if story.milestone and story.milestone not in self.milestones:
                 self.milestones.append(story.milestone)
@@ -119,15 +128,15 @@ class Board(object):
         self.project_name = match.group(1).strip() if match else DEFAULT_PROJECT_NAME
         self.done_order = [s.id for s in self.stories if s.state == "DONE"]
 
-    def column(self, state):
+    def column(self, state: str) -> list[BoardStory]:
         if state == "DONE":
             return [self.by_id[i] for i in self.done_order]
         return [s for s in self.stories if s.state == state]
 
-    def load(self, text):
+    def load(self, text: str) -> None:
         """Take the columns from a status file written earlier; unknown stories are dropped."""
         parsed = parse_story_file(text).stories
-        seen = set()
+        seen: set[str] = set()
         self.done_order = []
         for entry in parsed:
             story = self.by_id.get(entry.id)
@@ -148,7 +157,8 @@ class Board(object):
                 extra.state = "BACKLOG"
                 extra.started = None
 
-    def render(self, today):
+    def render(self, today: datetime.date) -> str:
+        """The status file's text: every column in its forms, dated `today`."""
         out = ["# MAM Workflow Status", "",
                "**Project:** %s" % self.project_name,
                "**Last Updated:** %s" % today.isoformat(), "",
@@ -174,7 +184,7 @@ class Board(object):
                      "**MADACE Rule**: Maximum ONE story in IN PROGRESS at a time."),
                     ("DONE", "Completed stories with dates and points:", None))
         for state, intro, rule in sections:
-            out += ["## " + STATE_TITLES[state], "", intro, ""]
+            out += ["## " + STATE_LABELS[state], "", intro, ""]
             column = self.column(state)
             if not column:
                 out.append("(Empty)")

@@ -4,7 +4,11 @@ The file's title, header fields and body are the sample's; only the `**Status:**
 lines change.
 """
 
+from __future__ import annotations
+
 import re
+
+__all__ = ["EPIC_STATUSES", "DemoEpic"]
 
 # The cycle the simulator moves an epic's status along.
 EPIC_STATUSES = ("\U0001f4cb Planning", "\U0001f504 In Progress", "\u2705 Done")
@@ -14,10 +18,10 @@ _STATUS_PREFIX = "**Status:**"
 _UPDATED_PREFIX = "**Last Updated:**"
 
 
-class DemoEpic(object):
+class DemoEpic:
     """One epic file: `# title`, a blank line, header fields, Status, Last Updated, a blank line, the body."""
 
-    def __init__(self, filename, sample_text):
+    def __init__(self, filename: str, sample_text: str) -> None:
         lines = sample_text.split("\n")
         at = next(index for index, line in enumerate(lines) if line.startswith(_STATUS_PREFIX))
         self.filename = filename
@@ -32,15 +36,16 @@ class DemoEpic(object):
         self.load(sample_text)
 
     @property
-    def status(self):
+    def status(self) -> str:
         return EPIC_STATUSES[self.status_index]
 
-    def render(self):
+    def render(self) -> str:
+        """The epic file's text with the current status."""
         return "\n".join(("# " + self.title, "") + self.fields
                          + (_STATUS_PREFIX + " " + self.status, _UPDATED_PREFIX + " " + self.updated, "")
                          + self.body + ("",))
 
-    def load(self, text):
+    def load(self, text: str) -> None:
         """Take the status from an epic file written earlier (by the simulator or by hand)."""
         match = _STATUS_LINE.search(text)
         if match:

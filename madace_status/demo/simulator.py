@@ -4,6 +4,8 @@ Every write is atomic (see `tree.atomic_write`). After every step the project lo
 and no WIP violation (at most one story in TODO and one in IN PROGRESS).
 """
 
+from __future__ import annotations
+
 import asyncio
 import json
 import logging
@@ -11,12 +13,25 @@ import os
 import random
 import time
 
-from madace_status.demo.board import NEXT_STATE, STATE_TITLES, Board
+from madace_status.demo.board import NEXT_STATE, Board
 from madace_status.demo.epics import EPIC_STATUSES, DemoEpic
 from madace_status.demo.tree import (EPICS_DIR, STATE_DIR, STATUS_FILE, atomic_write, iso, read_text,
                                      sample_epic_files, sample_state_files, sample_text, utcnow)
 from madace_status.demo.workflows import WorkflowRun, state_json, template_from_document
 from madace_status.logsafe import escape
+from madace_status.project.model import STATE_LABELS
+
+TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time
+if TYPE_CHECKING:
+    import datetime
+    from typing import Any, Callable, Protocol
+
+    class StopFlag(Protocol):
+        """What `run_simulator` stops on: an `asyncio.Event`, a `threading.Event`, or anything with `is_set()`."""
+
+        def is_set(self) -> bool: ...
+
+__all__ = ["LOGGER_NAME", "DEFAULT_STEP_INTERVAL_S", "DemoSimulator", "run_simulator"]
 
 LOGGER_NAME = "madace_status.demo"
 DEFAULT_STEP_INTERVAL_S = 2.5
@@ -33,7 +48,7 @@ ERRORS = (
 )
 
 
-class DemoSimulator(object):
+class DemoSimulator:
     """Moves a demo project along, one realistic change per `step()`.
 
     `directory` is a project made by `create_demo_project` (the simulator picks up the current state
@@ -61,7 +76,7 @@ class DemoSimulator(object):
     STORY_PROBABILITY = 0.3
     EPIC_PROBABILITY = 0.05
 
-    def __init__(self, directory, seed=None):
+    def __init__(self, directory: str, seed: int | None = None) -> None:
         self.root = os.path.abspath(directory)
         self.state_dir = os.path.join(self.root, *STATE_DIR.split("/"))
         self.status_file = os.path.join(self.root, *STATUS_FILE.split("/"))
@@ -69,7 +84,7 @@ class DemoSimulator(object):
         self.random = random.Random(seed)
         self.steps = 0
         now = utcnow()
-        self.runs = {}
+        self.runs: dict[str, WorkflowRun] = {}
         for file_name in sample_state_files():
             run = WorkflowRun(template_from_document(json.loads(sample_text(STATE_DIR + "/" + file_name, now))))
             text = read_text(os.path.join(self.state_dir, run.path_name))
@@ -97,7 +112,7 @@ class DemoSimulator(object):
 
     # -- one step -----------------------------------------------------------------------------------
 
-    def step(self):
+    def step(self) -> str:
         """Make one change to the project's files; return a one-line description of it."""
         self.steps += 1
         roll = self.random.random()
@@ -107,8 +122,8 @@ class DemoSimulator(object):
             return self._epic_step()
         return self._workflow_step()
 
-    def _workflow_step(self):
-        choices = []
+    def _workflow_step(self) -> str:
+        choices: list[tuple[float, WorkflowRun, Callable[[WorkflowRun], str]]] = []
         for run in self.runs.values():
             if run.status == "in_progress":
                 choices.append((3.0, run, self._advance))
@@ -131,11 +146,11 @@ class DemoSimulator(object):
         weight, run, action = choices[-1]
         return action(run)
 
-    def _write_run(self, run):
+    def _write_run(self, run: WorkflowRun) -> None:
         os.makedirs(self.state_dir, exist_ok=True)
         atomic_write(os.path.join(self.state_dir, run.path_name), state_json(run.document(self.runs)))
 
-    def _advance(self, run):
+    def _advance(self, run: WorkflowRun) -> str:
         now = iso(utcnow())
         run.updated_at = now
         if self.random.random() < self.FAIL_PROBABILITY:
@@ -157,7 +172,7 @@ class DemoSimulator(object):
         self._write_run(run)
         return "workflow %s: %s started" % (run.name, run.describe_position())
 
-    def _start(self, run):
+    def _start(self, run: WorkflowRun) -> str:
         now = iso(utcnow())
         run.updated_at = now
         run.status = "in_progress"
@@ -169,7 +184,7 @@ class DemoSimulator(object):
         self._write_run(run)
         return "workflow %s started: %s" % (run.name, run.describe_position())
 
-    def _restart(self, run):
+    def _restart(self, run: WorkflowRun) -> str:
         was = run.status
         run.start(iso(utcnow()))
         self._write_run(run)
@@ -177,7 +192,7 @@ class DemoSimulator(object):
             return "workflow %s restarted from step 1 (was %s; waiting to run)" % (run.name, was)
         return "workflow %s restarted from step 1 (was %s)" % (run.name, was)
 
-    def _remove(self, run):
+    def _remove(self, run: WorkflowRun) -> str:
         try:
             os.remove(os.path.join(self.state_dir, run.path_name))
         except FileNotFoundError:
@@ -185,14 +200,14 @@ class DemoSimulator(object):
         run.status = "absent"
         return "workflow %s finished; its state file was removed" % run.name
 
-    def _create(self, run):
+    def _create(self, run: WorkflowRun) -> str:
         run.start(iso(utcnow()))
         self._write_run(run)
         if run.status == "pending":
             return "workflow %s created (pending, %d steps)" % (run.name, run.total)
         return "workflow %s created: %s started" % (run.name, run.describe_position())
 
-    def _story_step(self):
+    def _story_step(self) -> str:
         board = self.board
         now = utcnow()
         today = now.date()
@@ -218,13 +233,13 @@ class DemoSimulator(object):
             story.completed = today.isoformat()
             board.done_order.append(story.id)
         self._write_board(today)
-        return "story %s (%s): %s -> %s" % (story.id, story.title, STATE_TITLES[source], STATE_TITLES[target])
+        return "story %s (%s): %s -> %s" % (story.id, story.title, STATE_LABELS[source], STATE_LABELS[target])
 
-    def _write_board(self, today):
+    def _write_board(self, today: datetime.date) -> None:
         os.makedirs(os.path.dirname(self.status_file), exist_ok=True)
         atomic_write(self.status_file, self.board.render(today))
 
-    def _epic_step(self):
+    def _epic_step(self) -> str:
         epic = self.random.choice(self.epics)
         before = epic.status.split(" ", 1)[1]
         epic.status_index = (epic.status_index + 1) % len(EPIC_STATUSES)
@@ -234,7 +249,8 @@ class DemoSimulator(object):
         return "epic %s status: %s -> %s" % (epic.epic_id, before, epic.status.split(" ", 1)[1])
 
 
-async def run_simulator(simulator, interval_s=DEFAULT_STEP_INTERVAL_S, stop_event=None):
+async def run_simulator(simulator: DemoSimulator, interval_s: float = DEFAULT_STEP_INTERVAL_S,
+                        stop_event: StopFlag | None = None) -> None:
     """Call `simulator.step()` every `interval_s` seconds until cancelled or `stop_event` is set.
 
     `stop_event` is an `asyncio.Event` (or anything with `is_set()`, e.g. a `threading.Event`).
@@ -243,7 +259,8 @@ async def run_simulator(simulator, interval_s=DEFAULT_STEP_INTERVAL_S, stop_even
     """
     log = logging.getLogger(LOGGER_NAME)
     interval_s = max(0.0, float(interval_s))
-    waits = stop_event is not None and asyncio.iscoroutinefunction(getattr(stop_event, "wait", None))
+    wait: Any = getattr(stop_event, "wait", None)   # an asyncio.Event's is awaited; a threading.Event's would block
+    waits = stop_event is not None and asyncio.iscoroutinefunction(wait)
     while stop_event is None or not stop_event.is_set():
         try:
             description = simulator.step()
@@ -253,7 +270,7 @@ async def run_simulator(simulator, interval_s=DEFAULT_STEP_INTERVAL_S, stop_even
             log.info("%s", escape(description))  # names read back from the demo's files
         if waits:
             try:
-                await asyncio.wait_for(stop_event.wait(), interval_s)
+                await asyncio.wait_for(wait(), interval_s)
             except asyncio.TimeoutError:
                 pass
         elif stop_event is None:

@@ -13,11 +13,17 @@ in the same directory, then `os.replace`, so a watcher never reads half a file a
 temporary file for a state file (`.<name>.state.json`), a status file or an epic (`*.md`).
 """
 
+from __future__ import annotations
+
 import datetime
 import os
 import re
 import tempfile
 import time
+
+__all__ = ["STATE_DIR", "STATUS_FILE", "EPICS_DIR", "SAMPLE_DIR", "utcnow", "iso", "fill_times", "sample_files",
+           "sample_text", "sample_state_files", "sample_epic_files", "create_demo_project", "atomic_write",
+           "read_text"]
 
 # Where the files are, relative to the project root: the loader's default locations (README, "What it reads").
 STATE_DIR = "madace-data/workflow-states"
@@ -34,16 +40,16 @@ _DATE_PLACEHOLDER = re.compile(r"\{\{date(?:([+-]\d+)d)?\}\}")
 
 # -- times ----------------------------------------------------------------------------------------------
 
-def utcnow():
+def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def iso(moment):
+def iso(moment: datetime.datetime) -> str:
     """`moment` as the state files write it: 2026-11-22T09:41:00.000Z."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
 
 
-def fill_times(text, now):
+def fill_times(text: str, now: datetime.datetime) -> str:
     """`text` with every time and date placeholder replaced, relative to `now` (an aware UTC datetime)."""
     text = _TIME_PLACEHOLDER.sub(
         lambda match: iso(now - datetime.timedelta(minutes=int(match.group(1) or 0))), text)
@@ -54,7 +60,7 @@ def fill_times(text, now):
 
 # -- the sample tree ------------------------------------------------------------------------------------
 
-def sample_files():
+def sample_files() -> list[str]:
     """The sample tree's files as paths relative to its root, with `/` separators, sorted."""
     found = []
     for folder, folders, files in os.walk(SAMPLE_DIR):
@@ -64,27 +70,30 @@ def sample_files():
     return sorted(found)
 
 
-def sample_text(relative, now):
+def sample_text(relative: str, now: datetime.datetime) -> str:
     """One file of the sample tree, its placeholders filled in for `now`."""
     with open(os.path.join(SAMPLE_DIR, *relative.split("/")), "r", encoding="utf-8") as handle:
         return fill_times(handle.read(), now)
 
 
-def sample_state_files():
+def sample_state_files() -> list[str]:
     """The sample's workflow state file names (`.<name>.state.json`), sorted."""
-    prefix = STATE_DIR + "/"
-    return [path[len(prefix):] for path in sample_files() if path.startswith(prefix) and "/" not in
-            path[len(prefix):]]
+    return _sample_names(STATE_DIR)
 
 
-def sample_epic_files():
+def sample_epic_files() -> list[str]:
     """The sample's epic file names, sorted."""
-    prefix = EPICS_DIR + "/"
+    return _sample_names(EPICS_DIR)
+
+
+def _sample_names(folder: str) -> list[str]:
+    """The names of the files directly in `folder` of the sample tree, sorted."""
+    prefix = folder + "/"
     return [path[len(prefix):] for path in sample_files() if path.startswith(prefix) and "/" not in
             path[len(prefix):]]
 
 
-def create_demo_project(directory):
+def create_demo_project(directory: str) -> list[str]:
     """Copy the sample tree into `directory`, times relative to now; return the absolute paths written.
 
     `directory` should exist and be empty (it is created when missing; files of the same names are
@@ -111,7 +120,7 @@ def create_demo_project(directory):
 
 # -- files ----------------------------------------------------------------------------------------------
 
-def atomic_write(path, text):
+def atomic_write(path: str, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically: a `.tmp-…` file in the same directory, then
     `os.replace`. A reader sees the old file or the new one, never a part of either."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -132,7 +141,7 @@ def atomic_write(path, text):
         raise
 
 
-def _replace(source, target):
+def _replace(source: str, target: str) -> None:
     for attempt in range(_REPLACE_ATTEMPTS):
         try:
             os.replace(source, target)
@@ -143,7 +152,7 @@ def _replace(source, target):
             time.sleep(_REPLACE_RETRY_S)
 
 
-def read_text(path):
+def read_text(path: str) -> str | None:
     """The file's text, or None when it cannot be read."""
     try:
         with open(path, "r", encoding="utf-8", errors="replace") as handle:

@@ -1,10 +1,15 @@
 """Epic files `EPIC-*.md` (README, "`data` of each kind")."""
 
+from __future__ import annotations
+
 import os
 import re
 
 from madace_status.project.files import MAX_MARKDOWN_BYTES, SourceError, decode_markdown, display_path, read_source
-from madace_status.project.model import Epic
+from madace_status.project.model import Epic, whole_number
+
+__all__ = ["EPIC_FILE_RE", "MAX_EPIC_STORY_IDS", "epic_id_from_filename", "parse_epic_file", "strip_symbols",
+           "read_epic_file", "list_epic_files"]
 
 EPIC_FILE_RE = re.compile(r"\AEPIC-[^/\\]*\.md\Z")
 _FILE_ID = re.compile(r"EPIC(?:-[A-Z0-9]+)*(?=[-.])")
@@ -21,24 +26,25 @@ _ID_SHAPE = re.compile(r"\AEPIC(?:-[A-Z0-9]+)+\Z")
 MAX_EPIC_STORY_IDS = 10000
 
 
-def epic_id_from_filename(filename):
+def epic_id_from_filename(filename: str) -> str | None:
     """`EPIC-V3-002-universal-status-checker.md` → `EPIC-V3-002`; None when not an epic file name."""
     if not EPIC_FILE_RE.match(filename):
         return None
-    epic_id = _FILE_ID.match(filename).group(0)
+    match = _FILE_ID.match(filename)   # always matches an epic file name: `EPIC` then `-`
+    epic_id = match.group(0) if match else "EPIC"
     if epic_id == "EPIC":   # no upper-case segment (`EPIC-lower-case.md`): use the whole stem
         epic_id = _NOT_ID_CHARS.sub("-", filename[:-3].upper()).strip("-")
     return epic_id
 
 
-def parse_epic_file(text, filename, source=""):
+def parse_epic_file(text: str, filename: str, source: str = "") -> Epic:
     """Build the Epic record from the markdown text of `filename`. Pure; never raises."""
     epic = Epic(id=epic_id_from_filename(filename) or "EPIC", source=source)
     header = True
     in_summary = False
-    summary_lines = []
+    summary_lines: list[str] = []
     story_ids = StoryIds()
-    fence = None
+    fence: str | None = None
     for line in text.splitlines():
         stripped = line.strip()
         if fence is not None:
@@ -80,17 +86,17 @@ def parse_epic_file(text, filename, source=""):
     return epic
 
 
-class StoryIds(object):
+class StoryIds:
     """The story ids of one epic file: upper-case, in file order, deduplicated, at most MAX_EPIC_STORY_IDS."""
 
     __slots__ = ("ids", "seen", "dropped")
 
-    def __init__(self):
-        self.ids = []
-        self.seen = set()     # every distinct id (bounded by the file's size): storyCount
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.seen: set[str] = set()     # every distinct id (bounded by the file's size): storyCount
         self.dropped = 0
 
-    def add(self, story_id):
+    def add(self, story_id: str) -> None:
         story_id = story_id.upper()
         if story_id in self.seen:
             return
@@ -101,7 +107,7 @@ class StoryIds(object):
             self.dropped += 1
 
 
-def _title_name(title, epic_id):
+def _title_name(title: str, epic_id: str) -> str | None:
     if ":" in title:
         return title.split(":", 1)[1].strip() or None
     if title.upper().startswith(epic_id):
@@ -109,7 +115,7 @@ def _title_name(title, epic_id):
     return title or None
 
 
-def _header_field(epic, line):
+def _header_field(epic: Epic, line: str) -> None:
     match = _FIELD.match(line)
     if not match:
         return
@@ -127,8 +133,7 @@ def _header_field(epic, line):
     elif key in ("effort estimate", "effort", "estimate"):
         number = _NUMBER.search(value)
         if number:
-            amount = float(number.group(0))
-            epic.effort = int(amount) if amount.is_integer() else amount
+            epic.effort = whole_number(float(number.group(0)))
     elif key in ("target quarter", "quarter"):
         epic.quarter = strip_symbols(value) or None
     elif key == "owner":
@@ -139,13 +144,13 @@ def _header_field(epic, line):
         epic.last_updated = strip_symbols(value) or None
 
 
-def strip_symbols(text):
+def strip_symbols(text: str) -> str:
     """Drop emoji and pictographic symbols: `📋 Planning` → `Planning`, `🔄 In Progress` → `In Progress`."""
     text = _SYMBOLS.sub("", text)
     return " ".join(_strip_edges(text.strip()).split())
 
 
-def _strip_edges(text):
+def _strip_edges(text: str) -> str:
     """Drop leading symbols (keeping `(`/`[`) and trailing ones (keeping `)`/`]`/`.`/`!`/`?`).
 
     Two index walks, linear in the text: the former regex `[^\\w)\\].!?]+\\Z` was searched from every
@@ -159,13 +164,13 @@ def _strip_edges(text):
     return text[start:end]
 
 
-def _is_word(char):
+def _is_word(char: str) -> bool:
     return char.isalnum() or char == "_"     # what `\\w` matches in a str pattern
 
 
-def _paragraphs(lines):
+def _paragraphs(lines: list[str]) -> str | None:
     paragraphs = []
-    current = []
+    current: list[str] = []
     for line in lines:
         if line:
             current.append(line)
@@ -177,7 +182,7 @@ def _paragraphs(lines):
     return "\n\n".join(paragraphs) or None
 
 
-def read_epic_file(path, root, boundary=None):
+def read_epic_file(path: str, root: str, boundary: str | None = None) -> tuple[Epic, str | None]:
     """Read one epic file: (Epic, warning or None). An unusable file still gives a record, with `error`
     saying why. Paths are shown relative to `root`; a symlink may not leave `boundary` (default `root`)."""
     filename = os.path.basename(path)
@@ -193,10 +198,10 @@ def read_epic_file(path, root, boundary=None):
     return epic, warning
 
 
-def list_epic_files(directory):
+def list_epic_files(directory: str) -> tuple[list[str], list[str]]:
     """(epic paths, other file names) in `directory`, both sorted (may raise OSError)."""
-    epic_paths = []
-    others = []
+    epic_paths: list[str] = []
+    others: list[str] = []
     with os.scandir(directory) as entries:
         for entry in entries:
             if EPIC_FILE_RE.match(entry.name):

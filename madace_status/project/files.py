@@ -1,8 +1,14 @@
 """Reading one source file safely: size limit, no FIFOs or devices, no symlink escaping the root."""
 
+from __future__ import annotations
+
 import errno
 import os
 import stat
+
+__all__ = ["MAX_STATE_FILE_BYTES", "MAX_MARKDOWN_BYTES", "MAX_LINE_CHARS", "MAX_LISTED_LINES", "SourceError",
+           "SourceBusy", "display_path", "is_within", "is_busy_reason", "directory_error", "read_source",
+           "decode_markdown", "os_reason"]
 
 MAX_STATE_FILE_BYTES = 1024 * 1024          # a state file over 1 MiB is invalid (README, "What it reads")
 MAX_MARKDOWN_BYTES = 4 * 1024 * 1024        # story status file and epics: generous, but bounded
@@ -25,7 +31,7 @@ class SourceBusy(SourceError):
     resources, the file is not broken. A watcher keeps the last good state and retries."""
 
 
-def display_path(path, root):
+def display_path(path: str, root: str) -> str:
     """`path` relative to `root` when it lies inside it (with `/` separators), else absolute."""
     if not _is_normal_absolute(path):   # the loader's paths already are: skip the normpath work
         path = os.path.abspath(path)
@@ -39,24 +45,24 @@ def display_path(path, root):
     return path
 
 
-def _is_normal_absolute(path):
+def _is_normal_absolute(path: str) -> bool:
     return (os.path.isabs(path) and os.sep + "." not in path and os.sep + os.sep not in path
             and (os.altsep is None or os.altsep not in path) and not path.endswith(os.sep))
 
 
-def is_within(path, boundary):
+def is_within(path: str, boundary: str) -> bool:
     """True when the real location of `path` is `boundary` or below it."""
     real = os.path.realpath(path)
     limit = os.path.realpath(boundary)
     return real == limit or real.startswith(limit.rstrip(os.sep) + os.sep)
 
 
-def is_busy_reason(reason):
+def is_busy_reason(reason: str) -> bool:
     """True when a reason (from any layer: read, list) says the process ran out of file descriptors."""
     return any(os.strerror(code) in reason for code in _NO_DESCRIPTORS)
 
 
-def directory_error(directory, root):
+def directory_error(directory: str, root: str) -> str | None:
     """Why `directory` may not be read (a reason), or None. A directory named inside the root must really be
     inside it: one that is (or lies under) a symlink leading out of the root is refused, as a file would be.
     A directory named outside the root (an explicit option) is read where it is."""
@@ -76,7 +82,7 @@ class _Swapped(SourceError):
     pass
 
 
-def read_source(path, boundary, max_bytes):
+def read_source(path: str, boundary: str, max_bytes: int) -> bytes:
     """Return the bytes of `path`, or raise SourceError saying why the file cannot be used.
 
     `boundary` is the directory a symlink may not leave. Nothing that is not a regular file is opened,
@@ -91,11 +97,11 @@ def read_source(path, boundary, max_bytes):
     return _read_checked(path, boundary, max_bytes)
 
 
-def _read_checked(path, boundary, max_bytes):
+def _read_checked(path: str, boundary: str, max_bytes: int) -> bytes:
     try:
         info = os.lstat(path)
     except OSError as exc:
-        raise SourceError("cannot read: %s" % _os_reason(exc))
+        raise SourceError("cannot read: %s" % os_reason(exc))
     target = path
     if stat.S_ISLNK(info.st_mode):
         target = os.path.realpath(path)
@@ -104,7 +110,7 @@ def _read_checked(path, boundary, max_bytes):
         try:
             info = os.stat(path)
         except OSError as exc:
-            raise SourceError("cannot read: broken symlink (%s)" % _os_reason(exc))
+            raise SourceError("cannot read: broken symlink (%s)" % os_reason(exc))
     if stat.S_ISDIR(info.st_mode):
         raise SourceError("is a directory, not a file")
     if not stat.S_ISREG(info.st_mode):
@@ -116,10 +122,10 @@ def _read_checked(path, boundary, max_bytes):
         fd = os.open(target, _OPEN_FLAGS)
     except OSError as exc:
         if exc.errno in _NO_DESCRIPTORS:
-            raise SourceBusy("cannot read now: %s" % _os_reason(exc))
+            raise SourceBusy("cannot read now: %s" % os_reason(exc))
         if exc.errno == errno.ELOOP:
             raise _Swapped("became a symlink while being read; refused")
-        raise SourceError("cannot read: %s" % _os_reason(exc))
+        raise SourceError("cannot read: %s" % os_reason(exc))
     try:
         opened = os.fstat(fd)
         if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino) or not stat.S_ISREG(opened.st_mode):
@@ -137,7 +143,7 @@ def _read_checked(path, boundary, max_bytes):
                 size += len(chunk)
             data = b"".join(chunks)
     except OSError as exc:
-        raise SourceError("cannot read: %s" % _os_reason(exc))
+        raise SourceError("cannot read: %s" % os_reason(exc))
     finally:
         os.close(fd)
     if len(data) > max_bytes:
@@ -145,10 +151,10 @@ def _read_checked(path, boundary, max_bytes):
     return data
 
 
-def decode_markdown(data):
+def decode_markdown(data: bytes) -> tuple[str, str | None]:
     """Decode markdown bytes: (text, warning or None). A BOM is dropped; bad bytes become U+FFFD; lines
     over MAX_LINE_CHARS are emptied (their numbering kept) and named in the warning."""
-    warnings = []
+    warnings: list[str] = []
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -160,7 +166,7 @@ def decode_markdown(data):
     return text, "; ".join(warnings) or None
 
 
-def _drop_long_lines(text):
+def _drop_long_lines(text: str) -> tuple[str, list[int]]:
     """(text with every line over MAX_LINE_CHARS emptied, their 1-based numbers). Linear in the text."""
     if len(text) <= MAX_LINE_CHARS:
         return text, []
@@ -171,7 +177,7 @@ def _drop_long_lines(text):
     return ("".join(lines) if skipped else text), skipped
 
 
-def _long_lines_warning(skipped):
+def _long_lines_warning(skipped: list[int]) -> str:
     listed = ", ".join(str(number) for number in skipped[:MAX_LISTED_LINES])
     more = " (and %d more)" % (len(skipped) - MAX_LISTED_LINES) if len(skipped) > MAX_LISTED_LINES else ""
     return "%s %s%s %s longer than %s characters and %s skipped" % (
@@ -179,15 +185,16 @@ def _long_lines_warning(skipped):
         format(MAX_LINE_CHARS, ","), "was" if len(skipped) == 1 else "were")
 
 
-def _too_large(size, max_bytes):
+def _too_large(size: int, max_bytes: int) -> str:
     return "file too large (%s bytes; the limit is %s)" % (format(size, ","), _human_bytes(max_bytes))
 
 
-def _human_bytes(count):
+def _human_bytes(count: int) -> str:
     if count % (1024 * 1024) == 0:
         return "%d MiB" % (count // (1024 * 1024))
     return "%s bytes" % format(count, ",")
 
 
-def _os_reason(exc):
+def os_reason(exc: OSError) -> str:
+    """What an OSError says for a person: its strerror (no errno, no path), else its whole text."""
     return exc.strerror or str(exc)

@@ -4,33 +4,80 @@ Attributes are snake_case; `to_dict()` gives the camelCase, JSON-ready form docu
 each kind"). Records compare equal when their `to_dict()` forms are equal.
 """
 
-STORY_STATES = ("BACKLOG", "TODO", "IN_PROGRESS", "DONE")
-STATE_LABELS = {"BACKLOG": "BACKLOG", "TODO": "TODO", "IN_PROGRESS": "IN PROGRESS", "DONE": "DONE"}
-WIP_LIMITS = {"BACKLOG": None, "TODO": 1, "IN_PROGRESS": 1, "DONE": None}   # the MADACE rule
+from __future__ import annotations
 
-WORKFLOW_STATUSES = ("pending", "in_progress", "completed", "failed")
+TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time (it would slow every `status`)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, Iterable, Optional, TypedDict, Union
+
+    # The shapes of the dictionaries the records hold (README, "`data` of each kind"), for the type checker only.
+    Points = Union[int, float]   # story points and epic effort: `0.5 points` is allowed
+
+    class WorkflowStep(TypedDict):
+        id: Optional[str]
+        status: str
+        startedAt: Optional[str]
+        completedAt: Optional[str]
+        error: Optional[str]
+
+    class ChildWorkflow(TypedDict):
+        name: Optional[str]
+        workflowPath: Optional[str]
+        stateFile: Optional[str]
+        status: str
+        startedAt: Optional[str]
+
+    class WorkflowBrief(TypedDict):
+        """`Workflow.brief()`: the summary's view of a workflow."""
+        name: str
+        status: str
+        currentStep: int
+        totalSteps: int
+        progress: int
+        currentStepName: Optional[str]
+        updatedAt: Optional[str]
+        error: Optional[str]
+
+    class StateRow(TypedDict):
+        """One state of `Summary.states`."""
+        count: int
+        points: Points
+        limit: Optional[int]
+        violated: bool
+
+    class StoryTotals(TypedDict):
+        count: int
+        points: Points
+
+__all__ = ["STORY_STATES", "STATE_LABELS", "WIP_LIMITS", "WORKFLOW_STATUSES", "INVALID_STATUS", "Record", "Workflow",
+           "Story", "Epic", "Violation", "Summary", "Project", "violation_prefix", "story_violations",
+           "build_summary", "whole_number"]
+
+STORY_STATES: tuple[str, ...] = ("BACKLOG", "TODO", "IN_PROGRESS", "DONE")
+STATE_LABELS: dict[str, str] = {"BACKLOG": "BACKLOG", "TODO": "TODO", "IN_PROGRESS": "IN PROGRESS", "DONE": "DONE"}
+WIP_LIMITS: dict[str, int | None] = {"BACKLOG": None, "TODO": 1, "IN_PROGRESS": 1, "DONE": None}   # the MADACE rule
+
+WORKFLOW_STATUSES: tuple[str, ...] = ("pending", "in_progress", "completed", "failed")
 INVALID_STATUS = "invalid"   # a state file that could not be used at all
 
 
-class Record(object):
+class Record:
     """Base of the records: `_FIELDS` pairs each attribute with its JSON key."""
 
     __slots__ = ()
-    _FIELDS = ()
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {key: getattr(self, attr) for attr, key in self._FIELDS}
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         # The sync service keeps a record it did not read again as the same object: no to_dict() for those.
-        return self is other or (type(self) is type(other) and self.to_dict() == other.to_dict())
+        return self is other or (type(self) is type(other) and isinstance(other, Record)
+                                 and self.to_dict() == other.to_dict())
 
-    def __ne__(self, other):
-        return not self == other
+    __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
-    __hash__ = None
-
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "%s(%r)" % (type(self).__name__, self.to_dict())
 
 
@@ -47,9 +94,12 @@ class Workflow(Record):
                ("context", "context"), ("error", "error"), ("children", "children"),
                ("source", "source"), ("schema", "schema"))
 
-    def __init__(self, name, status, current_step=0, total_steps=0, completed_steps=0, progress=0,
-                 current_step_name=None, started_at=None, updated_at=None, steps=None, context=None,
-                 error=None, children=None, source="", schema=None, warnings=None):
+    def __init__(self, name: str, status: str, current_step: int = 0, total_steps: int = 0,
+                 completed_steps: int = 0, progress: int = 0, current_step_name: str | None = None,
+                 started_at: str | None = None, updated_at: str | None = None,
+                 steps: list[WorkflowStep] | None = None, context: dict[str, Any] | None = None,
+                 error: str | None = None, children: list[ChildWorkflow] | None = None, source: str = "",
+                 schema: str | None = None, warnings: list[str] | None = None) -> None:
         self.name = name
         self.status = status
         self.current_step = current_step
@@ -59,20 +109,20 @@ class Workflow(Record):
         self.current_step_name = current_step_name
         self.started_at = started_at
         self.updated_at = updated_at
-        self.steps = steps if steps is not None else []
-        self.context = context if context is not None else {}
+        self.steps: list[WorkflowStep] = steps if steps is not None else []
+        self.context: dict[str, Any] = context if context is not None else {}
         self.error = error
-        self.children = children if children is not None else []
+        self.children: list[ChildWorkflow] = children if children is not None else []
         self.source = source
         self.schema = schema
         # Messages about this file (unknown status, wrong field types), each prefixed with its source.
-        self.warnings = warnings if warnings is not None else []
+        self.warnings: list[str] = warnings if warnings is not None else []
 
     @property
-    def is_invalid(self):
+    def is_invalid(self) -> bool:
         return self.status == INVALID_STATUS
 
-    def brief(self):
+    def brief(self) -> WorkflowBrief:
         """The summary's view of a workflow (name, status, step, progress, updated)."""
         return {"name": self.name, "status": self.status, "currentStep": self.current_step,
                 "totalSteps": self.total_steps, "progress": self.progress,
@@ -90,8 +140,10 @@ class Story(Record):
                ("due_date", "dueDate"), ("started_date", "startedDate"),
                ("completed_date", "completedDate"), ("note", "note"))
 
-    def __init__(self, id, title, status, points=None, assignee=None, milestone=None, checked=False,
-                 due_date=None, started_date=None, completed_date=None, note=None, line=0):
+    def __init__(self, id: str, title: str, status: str, points: Points | None = None, assignee: str | None = None,
+                 milestone: str | None = None, checked: bool = False, due_date: str | None = None,
+                 started_date: str | None = None, completed_date: str | None = None, note: str | None = None,
+                 line: int = 0) -> None:
         self.id = id
         self.title = title
         self.status = status
@@ -117,9 +169,11 @@ class Epic(Record):
                ("last_updated", "lastUpdated"), ("story_count", "storyCount"), ("story_ids", "storyIds"),
                ("summary", "summary"), ("source", "source"), ("error", "error"))
 
-    def __init__(self, id, name=None, priority=None, effort=None, quarter=None, owner=None, status=None,
-                 last_updated=None, story_count=0, summary=None, source="", error=None, story_ids=None,
-                 warnings=None):
+    def __init__(self, id: str, name: str | None = None, priority: str | None = None, effort: Points | None = None,
+                 quarter: str | None = None, owner: str | None = None, status: str | None = None,
+                 last_updated: str | None = None, story_count: int = 0, summary: str | None = None,
+                 source: str = "", error: str | None = None, story_ids: Iterable[str] | None = None,
+                 warnings: list[str] | None = None) -> None:
         self.id = id
         self.name = name
         self.priority = priority
@@ -131,15 +185,15 @@ class Epic(Record):
         self.story_count = story_count
         # The story ids the file lists: upper-case, in file order, no duplicates, at most
         # MAX_EPIC_STORY_IDS (story_count still counts every distinct id).
-        self.story_ids = list(story_ids) if story_ids is not None else []
+        self.story_ids: list[str] = list(story_ids) if story_ids is not None else []
         self.summary = summary
         self.source = source
         self.error = error
         # Messages about this file (too many story ids), not part of to_dict().
-        self.warnings = warnings if warnings is not None else []
+        self.warnings: list[str] = warnings if warnings is not None else []
 
 
-def violation_prefix(state):
+def violation_prefix(state: str) -> str:
     """How every violation message of `state` starts (renderers find a story's violation by it)."""
     return "WIP limit exceeded: %s holds " % STATE_LABELS[state]
 
@@ -150,21 +204,21 @@ class Violation(Record):
     __slots__ = ("state", "limit", "story_ids")
     _FIELDS = (("state", "state"), ("limit", "limit"), ("story_ids", "storyIds"), ("message", "message"))
 
-    def __init__(self, state, limit, story_ids):
+    def __init__(self, state: str, limit: int, story_ids: Iterable[str]) -> None:
         self.state = state
         self.limit = limit
         self.story_ids = list(story_ids)
 
     @property
-    def count(self):
+    def count(self) -> int:
         return len(self.story_ids)
 
     @property
-    def message(self):
+    def message(self) -> str:
         return "%s%d stories (limit %d): %s" % (
             violation_prefix(self.state), self.count, self.limit, ", ".join(self.story_ids))
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         data = Record.to_dict(self)
         data["count"] = self.count
         return data
@@ -176,18 +230,19 @@ class Summary(Record):
     __slots__ = ("states", "total", "violations", "workflows", "workflow_status_counts", "epic_count",
                  "warnings", "errors")
 
-    def __init__(self, states, total, violations, workflows, workflow_status_counts, epic_count,
-                 warnings, errors):
+    def __init__(self, states: dict[str, StateRow], total: StoryTotals, violations: list[Violation],
+                 workflows: list[WorkflowBrief], workflow_status_counts: dict[str, int], epic_count: int,
+                 warnings: list[str], errors: list[str]) -> None:
         self.states = states                      # {state: {"count", "points", "limit", "violated"}}
         self.total = total                        # {"count", "points"}
-        self.violations = violations              # [Violation]
-        self.workflows = workflows                # [Workflow.brief()]
+        self.violations = violations
+        self.workflows = workflows
         self.workflow_status_counts = workflow_status_counts
         self.epic_count = epic_count
         self.warnings = warnings
         self.errors = errors
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"states": {state: dict(row) for state, row in self.states.items()},
                 "total": dict(self.total),
                 "violations": [v.to_dict() for v in self.violations],
@@ -199,9 +254,9 @@ class Summary(Record):
                 "errors": list(self.errors)}
 
 
-def story_violations(stories):
+def story_violations(stories: Iterable[Story]) -> list[Violation]:
     """The WIP-limit violations among `stories`, in state order."""
-    by_state = {}
+    by_state: dict[str, list[str]] = {}
     for story in stories:
         by_state.setdefault(story.status, []).append(story.id)
     violations = []
@@ -213,29 +268,30 @@ def story_violations(stories):
     return violations
 
 
-def build_summary(workflows, stories, epics, warnings, errors):
+def build_summary(workflows: list[Workflow], stories: list[Story], epics: list[Epic], warnings: Iterable[str],
+                  errors: Iterable[str]) -> Summary:
     counts = dict.fromkeys(STORY_STATES, 0)
-    points = dict.fromkeys(STORY_STATES, 0)
+    points: dict[str, Points] = dict.fromkeys(STORY_STATES, 0)
     for story in stories:
         counts[story.status] += 1
         if story.points:
             points[story.status] += story.points
     violations = story_violations(stories)
     violated = {v.state for v in violations}
-    states = {}
+    states: dict[str, StateRow] = {}
     for state in STORY_STATES:
-        states[state] = {"count": counts[state], "points": _number(points[state]),
+        states[state] = {"count": counts[state], "points": whole_number(points[state]),
                          "limit": WIP_LIMITS[state], "violated": state in violated}
-    total = {"count": sum(counts.values()), "points": _number(sum(points.values()))}
-    status_counts = {}
+    total: StoryTotals = {"count": sum(counts.values()), "points": whole_number(sum(points.values()))}
+    status_counts: dict[str, int] = {}
     for workflow in workflows:
         status_counts[workflow.status] = status_counts.get(workflow.status, 0) + 1
     return Summary(states, total, violations, [w.brief() for w in workflows], status_counts, len(epics),
                    list(warnings), list(errors))
 
 
-def _number(value):
-    """Points may be fractional (`0.5 points`); keep whole sums as int so JSON shows 32, not 32.0."""
+def whole_number(value: Points) -> Points:
+    """Points may be fractional (`0.5 points`); a whole float becomes an int, so JSON shows 32, not 32.0."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
@@ -250,8 +306,11 @@ class Project(Record):
     _FIELDS = (("summary", "summary"), ("workflows", "workflows"), ("stories", "stories"),
                ("epics", "epics"), ("warnings", "warnings"), ("errors", "errors"))
 
-    def __init__(self, root, workflows, stories, epics, workflow_warnings=(), workflow_errors=(),
-                 story_warnings=(), story_errors=(), epic_warnings=(), epic_errors=(), sources=None):
+    def __init__(self, root: str, workflows: Iterable[Workflow], stories: Iterable[Story], epics: Iterable[Epic],
+                 workflow_warnings: Iterable[str] = (), workflow_errors: Iterable[str] = (),
+                 story_warnings: Iterable[str] = (), story_errors: Iterable[str] = (),
+                 epic_warnings: Iterable[str] = (), epic_errors: Iterable[str] = (),
+                 sources: dict[str, Any] | None = None) -> None:
         self.root = root
         self.sources = sources or {}
         self.workflows = list(workflows)
@@ -274,23 +333,23 @@ class Project(Record):
         self.summary = build_summary(self.workflows, self.stories, self.epics, self.warnings, self.errors)
 
     @property
-    def warnings(self):
+    def warnings(self) -> list[str]:
         return self.workflow_warnings + self.story_warnings + self.epic_warnings
 
     @property
-    def errors(self):
+    def errors(self) -> list[str]:
         return self.workflow_errors + self.story_errors + self.epic_errors
 
-    def workflow(self, name):
+    def workflow(self, name: str) -> Workflow | None:
         return self._by_name.get(name)
 
-    def story(self, story_id):
+    def story(self, story_id: str) -> Story | None:
         return self._by_story.get(story_id)
 
-    def epic(self, epic_id):
+    def epic(self, epic_id: str) -> Epic | None:
         return self._by_epic.get(epic_id)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary.to_dict(),
                 "workflows": [w.to_dict() for w in self.workflows],
                 "stories": [s.to_dict() for s in self.stories],

@@ -1,6 +1,23 @@
 """ENTITY string → what to show (README, ENTITY), and the lookup that finds it in a Project."""
 
+from __future__ import annotations
+
 import re
+
+TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time (it would slow every `status`)
+if TYPE_CHECKING:
+    from typing import Any, Callable, ClassVar, Protocol, Sequence
+
+    from madace_status.project.model import Project
+
+    class WorkflowNames(Protocol):
+        """What `classify` asks of its workflow names: `name in names`."""
+
+        def __contains__(self, name: str) -> bool: ...
+
+__all__ = ["SUMMARY", "STORY", "EPIC", "WORKFLOW", "STORIES", "EPICS", "WORKFLOWS", "ENTITY_TYPES",
+           "MAX_ENTITY_CHARS", "ACCEPTED_PATTERNS", "EntityError", "UnrecognisedEntity", "EntityNotFound", "Query",
+           "Entity", "shown", "check_entity_text", "classify", "find", "resolve", "suggest"]
 
 SUMMARY = "summary"
 STORY = "story"
@@ -13,10 +30,11 @@ ENTITY_TYPES = (SUMMARY, STORY, EPIC, WORKFLOW, STORIES, EPICS, WORKFLOWS)
 
 MAX_ENTITY_CHARS = 200
 MAX_SUGGESTIONS = 5
+MAX_SHOWN_CHARS = 60   # of ENTITY text echoed in a message
 
 SUMMARY_WORDS = frozenset(("", "summary", "overview", "all", "status", "state", "state-machine"))
-LIST_WORDS = {"stories": STORIES, "epics": EPICS, "workflows": WORKFLOWS}
-PREFIXES = {"story": STORY, "epic": EPIC, "workflow": WORKFLOW}
+LIST_WORDS: dict[str, str] = {"stories": STORIES, "epics": EPICS, "workflows": WORKFLOWS}
+PREFIXES: dict[str, str] = {"story": STORY, "epic": EPIC, "workflow": WORKFLOW}
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _EPIC_ID = re.compile(r"\AEPIC(?:-[A-Z0-9]+)+\Z", re.IGNORECASE)
@@ -45,7 +63,7 @@ class EntityError(Exception):
 class UnrecognisedEntity(EntityError):
     """The ENTITY text matches none of the accepted patterns (a usage error)."""
 
-    def __init__(self, reason):
+    def __init__(self, reason: str) -> None:
         EntityError.__init__(self, reason)
         self.reason = reason
 
@@ -53,7 +71,7 @@ class UnrecognisedEntity(EntityError):
 class EntityNotFound(EntityError):
     """The ENTITY resolved to a type, but the project holds nothing by that id."""
 
-    def __init__(self, kind, key, suggestions):
+    def __init__(self, kind: str, key: str, suggestions: list[str]) -> None:
         message = "%s %s not found" % (kind, shown(key))
         if suggestions:
             message += "; did you mean %s?" % ", ".join(shown(s) for s in suggestions)
@@ -63,30 +81,34 @@ class EntityNotFound(EntityError):
         self.suggestions = suggestions
 
 
-class Query(object):
+class Query:
     """What ENTITY asks for: a kind and, for a single entity, the id or name to look up."""
 
     __slots__ = ("kind", "key")
 
-    def __init__(self, kind, key=None):
+    def __init__(self, kind: str, key: str | None = None) -> None:
         self.kind = kind
         self.key = key
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Query) and (self.kind, self.key) == (other.kind, other.key)
 
-    __hash__ = None
+    __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Query(%r, %r)" % (self.kind, self.key)
 
 
-class Entity(object):
-    """A resolved entity: its kind, id (None for the summary and lists), record, and notices."""
+class Entity:
+    """A resolved entity: its kind, id (None for the summary and lists), record, and notices.
+
+    `record` depends on `kind`: the Summary, a list of Story, Epic or Workflow records, or one of them (a
+    renderer names the type it expects, as in `summary: Summary = entity.record`).
+    """
 
     __slots__ = ("kind", "id", "record", "warnings", "errors")
 
-    def __init__(self, kind, id, record, warnings, errors):
+    def __init__(self, kind: str, id: str | None, record: Any, warnings: list[str], errors: list[str]) -> None:
         self.kind = kind
         self.id = id
         self.record = record
@@ -94,13 +116,13 @@ class Entity(object):
         self.errors = errors
 
 
-def shown(text, limit=60):
+def shown(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
     """ENTITY text made safe to echo: control characters escaped, long text cut."""
     text = _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group(0)), text)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def check_entity_text(text):
+def check_entity_text(text: str) -> None:
     """Raise UnrecognisedEntity for text no rule may see: too long, or holding control characters."""
     if len(text) > MAX_ENTITY_CHARS:
         raise UnrecognisedEntity("ENTITY is too long (%d characters; at most %d)" % (len(text), MAX_ENTITY_CHARS))
@@ -108,7 +130,7 @@ def check_entity_text(text):
         raise UnrecognisedEntity("ENTITY contains control characters: '%s'" % shown(text))
 
 
-def classify(text, workflow_names=()):
+def classify(text: str | None, workflow_names: WorkflowNames = ()) -> Query:
     """Apply the README's ENTITY rules, in order, to the ENTITY text. Raises UnrecognisedEntity."""
     text = (text or "").strip()
     check_entity_text(text)
@@ -139,7 +161,7 @@ def classify(text, workflow_names=()):
     raise UnrecognisedEntity("unrecognised ENTITY '%s'" % shown(text))  # 8
 
 
-def find(project, query):
+def find(project: Project, query: Query) -> Entity:
     """Look a Query up in `project`: an Entity, or EntityNotFound with the closest ids."""
     kind = query.kind
     if kind == SUMMARY:
@@ -150,7 +172,11 @@ def find(project, query):
         return Entity(EPICS, None, project.epics, project.epic_warnings, project.epic_errors)
     if kind == WORKFLOWS:
         return Entity(WORKFLOWS, None, project.workflows, project.workflow_warnings, project.workflow_errors)
+    if kind not in (STORY, EPIC, WORKFLOW):
+        raise ValueError("unknown entity kind %r" % (kind,))
     key = query.key
+    if key is None:
+        raise ValueError("a %s query needs an id or a name" % kind)
     if kind == STORY:
         story = project.story(key) or project.story("STORY-" + key)
         if story is None:
@@ -165,47 +191,45 @@ def find(project, query):
         prefix = epic.source + ":"
         return Entity(EPIC, epic.id, epic, [m for m in project.epic_warnings if m.startswith(prefix)],
                       ["%s: %s" % (epic.source, epic.error)] if epic.error else [])
-    if kind == WORKFLOW:
-        workflow = project.workflow(key)
-        if workflow is None:
-            matches = [w for w in project.workflows if w.name.lower() == key.lower()]
-            workflow = matches[0] if len(matches) == 1 else None
-        if workflow is None:
-            raise EntityNotFound(WORKFLOW, key, suggest(key, [w.name for w in project.workflows]))
-        errors = ["%s: %s" % (workflow.source, workflow.error)] if workflow.is_invalid else []
-        return Entity(WORKFLOW, workflow.name, workflow, list(workflow.warnings), errors)
-    raise ValueError("unknown entity kind %r" % (kind,))
+    workflow = project.workflow(key)
+    if workflow is None:
+        matches = [w for w in project.workflows if w.name.lower() == key.lower()]
+        workflow = matches[0] if len(matches) == 1 else None
+    if workflow is None:
+        raise EntityNotFound(WORKFLOW, key, suggest(key, [w.name for w in project.workflows]))
+    errors = ["%s: %s" % (workflow.source, workflow.error)] if workflow.is_invalid else []
+    return Entity(WORKFLOW, workflow.name, workflow, list(workflow.warnings), errors)
 
 
-def resolve(project, text):
+def resolve(project: Project, text: str | None) -> Entity:
     """ENTITY text → Entity. Raises UnrecognisedEntity (usage) or EntityNotFound."""
     return find(project, classify(text, _NameSet(project)))
 
 
-class _NameSet(object):
+class _NameSet:
     """`in` over the project's workflow names without building a set on every call."""
 
     __slots__ = ("project",)
 
-    def __init__(self, project):
+    def __init__(self, project: Project) -> None:
         self.project = project
 
-    def __contains__(self, name):
+    def __contains__(self, name: str) -> bool:
         return self.project.workflow(name) is not None
 
 
-def suggest(key, candidates, optional_prefix=""):
+def suggest(key: str, candidates: Sequence[str], optional_prefix: str = "") -> list[str]:
     """The existing ids closest to `key`: containing it first, then by difflib similarity."""
     if not candidates:
         return []
     import difflib   # only a failed lookup pays for it
     folded = key.upper()
-    by_fold = {}
+    by_fold: dict[str, str] = {}
     for candidate in candidates:
         by_fold.setdefault(candidate.upper(), candidate)
         if optional_prefix and candidate.upper().startswith(optional_prefix):
             by_fold.setdefault(candidate.upper()[len(optional_prefix):], candidate)
-    found = []
+    found: list[str] = []
     if len(folded) >= 3:
         found = [c for c in candidates if folded in c.upper()][:MAX_SUGGESTIONS]
     for match in difflib.get_close_matches(folded, list(by_fold), n=MAX_SUGGESTIONS, cutoff=0.6):
@@ -215,6 +239,6 @@ def suggest(key, candidates, optional_prefix=""):
     return found[:MAX_SUGGESTIONS]
 
 
-def _mentioning(entity_id):
+def _mentioning(entity_id: str) -> Callable[[str], bool]:
     pattern = re.compile(r"(?<![A-Za-z0-9-])%s(?![A-Za-z0-9-])" % re.escape(entity_id))
     return lambda message: pattern.search(message) is not None

@@ -1,10 +1,18 @@
 """The story status file (README, "`data` of each kind"): sections, milestones, the five story-line forms,
 continuations."""
 
+from __future__ import annotations
+
 import re
 
 from madace_status.project.files import MAX_MARKDOWN_BYTES, SourceError, decode_markdown, display_path, read_source
-from madace_status.project.model import Story
+from madace_status.project.model import Story, whole_number
+
+TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time (it would slow every `status`)
+if TYPE_CHECKING:
+    from madace_status.project.model import Points
+
+__all__ = ["StoryFile", "section_of", "parse_story_file", "read_story_file"]
 
 # Every pattern is linear: no nested or overlapping quantifiers, so a hostile line cannot stall it.
 _HEADING = re.compile(r"[ ]{0,3}(#{1,6})(?:[ \t]+(.*))?\Z")
@@ -39,23 +47,23 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SPACES = re.compile(r"[ \t]{2,}")
 _DONE_MARKS = frozenset("✅✔☑✓")
 
-_DATE_FIELDS = {"due": "due_date", "started": "started_date", "start": "started_date",
+_DATE_FIELDS: dict[str, str] = {"due": "due_date", "started": "started_date", "start": "started_date",
                 "completed": "completed_date", "done": "completed_date", "finished": "completed_date"}
 _ASSIGNEE_KEYS = frozenset(("developer", "dev", "assignee", "owner", "assigned to"))
 _POINTS_KEYS = frozenset(("points", "story points", "pts", "estimate"))
 
 
-class StoryFile(object):
+class StoryFile:
     """What one status file yields: its stories (file order) and warnings ("line N: …")."""
 
     __slots__ = ("stories", "warnings")
 
-    def __init__(self, stories, warnings):
+    def __init__(self, stories: list[Story], warnings: list[str]) -> None:
         self.stories = stories
         self.warnings = warnings
 
 
-def section_of(heading_text):
+def section_of(heading_text: str) -> str | None:
     """`🔄 In Progress (1/1)` → `IN_PROGRESS`; None for a heading that is not a state."""
     match = _SECTION.match(heading_text)
     if not match:
@@ -64,15 +72,15 @@ def section_of(heading_text):
     return {"BACKLOG": "BACKLOG", "TODO": "TODO", "INPROGRESS": "IN_PROGRESS", "DONE": "DONE"}[word]
 
 
-def parse_story_file(text):
+def parse_story_file(text: str) -> StoryFile:
     """Parse the markdown text of a story status file. Pure; never raises."""
-    stories = []
-    warnings = []
-    first_seen = {}
-    section = None
-    milestone = None
-    current = None            # the story that indented lines continue
-    fence = None
+    stories: list[Story] = []
+    warnings: list[str] = []
+    first_seen: dict[str, int] = {}
+    section: str | None = None
+    milestone: str | None = None
+    current: Story | None = None            # the story that indented lines continue
+    fence: str | None = None
     in_comment = False
     for number, line in enumerate(text.splitlines(), 1):
         if fence is not None:
@@ -133,7 +141,7 @@ def parse_story_file(text):
     return StoryFile(stories, warnings)
 
 
-def _story_from_match(match, section, milestone, number):
+def _story_from_match(match: re.Match[str], section: str, milestone: str | None, number: int) -> Story | None:
     lead, box, after_box, raw_id, rest = match.groups()
     story_id = raw_id.upper()
     if story_id.startswith("EPIC-"):
@@ -143,7 +151,7 @@ def _story_from_match(match, section, milestone, number):
         marks = (lead + after_box) if after_box else lead
         checked = bool(marks.strip()) and not _DONE_MARKS.isdisjoint(marks)
     story = Story(story_id, "", section, milestone=milestone, checked=checked, line=number)
-    notes = []
+    notes: list[str] = []
     if "|" in rest:
         parts = rest.split("|")
         title = parts[0]
@@ -160,7 +168,7 @@ def _story_from_match(match, section, milestone, number):
     return story
 
 
-def _apply_field(story, field):
+def _apply_field(story: Story, field: str) -> bool:
     """One `| … |` field of form 1; False when it is none of the known kinds."""
     first = field[0]
     if first.isdigit() or first in "PpSs":           # `3 points`, `Points: 3`, `SP: 3`
@@ -183,7 +191,7 @@ def _apply_field(story, field):
     return False
 
 
-def _take_inline_fields(story, title, section):
+def _take_inline_fields(story: Story, title: str, section: str) -> str:
     """Remove `[Points: 3]`, `(3 pts)`, `Due: …`, a lone `(YYYY-MM-DD)` and `- **DONE**` from the title."""
     if "[" in title or "(" in title:
         match = _POINTS_BRACKET.search(title)
@@ -212,7 +220,7 @@ def _take_inline_fields(story, title, section):
     return title
 
 
-def _continue_story(story, text):
+def _continue_story(story: Story, text: str) -> None:
     """An indented line under a story: `**Status:** …` → note, `**Developer:** @x` → assignee, …"""
     match = _KEY_VALUE.match(text)
     if match:
@@ -244,7 +252,7 @@ def _continue_story(story, text):
     _add_note(story, _clean_text(text))
 
 
-def _heading_text(text):
+def _heading_text(text: str) -> str:
     """Drop a closing `#` sequence (`## DONE ##` → `DONE`) but keep `C#`."""
     text = text.rstrip()
     bare = text.rstrip("#")
@@ -253,25 +261,22 @@ def _heading_text(text):
     return text
 
 
-def _add_note(story, text):
+def _add_note(story: Story, text: str) -> None:
     if text:
         story.note = text if story.note is None else story.note + "; " + text
 
 
-def _set_date(story, label, value, overwrite=True):
+def _set_date(story: Story, label: str, value: str, overwrite: bool = True) -> None:
     attr = _DATE_FIELDS[label.lower()]
     if overwrite or getattr(story, attr) is None:
         setattr(story, attr, value)
 
 
-def _to_number(text):
-    if text.isdigit():
-        return int(text)
-    value = float(text)
-    return int(value) if value.is_integer() else value
+def _to_number(text: str) -> Points:
+    return int(text) if text.isdigit() else whole_number(float(text))
 
 
-def _clean_text(text):
+def _clean_text(text: str) -> str:
     """Strip bold/italic wrappers, `[ ]` residue and runs of spaces from a title or value."""
     text = text.strip()
     for wrapper in ("**", "__"):
@@ -284,7 +289,7 @@ def _clean_text(text):
     return text
 
 
-def read_story_file(path, root, boundary=None):
+def read_story_file(path: str, root: str, boundary: str | None = None) -> tuple[StoryFile, str | None]:
     """Read a story status file: (StoryFile, error or None). Paths in messages are relative to `root`;
     a symlink may not leave `boundary` (default `root`)."""
     source = display_path(path, root)

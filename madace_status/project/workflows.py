@@ -1,5 +1,7 @@
 """Workflow state files `.<name>.state.json`, schema A and schema B, normalised (README, "`data` of each kind")."""
 
+from __future__ import annotations
+
 import json
 import os
 import re
@@ -7,23 +9,39 @@ import re
 from madace_status.project.files import MAX_STATE_FILE_BYTES, SourceError, display_path, read_source
 from madace_status.project.model import INVALID_STATUS, WORKFLOW_STATUSES, Workflow
 
-STATE_FILE_RE = re.compile(r"\A\.(.+)\.state\.json\Z", re.DOTALL)
+TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time (it would slow every `status`)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, NoReturn, Optional, Tuple
 
-STATUS_ALIASES = {"pending": "pending", "in_progress": "in_progress", "completed": "completed",
+    from madace_status.project.model import ChildWorkflow, WorkflowStep
+
+    # What each schema's reader gives normalise_workflow(): status, current step, total steps, steps done,
+    # steps, startedAt, updatedAt, context, error, children, schema.
+    _SchemaFields = Tuple[str, int, int, int, List[WorkflowStep], Optional[str], Optional[str], Dict[str, Any],
+                          Optional[str], List[ChildWorkflow], str]
+
+__all__ = ["STATE_FILE_RE", "STATUS_ALIASES", "workflow_name", "read_workflow_file", "parse_workflow_bytes",
+           "invalid_workflow", "detect_schema", "normalise_workflow", "list_state_files"]
+
+STATE_FILE_RE = re.compile(r"\A\.(.+)\.state\.json\Z", re.DOTALL)
+MAX_ERROR_CHARS = 500   # of an `error` that is not a string, once written as JSON
+MAX_SHOWN_CHARS = 40    # of a bad field's value quoted in a warning
+
+STATUS_ALIASES: dict[str, str] = {"pending": "pending", "in_progress": "in_progress", "completed": "completed",
                   "failed": "failed", "running": "in_progress", "done": "completed",
                   "success": "completed", "error": "failed"}
 
-_JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+_JSON_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
                     int: "a number", float: "a number", type(None): "null"}
 
 
-def workflow_name(filename):
+def workflow_name(filename: str) -> str | None:
     """`.pm-planning.state.json` → `pm-planning`; None for any other file name."""
     match = STATE_FILE_RE.match(filename)
     return match.group(1) if match else None
 
 
-def read_workflow_file(path, root, boundary=None):
+def read_workflow_file(path: str, root: str, boundary: str | None = None) -> Workflow:
     """Read and normalise one state file. Never raises: an unusable file gives status "invalid".
 
     `source` is shown relative to `root`; `boundary` (default `root`) is the directory a symlinked
@@ -39,7 +57,7 @@ def read_workflow_file(path, root, boundary=None):
     return parse_workflow_bytes(data, name, source)
 
 
-def parse_workflow_bytes(data, name, source=""):
+def parse_workflow_bytes(data: bytes, name: str, source: str = "") -> Workflow:
     """Normalise the bytes of a state file (already read); never raises."""
     try:
         text = data.decode("utf-8-sig")
@@ -62,24 +80,24 @@ def parse_workflow_bytes(data, name, source=""):
     return normalise_workflow(document, name, source)
 
 
-def _reject_constant(name):
+def _reject_constant(name: str) -> NoReturn:
     # Python's json accepts NaN/Infinity/-Infinity; no JSON reader does, so a state file holding one would make
     # every JSON output (status -f json, the API, WebSocket messages) invalid for its consumers.
     raise ValueError("%s is not a JSON number (NaN and Infinity are not allowed)" % name)
 
 
-def _finite_float(text):
+def _finite_float(text: str) -> float:
     value = float(text)
     if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError("number %s is out of range" % text[:40])   # 1e999 overflows to inf
+        raise ValueError("number %s is out of range" % text[:MAX_SHOWN_CHARS])   # 1e999 overflows to inf
     return value
 
 
-def invalid_workflow(name, source, reason):
+def invalid_workflow(name: str, source: str, reason: str) -> Workflow:
     return Workflow(name=name, status=INVALID_STATUS, error=reason, source=source, schema=None)
 
 
-def detect_schema(document):
+def detect_schema(document: dict[str, Any]) -> str:
     """"B" for what the workflow engine writes, "A" for the status-provider schema."""
     if "workflowName" in document or "variables" in document or "childWorkflows" in document:
         return "B"
@@ -88,7 +106,7 @@ def detect_schema(document):
     return "A"
 
 
-def normalise_workflow(document, name, source=""):
+def normalise_workflow(document: dict[str, Any], name: str, source: str = "") -> Workflow:
     """Build the normalised record from a decoded JSON object (either schema)."""
     notes = _Notes(source)
     if detect_schema(document) == "B":
@@ -114,7 +132,7 @@ def normalise_workflow(document, name, source=""):
         children=fields[9], source=source, schema=fields[10], warnings=notes.messages)
 
 
-def _schema_a(doc, notes):
+def _schema_a(doc: dict[str, Any], notes: _Notes) -> _SchemaFields:
     steps = _steps(doc, notes)
     total = _total_steps(doc, None, steps, notes)
     current = notes.count(doc, "currentStep")
@@ -136,7 +154,7 @@ def _schema_a(doc, notes):
             notes.mapping(doc, "context"), error, _children(doc, notes), "A")
 
 
-def _derive_status_a(steps, current):
+def _derive_status_a(steps: list[WorkflowStep], current: int | None) -> str:
     if steps and all(s["status"] == "completed" for s in steps):
         return "completed"
     if any(s["status"] == "failed" for s in steps):
@@ -146,7 +164,7 @@ def _derive_status_a(steps, current):
     return "in_progress"
 
 
-def _derive_current_a(status, steps, done, total):
+def _derive_current_a(status: str, steps: list[WorkflowStep], done: int, total: int) -> int:
     if status == "completed":
         return total
     if status == "pending":
@@ -157,7 +175,7 @@ def _derive_current_a(status, steps, done, total):
     return done + 1
 
 
-def _schema_b(doc, notes):
+def _schema_b(doc: dict[str, Any], notes: _Notes) -> _SchemaFields:
     steps = _steps(doc, notes)
     variables = notes.mapping(doc, "variables")
     total = _total_steps(doc, variables, steps, notes)
@@ -190,7 +208,8 @@ def _schema_b(doc, notes):
             variables, error, children, "B")
 
 
-def _total_steps(doc, variables, steps, notes):
+def _total_steps(doc: dict[str, Any], variables: dict[str, Any] | None, steps: list[WorkflowStep],
+                 notes: _Notes) -> int:
     total = notes.count(doc, "totalSteps")
     if total is None and variables:
         total = notes.count(variables, "_TOTAL_STEPS", label="variables._TOTAL_STEPS")
@@ -199,14 +218,14 @@ def _total_steps(doc, variables, steps, notes):
     return total
 
 
-def _steps(doc, notes):
+def _steps(doc: dict[str, Any], notes: _Notes) -> list[WorkflowStep]:
     raw = doc.get("steps")
     if raw is None:
         return []
     if not isinstance(raw, list):
         notes.add('"steps" should be an array, not %s; ignored' % _type_name(raw))
         return []
-    steps = []
+    steps: list[WorkflowStep] = []
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
             notes.add('"steps[%d]" should be an object, not %s; ignored' % (index, _type_name(item)))
@@ -241,14 +260,14 @@ def _steps(doc, notes):
     return steps
 
 
-def _children(doc, notes):
+def _children(doc: dict[str, Any], notes: _Notes) -> list[ChildWorkflow]:
     raw = doc.get("childWorkflows")
     if raw is None:
         return []
     if not isinstance(raw, list):
         notes.add('"childWorkflows" should be an array, not %s; ignored' % _type_name(raw))
         return []
-    children = []
+    children: list[ChildWorkflow] = []
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
             notes.add('"childWorkflows[%d]" should be an object, not %s; ignored' % (index, _type_name(item)))
@@ -267,7 +286,7 @@ def _children(doc, notes):
     return children
 
 
-def _child_name(state_file, workflow_path):
+def _child_name(state_file: str | None, workflow_path: str | None) -> str | None:
     if state_file:
         name = workflow_name(os.path.basename(state_file.replace("\\", "/")))
         if name:
@@ -281,12 +300,12 @@ def _child_name(state_file, workflow_path):
     return None
 
 
-def _updated(doc, notes, key, alias):
+def _updated(doc: dict[str, Any], notes: _Notes, key: str, alias: str) -> str | None:
     value = notes.string(doc, key)
     return value if value is not None else notes.string(doc, alias)
 
 
-def _current_step_name(status, current, steps):
+def _current_step_name(status: str, current: int, steps: list[WorkflowStep]) -> str | None:
     if status == "completed" or not steps:
         return None
     if 1 <= current <= len(steps):
@@ -294,17 +313,18 @@ def _current_step_name(status, current, steps):
     return None
 
 
-def _error_text(value):
+def _error_text(value: object) -> str | None:
     if value is None or value is False or value == "":
         return None
     if isinstance(value, str):
         return value
-    if isinstance(value, dict) and isinstance(value.get("message"), str):
-        return value["message"]
-    return _json_or_repr(value, sort_keys=True)[:500]
+    message = value.get("message") if isinstance(value, dict) else None
+    if isinstance(message, str):
+        return message
+    return _json_or_repr(value, sort_keys=True)[:MAX_ERROR_CHARS]
 
 
-def _json_or_repr(value, sort_keys=False):
+def _json_or_repr(value: object, sort_keys: bool = False) -> str:
     # A document built in-process (not read: reading refuses them) may still hold NaN/inf: show it as text.
     try:
         return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, allow_nan=False)
@@ -312,37 +332,37 @@ def _json_or_repr(value, sort_keys=False):
         return repr(value)
 
 
-def _type_name(value):
+def _type_name(value: object) -> str:
     return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
-def _shown(value):
+def _shown(value: object) -> str:
     text = _json_or_repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS - 1] + "…"
 
 
-class _Notes(object):
+class _Notes:
     """Typed field access that records a warning (prefixed with the source) for every bad field."""
 
     __slots__ = ("source", "messages")
 
-    def __init__(self, source):
+    def __init__(self, source: str) -> None:
         self.source = source
-        self.messages = []
+        self.messages: list[str] = []
 
-    def add(self, message):
+    def add(self, message: str) -> None:
         self.messages.append("%s: %s" % (self.source, message) if self.source else message)
 
-    def string(self, obj, key, label=None):
-        value = obj.get(key)
+    def string(self, obj: dict[str, Any], key: str, label: str | None = None) -> str | None:
+        value: object = obj.get(key)
         if value is None or isinstance(value, str):
             return value
         self.add('"%s" should be a string, not %s; ignored' % (label or key, _shown(value)))
         return None
 
-    def count(self, obj, key, label=None):
+    def count(self, obj: dict[str, Any], key: str, label: str | None = None) -> int | None:
         """A non-negative whole number, or None when absent or unusable."""
-        value = obj.get(key)
+        value: object = obj.get(key)
         if value is None:
             return None
         if isinstance(value, float) and value.is_integer() and value >= 0:
@@ -352,8 +372,8 @@ class _Notes(object):
         self.add('"%s" should be a non-negative integer, not %s; ignored' % (label or key, _shown(value)))
         return None
 
-    def mapping(self, obj, key):
-        value = obj.get(key)
+    def mapping(self, obj: dict[str, Any], key: str) -> dict[str, Any]:
+        value: object = obj.get(key)
         if value is None:
             return {}
         if isinstance(value, dict):
@@ -361,7 +381,7 @@ class _Notes(object):
         self.add('"%s" should be an object, not %s; ignored' % (key, _type_name(value)))
         return {}
 
-    def status(self, raw, label):
+    def status(self, raw: str, label: str) -> str:
         key = raw.strip().lower().replace("-", "_").replace(" ", "_")
         status = STATUS_ALIASES.get(key)
         if status is not None:
@@ -371,7 +391,7 @@ class _Notes(object):
         return raw
 
 
-def list_state_files(directory):
+def list_state_files(directory: str) -> list[str]:
     """Paths of the `.<name>.state.json` entries of `directory`, sorted by name (may raise OSError)."""
     with os.scandir(directory) as entries:
         names = [entry.name for entry in entries if STATE_FILE_RE.match(entry.name)]

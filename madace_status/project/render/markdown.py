@@ -1,19 +1,31 @@
 """GitHub-flavoured markdown: headings, tables and bullet lists (README, Formats: `markdown`)."""
 
-import json
+from __future__ import annotations
 
-from madace_status.project.model import STATE_LABELS, STORY_STATES, story_violations, violation_prefix
-from madace_status.project.render.text import UNICODE, clean, number, progress_bar, short_time, step_text, workflow_detail
+from madace_status.project.model import INVALID_STATUS, STATE_LABELS, STORY_STATES, story_violations, violation_prefix
+from madace_status.project.registry import EPIC, EPICS, STORIES, STORY, SUMMARY, WORKFLOW, WORKFLOWS
+from madace_status.project.render.text import (UNICODE, clean, context_value, number, progress_bar, short_time,
+                                               step_text, workflow_detail)
 
-_ESCAPES = {ord("|"): "\\|", ord("<"): "&lt;", ord(">"): "&gt;"}
+TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time (it would slow every `status`)
+if TYPE_CHECKING:
+    from typing import Callable, Sequence
+
+    from madace_status.project.model import Epic, Story, Summary, Workflow, WorkflowBrief
+    from madace_status.project.registry import Entity
+    from madace_status.project.render.text import Align
+
+__all__ = ["md", "render_markdown"]
+
+_ESCAPES: dict[int, str] = {ord("|"): "\\|", ord("<"): "&lt;", ord(">"): "&gt;"}
 
 
-def md(value):
+def md(value: object) -> str:
     """A value as inline markdown text: one line, `|` escaped, no raw HTML."""
     return clean(value).translate(_ESCAPES)
 
 
-def _table(headers, aligns, rows):
+def _table(headers: list[str], aligns: Sequence[Align], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |",
              "| " + " | ".join("---:" if a == "right" else "---" for a in aligns) + " |"]
     for row in rows:
@@ -21,11 +33,12 @@ def _table(headers, aligns, rows):
     return lines
 
 
-def _bullets(pairs):
+def _bullets(pairs: list[tuple[str, str | None]]) -> list[str]:
     return ["- **%s:** %s" % (key, value) for key, value in pairs if value not in (None, "")]
 
 
-def render_markdown(entity):
+def render_markdown(entity: Entity) -> str:
+    """The whole markdown text for a resolved entity (ends with a newline)."""
     lines = _RENDERERS[entity.kind](entity)
     for title, messages, mark in (("Warnings", entity.warnings, "⚠"), ("Errors", entity.errors, "✖")):
         if messages:
@@ -34,8 +47,8 @@ def render_markdown(entity):
     return "\n".join(lines) + "\n"
 
 
-def _summary(entity):
-    summary = entity.record
+def _summary(entity: Entity) -> list[str]:
+    summary: Summary = entity.record
     rows = []
     for state in STORY_STATES:
         row = summary.states[state]
@@ -53,22 +66,23 @@ def _summary(entity):
     return lines
 
 
-def _workflow_table(workflows):
+def _workflow_table(workflows: list[WorkflowBrief]) -> list[str]:
     if not workflows:
         return ["No workflows."]
     rows = [[md(w["name"]), "`%s`" % md(w["status"]), step_text(w),
-             "" if w["status"] == "invalid" else "`%s`" % progress_bar(w["progress"], UNICODE),
+             "" if w["status"] == INVALID_STATUS else "`%s`" % progress_bar(w["progress"], UNICODE),
              md(short_time(w["updatedAt"])), md(workflow_detail(w))] for w in workflows]
     return _table(["Workflow", "Status", "Step", "Progress", "Updated", "Detail"],
                   ["left"] * 6, rows)
 
 
-def _workflows(entity):
-    return ["# Workflows (%d)" % len(entity.record), ""] + _workflow_table([w.brief() for w in entity.record])
+def _workflows(entity: Entity) -> list[str]:
+    workflows: list[Workflow] = entity.record
+    return ["# Workflows (%d)" % len(workflows), ""] + _workflow_table([w.brief() for w in workflows])
 
 
-def _stories(entity):
-    stories = entity.record
+def _stories(entity: Entity) -> list[str]:
+    stories: list[Story] = entity.record
     lines = ["# Stories (%d)" % len(stories), ""]
     if not stories:
         return lines + ["No stories."]
@@ -81,8 +95,8 @@ def _stories(entity):
     return lines
 
 
-def _epics(entity):
-    epics = entity.record
+def _epics(entity: Entity) -> list[str]:
+    epics: list[Epic] = entity.record
     lines = ["# Epics (%d)" % len(epics), ""]
     if not epics:
         return lines + ["No epics."]
@@ -94,12 +108,12 @@ def _epics(entity):
             rows.append([md(e.id), md(e.name), md(e.status), md(e.priority), number(e.effort), md(e.quarter),
                          md(e.owner), str(e.story_count)])
     lines.extend(_table(["ID", "Name", "Status", "Priority", "Effort", "Quarter", "Owner", "Stories"],
-                        ["left"] * 4 + ["right", "left", "left", "right"], rows))
+                        ["left", "left", "left", "left", "right", "left", "left", "right"], rows))
     return lines
 
 
-def _story(entity):
-    s = entity.record
+def _story(entity: Entity) -> list[str]:
+    s: Story = entity.record
     violated = any(m.startswith(violation_prefix(s.status)) for m in entity.warnings)
     lines = ["# Story %s: %s" % (md(s.id), md(s.title)), ""]
     lines.extend(_bullets([
@@ -110,8 +124,8 @@ def _story(entity):
     return lines
 
 
-def _epic(entity):
-    e = entity.record
+def _epic(entity: Entity) -> list[str]:
+    e: Epic = entity.record
     lines = ["# Epic %s%s" % (md(e.id), ": " + md(e.name) if e.name else ""), ""]
     lines.extend(_bullets([
         ("Status", md(e.status)), ("Priority", md(e.priority)), ("Effort", number(e.effort)),
@@ -125,8 +139,8 @@ def _epic(entity):
     return lines
 
 
-def _workflow(entity):
-    w = entity.record
+def _workflow(entity: Entity) -> list[str]:
+    w: Workflow = entity.record
     step = step_text(w.brief())
     if w.current_step_name:
         step += " (%s)" % md(w.current_step_name)
@@ -142,7 +156,7 @@ def _workflow(entity):
         rows = [[str(i), md(s["id"]), "`%s`" % md(s["status"]), md(short_time(s["startedAt"])),
                  md(short_time(s["completedAt"])), md(s["error"])] for i, s in enumerate(w.steps, 1)]
         lines.extend(_table(["#", "Step", "Status", "Started", "Completed", "Error"],
-                            ["right"] + ["left"] * 5, rows))
+                            ["right", "left", "left", "left", "left", "left"], rows))
     if w.children:
         lines.extend(["", "## Child workflows", ""])
         rows = [[md(c["name"]), "`%s`" % md(c["status"]), md(short_time(c["startedAt"])),
@@ -150,10 +164,10 @@ def _workflow(entity):
         lines.extend(_table(["Name", "Status", "Started", "State file"], ["left"] * 4, rows))
     if w.context:
         lines.extend(["", "## Context", ""])
-        lines.extend("- **%s:** %s" % (md(k), md(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, allow_nan=False)))
-                     for k, v in sorted(w.context.items()))
+        lines.extend("- **%s:** %s" % (md(k), md(context_value(v))) for k, v in sorted(w.context.items()))
     return lines
 
 
-_RENDERERS = {"summary": _summary, "workflows": _workflows, "stories": _stories, "epics": _epics,
-              "story": _story, "epic": _epic, "workflow": _workflow}
+_RENDERERS: dict[str, Callable[[Entity], list[str]]] = {
+    SUMMARY: _summary, WORKFLOWS: _workflows, STORIES: _stories, EPICS: _epics, STORY: _story, EPIC: _epic,
+    WORKFLOW: _workflow}

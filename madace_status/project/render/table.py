@@ -1,37 +1,53 @@
 """Terminal output: box-drawing tables fitted to the width, optional colour (README, Formats: `table`)."""
 
-import json
+from __future__ import annotations
 
-from madace_status.project.model import STATE_LABELS, STORY_STATES, story_violations, violation_prefix
-from madace_status.project.render.text import (UNICODE, clean, cut, display_width, number, pad, progress_bar,
-                                               short_time, step_text, wrap)
+from madace_status.project.model import INVALID_STATUS, STATE_LABELS, STORY_STATES, story_violations, violation_prefix
+from madace_status.project.registry import EPIC, EPICS, STORIES, STORY, SUMMARY, WORKFLOW, WORKFLOWS
+from madace_status.project.render.text import (UNICODE, clean, context_value, cut, display_width, number, pad,
+                                               progress_bar, short_time, step_text, wrap)
+
+TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time (it would slow every `status`)
+if TYPE_CHECKING:
+    from typing import Callable, Container, Optional, Sequence, Tuple, Union
+
+    from madace_status.project.model import Epic, StateRow, Story, Summary, Workflow, WorkflowBrief
+    from madace_status.project.registry import Entity
+    from madace_status.project.render.text import Align, Glyphs
+
+    # A cell is its text, or (text, the style to paint it with: a key of _SGR, or None for none).
+    Cell = Union[str, Tuple[str, Optional[str]]]
+
+__all__ = ["MIN_COLUMN_WIDTH", "DEFAULT_WIDTH", "TableStyle", "Column", "draw_table", "fit_columns", "render_table"]
 
 MIN_COLUMN_WIDTH = 3
 DEFAULT_WIDTH = 80
+MIN_TABLE_WIDTH = 20   # a narrower terminal still gets tables this wide (lines overflow)
 
-_SGR = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34",
-        "magenta": "35", "cyan": "36", "warn": "1;33", "error": "1;31"}
-_STATUS_STYLE = {"completed": "green", "in_progress": "yellow", "failed": "red", "invalid": "error",
-                 "pending": "dim", "DONE": "green", "IN_PROGRESS": "yellow", "TODO": "cyan", "BACKLOG": None}
+_SGR: dict[str, str] = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34",
+                        "magenta": "35", "cyan": "36", "warn": "1;33", "error": "1;31"}
+_STATUS_STYLE: dict[str, str | None] = {
+    "completed": "green", "in_progress": "yellow", "failed": "red", INVALID_STATUS: "error", "pending": "dim",
+    "DONE": "green", "IN_PROGRESS": "yellow", "TODO": "cyan", "BACKLOG": None}
 
 
-class TableStyle(object):
+class TableStyle:
     """How to draw: glyph set, colour on/off, and the width to fit."""
 
     __slots__ = ("glyphs", "color", "width")
 
-    def __init__(self, glyphs=UNICODE, color=False, width=DEFAULT_WIDTH):
+    def __init__(self, glyphs: Glyphs = UNICODE, color: bool = False, width: int = DEFAULT_WIDTH) -> None:
         self.glyphs = glyphs
         self.color = color
-        self.width = max(int(width), 20)
+        self.width = max(int(width), MIN_TABLE_WIDTH)
 
-    def paint(self, text, style):
+    def paint(self, text: str, style: str | None) -> str:
         if not self.color or not style or not text:
             return text
         return "\x1b[%sm%s\x1b[0m" % (_SGR[style], text)
 
 
-class Column(object):
+class Column:
     """One table column.
 
     When the table is too wide, columns with a higher `shrink` give up width first (down to
@@ -41,7 +57,8 @@ class Column(object):
 
     __slots__ = ("header", "align", "shrink", "drop", "wrap", "min_width")
 
-    def __init__(self, header, align="left", shrink=0, drop=0, wrap=False, min_width=MIN_COLUMN_WIDTH):
+    def __init__(self, header: str, align: Align = "left", shrink: int = 0, drop: int = 0, wrap: bool = False,
+                 min_width: int = MIN_COLUMN_WIDTH) -> None:
         self.header = header
         self.align = align
         self.shrink = shrink
@@ -50,11 +67,12 @@ class Column(object):
         self.min_width = min_width
 
 
-def draw_table(columns, rows, style, show_header=True, rule_before=()):
+def draw_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], style: TableStyle, show_header: bool = True,
+               rule_before: Container[int] = ()) -> list[str]:
     """Lines of a table. A cell is text or (text, colour); `rule_before` holds row indexes to rule off."""
     g = style.glyphs
     texts = [[clean(cell[0] if isinstance(cell, tuple) else cell) for cell in row] for row in rows]
-    natural = []
+    natural: list[int] = []
     for index, column in enumerate(columns):
         width = max([display_width(t[index]) for t in texts] or [0])
         if show_header:
@@ -66,18 +84,18 @@ def draw_table(columns, rows, style, show_header=True, rule_before=()):
     cell_styles = [[(cell[1] if isinstance(cell, tuple) else None) for cell in row] for row in rows]
     cell_styles = [[row[i] for i in shown] for row in cell_styles]
 
-    def rule(chars):
+    def rule(chars: str) -> str:
         return chars[0] + chars[1].join(g.horizontal * (w + 2) for w in widths) + chars[2]
 
-    def row_lines(cells, styles):
-        wrapped = []
+    def row_lines(cells: list[str], styles: Sequence[str | None]) -> list[str]:
+        wrapped: list[list[str]] = []
         for index, column in enumerate(columns):
             text = cells[index]
             if column.wrap:
                 wrapped.append(wrap(text, widths[index]))
             else:
                 wrapped.append([cut(text, widths[index], g.ellipsis)])
-        lines = []
+        lines: list[str] = []
         for line_no in range(max(len(c) for c in wrapped)):
             parts = []
             for index, column in enumerate(columns):
@@ -104,7 +122,7 @@ def draw_table(columns, rows, style, show_header=True, rule_before=()):
     return out
 
 
-def fit_columns(columns, natural, total_width):
+def fit_columns(columns: Sequence[Column], natural: list[int], total_width: int) -> tuple[list[int], list[int]]:
     """(indexes of the columns shown, their widths) so the table fits `total_width` when it can."""
     shown = list(range(len(columns)))
     while True:
@@ -125,7 +143,7 @@ def fit_columns(columns, natural, total_width):
     return shown, widths
 
 
-def _shrink(widths, columns, available):
+def _shrink(widths: list[int], columns: Sequence[Column], available: int) -> bool:
     """Narrow shrinkable columns in place, highest `shrink` first, widest first; True when it fits."""
     excess = sum(widths) - available
     for level in sorted({c.shrink for c in columns if c.shrink}, reverse=True):
@@ -151,7 +169,7 @@ def _shrink(widths, columns, available):
 # --- per entity ------------------------------------------------------------------------------------
 
 
-def render_table(entity, style):
+def render_table(entity: Entity, style: TableStyle) -> str:
     """The whole terminal text for a resolved entity (ends with a newline)."""
     render = _RENDERERS[entity.kind]
     lines = render(entity, style)
@@ -159,12 +177,12 @@ def render_table(entity, style):
     return "\n".join(lines) + "\n"
 
 
-def _heading(text, style):
+def _heading(text: str, style: TableStyle) -> str:
     return style.paint(clean(text), "bold")
 
 
-def _state_rows(states, style):
-    rows = []
+def _state_rows(states: dict[str, StateRow], style: TableStyle) -> list[list[Cell]]:
+    rows: list[list[Cell]] = []
     for state in STORY_STATES:
         row = states[state]
         label = STATE_LABELS[state]
@@ -177,8 +195,8 @@ def _state_rows(states, style):
     return rows
 
 
-def _summary(entity, style):
-    summary = entity.record
+def _summary(entity: Entity, style: TableStyle) -> list[str]:
+    summary: Summary = entity.record
     rows = _state_rows(summary.states, style)
     rows.append([("TOTAL", "bold"), str(summary.total["count"]), number(summary.total["points"]), ""])
     columns = [Column("State"), Column("Count", "right"), Column("Points", "right"), Column("Limit", "right")]
@@ -192,7 +210,7 @@ def _summary(entity, style):
     return lines
 
 
-def _workflow_table(workflows, style):
+def _workflow_table(workflows: list[WorkflowBrief], style: TableStyle) -> list[str]:
     if not workflows:
         return ["No workflows."]
     columns = [Column("Workflow", shrink=1, min_width=12), Column("Status"), Column("Step"),
@@ -202,9 +220,9 @@ def _workflow_table(workflows, style):
                   max(display_width(clean(w["status"])) for w in workflows) +
                   max(len(step_text(w)) for w in workflows) + len(progress_bar(100, style.glyphs)) + 13)
     compact = style.width < essentials
-    rows = []
+    rows: list[list[Cell]] = []
     for w in workflows:
-        if w["status"] == "invalid":
+        if w["status"] == INVALID_STATUS:
             progress = ""
         elif compact:
             progress = "%d%%" % w["progress"]
@@ -214,20 +232,22 @@ def _workflow_table(workflows, style):
                      progress, short_time(w["updatedAt"]), w["currentStepName"] or ""])
     lines = draw_table(columns, rows, style)
     for w in workflows:   # the reason a workflow failed must be visible at any width
-        if w.get("error"):
+        error = w.get("error")
+        if error:
             lines.append("  %s %s: %s" % (style.paint(style.glyphs.error, "error"), clean(w["name"]),
-                                          style.paint(clean(w["error"]), "red")))
+                                          style.paint(clean(error), "red")))
     return lines
 
 
-def _workflows(entity, style):
-    lines = [_heading("Workflows (%d)" % len(entity.record), style)]
-    lines.extend(_workflow_table([w.brief() for w in entity.record], style))
+def _workflows(entity: Entity, style: TableStyle) -> list[str]:
+    workflows: list[Workflow] = entity.record
+    lines = [_heading("Workflows (%d)" % len(workflows), style)]
+    lines.extend(_workflow_table([w.brief() for w in workflows], style))
     return lines
 
 
-def _stories(entity, style):
-    stories = entity.record
+def _stories(entity: Entity, style: TableStyle) -> list[str]:
+    stories: list[Story] = entity.record
     lines = [_heading("Stories (%d)" % len(stories), style)]
     if not stories:
         return lines + ["No stories."]
@@ -235,18 +255,18 @@ def _stories(entity, style):
     columns = [Column("ID", shrink=1, min_width=12), Column("State"), Column("Title", shrink=2, min_width=16),
                Column("Points", "right"), Column("Assignee", shrink=3, drop=1, min_width=8),
                Column("Milestone", shrink=4, drop=2, min_width=12)]
-    rows = []
+    rows: list[list[Cell]] = []
     for s in stories:
         state = STATE_LABELS[s.status]
-        state_cell = (state + " " + style.glyphs.warn, "warn") if s.status in violated else \
+        state_cell: Cell = (state + " " + style.glyphs.warn, "warn") if s.status in violated else \
             (state, _STATUS_STYLE[s.status])
         rows.append([s.id, state_cell, s.title, number(s.points), s.assignee or "", s.milestone or ""])
     lines.extend(draw_table(columns, rows, style))
     return lines
 
 
-def _epics(entity, style):
-    epics = entity.record
+def _epics(entity: Entity, style: TableStyle) -> list[str]:
+    epics: list[Epic] = entity.record
     lines = [_heading("Epics (%d)" % len(epics), style)]
     if not epics:
         return lines + ["No epics."]
@@ -254,7 +274,7 @@ def _epics(entity, style):
                Column("Status", shrink=2, min_width=8), Column("Priority", drop=1), Column("Effort", "right"),
                Column("Quarter", shrink=4, drop=2, min_width=7), Column("Owner", shrink=5, drop=3, min_width=8),
                Column("Stories", "right")]
-    rows = []
+    rows: list[list[Cell]] = []
     for e in epics:
         if e.error:
             rows.append([e.id, ("error: " + e.error, "red"), "", "", "", "", "", ""])
@@ -265,15 +285,15 @@ def _epics(entity, style):
     return lines
 
 
-def _key_values(pairs, style):
+def _key_values(pairs: Sequence[tuple[str, Cell | None]], style: TableStyle) -> list[str]:
     none = style.glyphs.none
-    rows = [[(key, "bold"), value if value not in (None, "") else none] for key, value in pairs]
+    rows: list[list[Cell]] = [[(key, "bold"), none if value is None or value == "" else value] for key, value in pairs]
     columns = [Column("Field"), Column("Value", shrink=1, wrap=True, min_width=10)]
     return draw_table(columns, rows, style, show_header=False)
 
 
-def _story(entity, style):
-    s = entity.record
+def _story(entity: Entity, style: TableStyle) -> list[str]:
+    s: Story = entity.record
     violated = any(m.startswith(violation_prefix(s.status)) for m in entity.warnings)
     state = STATE_LABELS[s.status] + (" " + style.glyphs.warn if violated else "")
     lines = [_heading("Story %s" % s.id, style)]
@@ -285,8 +305,8 @@ def _story(entity, style):
     return lines
 
 
-def _epic(entity, style):
-    e = entity.record
+def _epic(entity: Entity, style: TableStyle) -> list[str]:
+    e: Epic = entity.record
     lines = [_heading("Epic %s" % e.id, style)]
     lines.extend(_key_values([
         ("ID", e.id), ("Name", e.name), ("Status", e.status), ("Priority", e.priority),
@@ -296,8 +316,8 @@ def _epic(entity, style):
     return lines
 
 
-def _workflow(entity, style):
-    w = entity.record
+def _workflow(entity: Entity, style: TableStyle) -> list[str]:
+    w: Workflow = entity.record
     g = style.glyphs
     step = step_text(w.brief())
     if w.current_step_name:
@@ -315,9 +335,10 @@ def _workflow(entity, style):
         columns = [Column("#", "right"), Column("Step", shrink=2, min_width=12), Column("Status"),
                    Column("Started", drop=2), Column("Completed", drop=1),
                    Column("Error", shrink=3, min_width=12, wrap=True)]
-        rows = [[str(i), step_info["id"] or "", (step_info["status"], _STATUS_STYLE.get(step_info["status"], "magenta")),
-                 short_time(step_info["startedAt"]), short_time(step_info["completedAt"]),
-                 (step_info["error"] or "", "red")] for i, step_info in enumerate(w.steps, 1)]
+        rows: list[list[Cell]] = [
+            [str(i), step["id"] or "", (step["status"], _STATUS_STYLE.get(step["status"], "magenta")),
+             short_time(step["startedAt"]), short_time(step["completedAt"]), (step["error"] or "", "red")]
+            for i, step in enumerate(w.steps, 1)]
         lines.extend(draw_table(columns, rows, style))
     if w.children:
         lines.append("")
@@ -330,15 +351,14 @@ def _workflow(entity, style):
     if w.context:
         lines.append("")
         lines.append(_heading("Context", style))
-        pairs = [(key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, allow_nan=False))
-                 for key, value in sorted(w.context.items())]
+        rows = [[(key, "bold"), context_value(value)] for key, value in sorted(w.context.items())]
         columns = [Column("Key", shrink=1, min_width=12), Column("Value", shrink=2, min_width=12)]
-        lines.extend(draw_table(columns, [[(k, "bold"), v] for k, v in pairs], style, show_header=False))
+        lines.extend(draw_table(columns, rows, style, show_header=False))
     return lines
 
 
-def _notices(warnings, errors, style):
-    lines = []
+def _notices(warnings: list[str], errors: list[str], style: TableStyle) -> list[str]:
+    lines: list[str] = []
     width = style.width
     for title, messages, mark, colour in (("Warnings", warnings, style.glyphs.warn, "warn"),
                                           ("Errors", errors, style.glyphs.error, "error")):
@@ -354,5 +374,6 @@ def _notices(warnings, errors, style):
     return lines
 
 
-_RENDERERS = {"summary": _summary, "workflows": _workflows, "stories": _stories, "epics": _epics,
-              "story": _story, "epic": _epic, "workflow": _workflow}
+_RENDERERS: dict[str, Callable[[Entity, TableStyle], list[str]]] = {
+    SUMMARY: _summary, WORKFLOWS: _workflows, STORIES: _stories, EPICS: _epics, STORY: _story, EPIC: _epic,
+    WORKFLOW: _workflow}
