@@ -4,6 +4,8 @@
 This module is the package's interface: code outside `sync/` imports these names from here, never a module
 inside it (tests/unit/test_layers.py holds every module to that)."""
 
+from __future__ import annotations
+
 from madace_status.sync.clients.hub import HEARTBEAT_S
 from madace_status.sync.detect.watch_select import SAFETY_RESCAN_S, ChangeSignal
 from madace_status.sync.detect.watcher import project_watcher

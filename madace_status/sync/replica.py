@@ -45,14 +45,22 @@ source it came from (a workflow's state file, the story file, the epics), so an 
 one-shot `status` shows for it.
 """
 
+from __future__ import annotations
+
+import enum
 import json
 import os
 import re
+from typing import Any, Iterable, Mapping, Tuple, Type, TypeVar
 
-from madace_status.project.model import STORY_STATES, Epic, Project, Story, Workflow, violation_prefix
+from madace_status.project.model import STORY_STATES, Epic, Project, Record, Story, Workflow, violation_prefix
+from madace_status.sync.events import EVENT_TYPES, EventType
 
-EVENT_TYPES = frozenset(("state_updated", "workflow_started", "workflow_completed", "workflow_failed",
-                         "workflow_removed", "stories_updated", "epics_updated", "notices_updated"))
+__all__ = ["Message", "Replica", "ReplicaOutOfStep", "parse_message", "record_from_dict"]
+
+Message = Tuple[Any, Any, Any]  # (type, data, seq) as the server sent them: JSON values, not checked yet
+RecordT = TypeVar("RecordT", bound=Record)
+
 _STATE_FILE_SOURCE = re.compile(r"\A\S*\.state\.json: ")
 _VIOLATION_PREFIXES = tuple(violation_prefix(state) for state in STORY_STATES)
 _UNAPPLICABLE = (ValueError, TypeError, KeyError, AttributeError)  # what a malformed message raises here
@@ -62,7 +70,15 @@ class ReplicaOutOfStep(Exception):
     """A message the replica could not apply: it forgot its position; reconnect for a fresh snapshot."""
 
 
-def parse_message(text):
+class _Source(enum.Enum):
+    """The source a project-wide notice belongs to: where `Replica.project()` hands it back."""
+
+    WORKFLOWS = "workflows"
+    STORIES = "stories"
+    EPICS = "epics"
+
+
+def parse_message(text: str | bytes) -> Message | None:
     """(type, data, seq) of a server message, or None when the text is not a message of the protocol."""
     try:
         message = json.loads(text)
@@ -71,12 +87,13 @@ def parse_message(text):
         return None
 
 
-def record_from_dict(cls, data):
+def record_from_dict(cls: Type[RecordT], data: Mapping[str, Any]) -> RecordT:
     """A model record back from its `to_dict()` form (the keys the server sends)."""
-    return cls(**{attr: data[key] for attr, key in cls._FIELDS if key in data})
+    fields: Iterable[tuple[str, str]] = cls._FIELDS  # (attribute, JSON key)
+    return cls(**{attr: data[key] for attr, key in fields if key in data})
 
 
-class Replica(object):
+class Replica:
     """The project as the server described it: the last snapshot with every event since applied.
 
     The server sends the project-wide warnings and errors (in a snapshot, with every `stories_updated`, and with
@@ -85,21 +102,21 @@ class Replica(object):
     one-shot `status` shows for it.
     """
 
-    def __init__(self, root, epics_dir_shown=None):
+    def __init__(self, root: str, epics_dir_shown: str | None = None) -> None:
         self.root = root
         self.epics_dir_shown = epics_dir_shown
-        self.workflows = {}
-        self.stories = []
-        self.epics = {}
-        self.warnings = []
-        self.errors = []
-        self.run_id = None  # the server run the position belongs to (the welcome's runId)
-        self.last_seq = None  # the seq of the last snapshot or event applied
-        self._project = None
+        self.workflows: dict[str, Workflow] = {}
+        self.stories: list[Story] = []
+        self.epics: dict[Any, Epic] = {}
+        self.warnings: list[str] = []
+        self.errors: list[str] = []
+        self.run_id: Any = None  # the server run the position belongs to (the welcome's runId)
+        self.last_seq: int | None = None  # the seq of the last snapshot or event applied
+        self._project: Project | None = None
 
     # -- following the server ---------------------------------------------------------------------------------
 
-    def receive(self, kind, data, seq):
+    def receive(self, kind: Any, data: Any, seq: Any) -> bool:
         """Follow one server message (see `parse_message`); True when what the replica holds changed.
 
         Raises ReplicaOutOfStep, after forgetting the position, for a message it cannot apply.
@@ -123,44 +140,44 @@ class Replica(object):
             raise ReplicaOutOfStep("%s: %s" % (type(error).__name__, error))
         return False
 
-    def position(self):
+    def position(self) -> tuple[Any, int | None]:
         """(runId, since) to resume from, or (None, None) when the next connection must start afresh."""
         if self.run_id is None or self.last_seq is None:
             return None, None
         return self.run_id, self.last_seq
 
-    def forget_position(self):
+    def forget_position(self) -> None:
         self.run_id = self.last_seq = None
 
     # -- the records --------------------------------------------------------------------------------------------
 
-    def load_snapshot(self, data):
+    def load_snapshot(self, data: Mapping[str, Any]) -> None:
         self.workflows = {w["name"]: record_from_dict(Workflow, w) for w in data.get("workflows") or ()}
         self.stories = [record_from_dict(Story, s) for s in data.get("stories") or ()]
         self.epics = {e["id"]: record_from_dict(Epic, e) for e in data.get("epics") or ()}
         self._set_notices(data)
         self._project = None
 
-    def _set_notices(self, data):
+    def _set_notices(self, data: Mapping[str, Any]) -> None:
         self.warnings = [m for m in data.get("warnings") or () if isinstance(m, str)]
         self.errors = [m for m in data.get("errors") or () if isinstance(m, str)]
 
-    def apply(self, event_type, data):
+    def apply(self, event_type: str, data: Mapping[str, Any]) -> bool:
         """Apply one event; True when it changed what the replica holds."""
-        if event_type == "state_updated":
+        if event_type == EventType.STATE_UPDATED:
             self.workflows[data["workflowName"]] = record_from_dict(Workflow, data["workflow"])
-        elif event_type == "workflow_removed":
+        elif event_type == EventType.WORKFLOW_REMOVED:
             if self.workflows.pop(data["workflowName"], None) is None and "warnings" not in data:
                 return False
-        elif event_type == "stories_updated":
+        elif event_type == EventType.STORIES_UPDATED:
             self.stories = [record_from_dict(Story, s) for s in data["stories"]]
             self._set_notices(data.get("summary") or {})
-        elif event_type == "epics_updated":
+        elif event_type == EventType.EPICS_UPDATED:
             for epic in data.get("epics") or ():
                 self.epics[epic["id"]] = record_from_dict(Epic, epic)
             for epic_id in data.get("removed") or ():
                 self.epics.pop(epic_id, None)
-        elif event_type == "notices_updated":
+        elif event_type == EventType.NOTICES_UPDATED:
             self._set_notices(data)
         else:
             return False  # lifecycle events repeat what the state_updated before them carried
@@ -169,12 +186,13 @@ class Replica(object):
         self._project = None
         return True
 
-    def project(self):
+    def project(self) -> Project:
+        """The project the replica holds now (rebuilt after a change, else the same object)."""
         if self._project is None:
             self._project = self._build()
         return self._project
 
-    def _build(self):
+    def _build(self) -> Project:
         workflows = [self.workflows[name] for name in sorted(self.workflows)]
         epics = [self.epics[key] for key in sorted(self.epics)]
         by_source = {w.source + ": ": w for w in workflows if w.source}
@@ -186,28 +204,28 @@ class Replica(object):
         epic_dirs = {os.path.dirname(e.source) for e in epics if e.source}
         if len(epic_dirs) == 1:
             epics_dir = epic_dirs.pop()
-        notices = {"workflows": ([], []), "stories": ([], []), "epics": ([], [])}
+        notices: dict[_Source, tuple[list[str], list[str]]] = {source: ([], []) for source in _Source}
         for message in self.warnings:
             if message.startswith(_VIOLATION_PREFIXES):
                 continue  # Project derives the violations from the stories
-            workflow = _record_for(message, by_source)
-            if workflow is not None:
-                workflow.warnings.append(message)
+            owner = _record_for(message, by_source)
+            if owner is not None:
+                owner.warnings.append(message)
             else:
                 notices[_notice_source(message, epics_dir)][0].append(message)
         for message in self.errors:
             if message not in derived_errors:
                 notices[_notice_source(message, epics_dir)][1].append(message)
-        return Project(self.root, workflows, self.stories, epics, *(notices["workflows"] + notices["stories"] +
-                                                                     notices["epics"]))
+        return Project(self.root, workflows, self.stories, epics, *(notices[_Source.WORKFLOWS] +
+                                                                     notices[_Source.STORIES] + notices[_Source.EPICS]))
 
 
-def _record_for(message, by_source):
+def _record_for(message: str, by_source: Mapping[str, Workflow]) -> Workflow | None:
     head, colon, _ = message.partition(": ")
     return by_source.get(head + ": ") if colon else None
 
 
-def _is_epic_file_notice(message):
+def _is_epic_file_notice(message: str) -> bool:
     """True for "<path>/EPIC….md: …". String methods, not a regex: `\\S*EPIC[^/\\s:]*` backtracks
     quadratically on a long run of "EPIC"s."""
     head, separator, _ = message.partition(": ")
@@ -217,15 +235,15 @@ def _is_epic_file_notice(message):
     return "EPIC" in segment[:-3]
 
 
-def _notice_source(message, epics_dir):
+def _notice_source(message: str, epics_dir: str | None) -> _Source:
     """Which source a project-level notice belongs to, by the forms the loader writes them in."""
     if message.startswith(("no workflow state directory", "workflow state directory ")) or \
             _STATE_FILE_SOURCE.match(message):
-        return "workflows"
+        return _Source.WORKFLOWS
     if message.startswith("epics directory ") or _is_epic_file_notice(message):
-        return "epics"
+        return _Source.EPICS
     if epics_dir and (message.startswith(epics_dir + "/") or message.startswith("cannot list %s:" % epics_dir)):
-        return "epics"
+        return _Source.EPICS
     if message.startswith("cannot list "):
-        return "workflows"
-    return "stories"
+        return _Source.WORKFLOWS
+    return _Source.STORIES

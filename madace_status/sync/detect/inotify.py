@@ -4,27 +4,37 @@ The watches are on directories (the state directories, the epics directory, the 
 root), never on files, so the number of watches does not grow with the project. A directory that does not
 exist yet is replaced by its nearest existing ancestor, and the watch set is computed again after any event
 (a handful of stat calls): a directory created, deleted or moved is picked up at once. The records are parsed
-by the sans-I/O `inotify_events.InotifyParser`.
+by the sans-I/O `inotify_events.InotifyParser` (README, "How changes are found").
 """
+
+from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import errno
 import os
+from typing import Callable, Iterable, Tuple
 
-from madace_status.sync.detect.inotify_events import (DIRECTORY_MASK, IN_CLOEXEC, IN_ISDIR, IN_NONBLOCK, SELF_GONE_MASK,
-                                               InotifyParser)
+from madace_status.sync.detect.inotify_events import (DIRECTORY_MASK, IN_CLOEXEC, IN_ISDIR, IN_NONBLOCK,
+                                                       SELF_GONE_MASK, InotifyEvent, InotifyParser)
+from madace_status.sync.detect.watch_select import BackendUnavailable, Detector
 from madace_status.sync.detect.watcher import nearest_existing
+
+__all__ = ["FORCE_UNAVAILABLE_ENV", "READ_BYTES", "InotifyUnavailable", "InotifyWatcher"]
 
 READ_BYTES = 64 * 1024  # one read takes up to this much of the queue; the rest comes at the next readiness
 FORCE_UNAVAILABLE_ENV = "MADACE_STATUS_TEST_NO_INOTIFY"  # tests only: behave as if inotify did not exist
 
 
-class InotifyUnavailable(Exception):
+# inotify_init1(flags), inotify_add_watch(fd, path, mask), inotify_rm_watch(fd, wd): each returns -1 on failure
+_Calls = Tuple[Callable[[int], int], Callable[[int, bytes, int], int], Callable[[int, int], int]]
+
+
+class InotifyUnavailable(BackendUnavailable):
     """inotify cannot be used here; str() says why (shown in /api/sync, /metrics and the start-up log)."""
 
 
-def _libc():
+def _libc() -> _Calls:
     if os.environ.get(FORCE_UNAVAILABLE_ENV):
         raise InotifyUnavailable("inotify disabled by %s" % FORCE_UNAVAILABLE_ENV)
     try:
@@ -42,31 +52,31 @@ class InotifyWatcher:
     """Directory watches on an inotify descriptor. `fileno()` is registered with the loop; `read_events()` is
     called when it is readable; `rearm()` computes the watch set again."""
 
-    name = "inotify"
+    name = Detector.INOTIFY
 
-    def __init__(self, directories):
+    def __init__(self, directories: Iterable[str]) -> None:
         self._init, self._add, self._rm = _libc()
         self._directories = list(directories)
         self._fd = self._init(IN_NONBLOCK | IN_CLOEXEC)
         if self._fd < 0:
             raise InotifyUnavailable("inotify_init1 failed: %s" % os.strerror(ctypes.get_errno()))
         self._parser = InotifyParser()
-        self._watches = {}  # watched path → wd
-        self._directory_of = {}  # wd → watched path (the events name the wd), rebuilt by rearm
+        self._watches: dict[str, int] = {}  # watched path → wd
+        self._directory_of: dict[int, str] = {}  # wd → watched path (the events name the wd), rebuilt by rearm
         try:
             self.rearm()
         except InotifyUnavailable:
             self.close()
             raise
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self._fd
 
     @property
-    def watch_count(self):
+    def watch_count(self) -> int:
         return len(self._watches)
 
-    def rearm(self):
+    def rearm(self) -> None:
         wanted = {nearest_existing(directory) for directory in self._directories}
         try:
             for path in list(self._watches):
@@ -86,13 +96,13 @@ class InotifyWatcher:
         finally:
             self._directory_of = {wd: path for path, wd in self._watches.items()}
 
-    def paths_of(self, events):
+    def paths_of(self, events: list[InotifyEvent]) -> list[str]:
         """The paths the events name (entries of watched directories)."""
         directories = self._directory_of
         return [os.path.join(directories[event.wd], event.name) for event in events
                 if event.name and event.wd in directories]
 
-    def structural_paths(self, events, is_structure):
+    def structural_paths(self, events: list[InotifyEvent], is_structure: Callable[[str], bool]) -> list[str]:
         """The paths whose identity the events say changed: a watched directory that reported its own deletion
         or move, and an entry of a watched directory for which `is_structure(path)` (a directory the project
         reads from, or one above it: created, deleted, renamed, or a symlink put in its place)."""
@@ -109,7 +119,7 @@ class InotifyWatcher:
                 paths.append(os.path.join(directory, event.name))
         return paths
 
-    def that_matter(self, events, cares_about):
+    def that_matter(self, events: list[InotifyEvent], cares_about: Callable[[str], bool]) -> list[InotifyEvent]:
         """The events worth a look: about a watched directory itself (or the queue), a directory entry, or a
         path `cares_about` (PollingWatcher.cares_about). The rest — the temporary file of an atomic write, an
         editor's swap file — would only make the service stat and read what did not change."""
@@ -117,9 +127,9 @@ class InotifyWatcher:
         return [event for event in events if not event.name or event.mask & IN_ISDIR or event.needs_rearm
                 or event.wd not in directories or cares_about(os.path.join(directories[event.wd], event.name))]
 
-    def read_events(self):
+    def read_events(self) -> list[InotifyEvent]:
         """The events queued now (possibly none)."""
-        events = []
+        events: list[InotifyEvent] = []
         while True:
             try:
                 data = os.read(self._fd, READ_BYTES)
@@ -133,7 +143,7 @@ class InotifyWatcher:
                 return events
             events.extend(self._parser.feed(data))
 
-    def close(self):
+    def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

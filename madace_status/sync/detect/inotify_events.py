@@ -1,10 +1,20 @@
 """Sans-I/O parsing of inotify event records: bytes in, events out (no file descriptor, no ctypes).
 
 A record is `struct inotify_event { int wd; uint32_t mask, cookie, len; char name[len]; }` in native byte
-order, the name NUL-padded. A read may end in the middle of a record: the rest is kept for the next feed.
+order, the name NUL-padded. A read may end in the middle of a record: the rest is kept for the next feed
+(README, "How changes are found").
 """
 
+from __future__ import annotations
+
 import struct
+
+__all__ = [
+    "DIRECTORY_MASK", "IN_ATTRIB", "IN_CLOEXEC", "IN_CLOSE_WRITE", "IN_CREATE", "IN_DELETE", "IN_DELETE_SELF",
+    "IN_IGNORED", "IN_ISDIR", "IN_MODIFY", "IN_MOVED_FROM", "IN_MOVED_TO", "IN_MOVE_SELF", "IN_NONBLOCK",
+    "IN_ONLYDIR", "IN_Q_OVERFLOW", "MAX_PENDING_BYTES", "REARM_MASK", "SELF_GONE_MASK", "InotifyEvent",
+    "InotifyParser", "encode_event",
+]
 
 _HEADER = struct.Struct("=iIII")
 
@@ -37,39 +47,41 @@ MAX_PENDING_BYTES = 1 << 20  # a record's name is at most NAME_MAX: more unparse
 
 
 class InotifyEvent:
+    """One inotify record: the watch descriptor it is about, its mask, its cookie and the entry's name."""
+
     __slots__ = ("wd", "mask", "cookie", "name")
 
-    def __init__(self, wd, mask, cookie, name):
+    def __init__(self, wd: int, mask: int, cookie: int, name: str) -> None:
         self.wd = wd
         self.mask = mask
         self.cookie = cookie
         self.name = name  # str (surrogateescape-decoded), "" for an event about the watched directory itself
 
     @property
-    def overflow(self):
+    def overflow(self) -> bool:
         return bool(self.mask & IN_Q_OVERFLOW)
 
     @property
-    def needs_rearm(self):
+    def needs_rearm(self) -> bool:
         return bool(self.mask & REARM_MASK) or bool(self.mask & IN_ISDIR and self.mask & (IN_CREATE | IN_MOVED_TO))
 
     @property
-    def write_in_progress(self):
+    def write_in_progress(self) -> bool:
         """A file written (or created) but not closed yet: its IN_CLOSE_WRITE is still to come. Reading it now
         could catch it between a truncate and the write that follows."""
         return bool(self.mask & (IN_MODIFY | IN_CREATE)) and not self.mask & (IN_ISDIR | IN_CLOSE_WRITE)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "InotifyEvent(wd=%d, mask=%#x, cookie=%d, name=%r)" % (self.wd, self.mask, self.cookie, self.name)
 
 
 class InotifyParser:
     """Feed it what read(2) returned; it returns the complete events, keeping a partial record for later."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._pending = b""
 
-    def feed(self, data):
+    def feed(self, data: bytes) -> list[InotifyEvent]:
         buffer = self._pending + bytes(data)
         events = []
         offset = 0
@@ -87,7 +99,7 @@ class InotifyParser:
         return events
 
 
-def encode_event(wd, mask, cookie=0, name=""):
+def encode_event(wd: int, mask: int, cookie: int = 0, name: str = "") -> bytes:
     """One record as the kernel writes it (for recorded streams in tests)."""
     raw = name.encode("utf-8", "surrogateescape")
     if raw:

@@ -10,29 +10,41 @@ state file are watched, within `kqueue_events.MAX_DESCRIPTORS`: a project needin
 
 Descriptors are opened O_RDONLY | O_EVTONLY (macOS: the watch does not keep a volume from unmounting) |
 O_CLOEXEC | O_NONBLOCK (never block on a special file), and all closed at close; a rearm closes every one that
-no longer stands for its path (device and inode compared) and opens what is missing.
+no longer stands for its path (device and inode compared) and opens what is missing (README, "How changes are
+found").
 """
+
+from __future__ import annotations
 
 import errno
 import os
 import select
 import stat
+from typing import Any, Callable, Iterable
 
 from madace_status.sync.detect.kqueue_events import (
-    VNODE_FFLAGS, BudgetExceeded, descriptor_budget, files_by_directory, interpret, paths_to_recheck,
-    plan_watches)
-from madace_status.sync.detect.watcher import nearest_existing
+    VNODE_FFLAGS, BudgetExceeded, Plan, VnodeChange, descriptor_budget, files_by_directory, interpret,
+    paths_to_recheck, plan_watches)
+from madace_status.sync.detect.watch_select import BackendUnavailable, Detector
+from madace_status.sync.detect.watcher import Accepts, nearest_existing
+
+__all__ = ["FORCE_UNAVAILABLE_ENV", "MAX_EVENTS_PER_READ", "OPEN_FLAGS", "KqueueUnavailable", "KqueueWatcher",
+           "regular_files"]
 
 MAX_EVENTS_PER_READ = 256  # one control() call takes up to this many kevents; a full batch is followed by another
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_EVTONLY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 FORCE_UNAVAILABLE_ENV = "MADACE_STATUS_TEST_NO_KQUEUE"  # tests only: behave as if kqueue did not exist
 
+# typeshed declares select.kqueue, select.kevent and the KQ_* constants only where they exist (not on Linux, where
+# the tests put stand-ins in their place): they are reached through this untyped view of the module.
+_select: Any = select
 
-class KqueueUnavailable(Exception):
+
+class KqueueUnavailable(BackendUnavailable):
     """kqueue cannot be used here; str() says why (shown in /api/sync, /metrics and the start-up log)."""
 
 
-def _soft_fd_limit():
+def _soft_fd_limit() -> int | None:
     try:
         import resource
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -41,7 +53,7 @@ def _soft_fd_limit():
     return None if soft == getattr(resource, "RLIM_INFINITY", -1) else soft
 
 
-def _same_file(fd, path):
+def _same_file(fd: int, path: str) -> bool:
     """Whether the open descriptor still stands for what `path` names now (not replaced by a rename)."""
     try:
         held, current = os.fstat(fd), os.stat(path)
@@ -54,9 +66,9 @@ class KqueueWatcher:
     """Vnode watches on a kqueue. `directories`: where entries can change what a project reads (they may not
     exist yet). `list_files()`: the existing regular files to watch one by one (called at every rearm)."""
 
-    name = "kqueue"
+    name = Detector.KQUEUE
 
-    def __init__(self, directories, list_files):
+    def __init__(self, directories: Iterable[str], list_files: Callable[[], list[str]]) -> None:
         if os.environ.get(FORCE_UNAVAILABLE_ENV):
             raise KqueueUnavailable("kqueue disabled by %s" % FORCE_UNAVAILABLE_ENV)
         if not hasattr(select, "kqueue"):
@@ -64,11 +76,12 @@ class KqueueWatcher:
         self._directories = list(directories)
         self._list_files = list_files
         self._budget = descriptor_budget(_soft_fd_limit())
-        self._watches = {}  # descriptor → (path, is_directory)
-        self._gone = set()  # descriptors whose path was deleted, renamed or revoked: reopened at the next rearm
-        self._files_by_directory = {}
+        self._watches: dict[int, tuple[str, bool]] = {}  # descriptor → (path, is_directory)
+        self._gone: set[int] = set()  # descriptors whose path was deleted, renamed or revoked: reopened at rearm
+        self._files_by_directory: dict[str, list[str]] = {}
+        self._kqueue: Any = None  # the select.kqueue, until close()
         try:
-            self._kqueue = select.kqueue()  # non-inheritable (PEP 446): closed across exec
+            self._kqueue = _select.kqueue()  # non-inheritable (PEP 446): closed across exec
         except OSError as error:
             raise KqueueUnavailable("kqueue() failed: %s" % (error.strerror or error))
         try:
@@ -77,34 +90,34 @@ class KqueueWatcher:
             self.close()
             raise
 
-    def fileno(self):
-        return self._kqueue.fileno()
+    def fileno(self) -> int:
+        return int(self._kqueue.fileno())
 
     @property
-    def watch_count(self):
+    def watch_count(self) -> int:
         return len(self._watches)
 
-    def _plan(self):
+    def _plan(self) -> Plan:
         directories = sorted({nearest_existing(directory) for directory in self._directories})
         try:
             return plan_watches(directories, self._list_files(), self._budget)
         except BudgetExceeded as error:
             raise KqueueUnavailable(str(error))
 
-    def rearm(self):
+    def rearm(self) -> None:
         """Compute the watch set again (a handful of stats): close every descriptor that no longer stands for a
         wanted path (the path went, was replaced by a rename, or a watch reported itself gone), open the missing
         ones, keep the rest. A kevent queued for a closed descriptor is dropped by the kernel or by `interpret`."""
         plan = self._plan()
         wanted = dict(plan)
-        kept = {}
+        kept: dict[str, int] = {}
         for fd, (path, is_directory) in list(self._watches.items()):
             if fd not in self._gone and wanted.get(path) == is_directory and _same_file(fd, path):
                 kept[path] = fd
             else:
                 self._close_watch(fd)
         self._gone = set()
-        changes = []
+        changes: list[Any] = []  # select.kevent
         for path, is_directory in plan:
             if path in kept:
                 continue
@@ -115,8 +128,8 @@ class KqueueWatcher:
                     raise KqueueUnavailable("out of file descriptors for kqueue watches (%d wanted)" % len(plan))
                 continue  # gone or unreadable since the listing: the next event or safety rescan catches up
             self._watches[fd] = (path, is_directory)
-            changes.append(select.kevent(fd, filter=select.KQ_FILTER_VNODE,
-                                         flags=select.KQ_EV_ADD | select.KQ_EV_CLEAR, fflags=VNODE_FFLAGS))
+            changes.append(_select.kevent(fd, filter=_select.KQ_FILTER_VNODE,
+                                          flags=_select.KQ_EV_ADD | _select.KQ_EV_CLEAR, fflags=VNODE_FFLAGS))
         if changes:
             try:
                 self._kqueue.control(changes, 0, 0)  # no events asked for: a failed registration raises
@@ -125,9 +138,9 @@ class KqueueWatcher:
                 raise KqueueUnavailable("kevent registration failed: %s" % (error.strerror or error))
         self._files_by_directory = files_by_directory(list(self._watches.values()), os.path.dirname)
 
-    def read_events(self):
+    def read_events(self) -> list[VnodeChange]:
         """The changes queued now (possibly none), one VnodeChange per watched path."""
-        kevents = []
+        kevents: list[Any] = []  # select.kevent
         while True:
             try:
                 batch = self._kqueue.control(None, MAX_EVENTS_PER_READ, 0)
@@ -135,47 +148,47 @@ class KqueueWatcher:
                 continue
             kevents.extend(batch)
             if len(batch) < MAX_EVENTS_PER_READ:
-                changes = interpret(kevents, self._watches, select.KQ_FILTER_VNODE)
+                changes = interpret(kevents, self._watches, _select.KQ_FILTER_VNODE)
                 self._gone.update(change.ident for change in changes if change.gone)
                 return changes
 
     @staticmethod
-    def that_matter(events, cares_about):
+    def that_matter(events: list[VnodeChange], cares_about: Callable[[str], bool]) -> list[VnodeChange]:
         """Every event: kqueue watches only what the project reads (a directory's change names no entry)."""
         return events
 
-    def paths_of(self, events):
+    def paths_of(self, events: list[VnodeChange]) -> list[str]:
         """The paths the changes name, with the watched files of a directory whose entries changed."""
         return paths_to_recheck(events, self._files_by_directory)
 
     @staticmethod
-    def structural_paths(events, is_structure):
+    def structural_paths(events: list[VnodeChange], is_structure: Callable[[str], bool]) -> list[str]:
         """The watched directories that went, were renamed or revoked (their entries changing is not that)."""
         return [change.path for change in events if change.is_directory and change.gone]
 
-    def _close_watch(self, fd):
+    def _close_watch(self, fd: int) -> None:
         self._watches.pop(fd, None)
         try:
             os.close(fd)  # closing the descriptor removes its knote from the kqueue
         except OSError:
             pass
 
-    def _close_watches(self):
+    def _close_watches(self) -> None:
         for fd in list(self._watches):
             self._close_watch(fd)
         self._files_by_directory = {}
 
-    def close(self):
+    def close(self) -> None:
         self._close_watches()
         if self._kqueue is not None:
             self._kqueue.close()
             self._kqueue = None
 
 
-def regular_files(candidates, directories):
+def regular_files(candidates: Iterable[str], directories: Iterable[tuple[str, Accepts]]) -> list[str]:
     """The existing regular files among `candidates`, then the accepted regular entries of each (path, accepts)
     directory, sorted: what `KqueueWatcher` watches one by one."""
-    files = []
+    files: list[str] = []
     for path in candidates:
         try:
             if stat.S_ISREG(os.stat(path).st_mode):

@@ -6,8 +6,19 @@ No descriptor and no `select.kqueue` here: the kevents are any objects with `ide
 A kqueue vnode filter names no entry: NOTE_WRITE on a directory says "an entry was added, removed or renamed",
 not which one, and a write *into* a file of the directory is reported on the file only. So the story file,
 every epic file and every state file are watched one by one, beside the directories (whose NOTE_WRITE brings
-new and replaced entries), within MAX_DESCRIPTORS.
+new and replaced entries), within MAX_DESCRIPTORS (README, "How changes are found").
 """
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, List, Mapping, Protocol, Sequence, Tuple
+
+__all__ = [
+    "ENTRIES_FFLAGS", "EVFILT_VNODE", "EV_ERROR", "FD_LIMIT_SHARE_DIVISOR", "GONE_FFLAGS", "MAX_DESCRIPTORS",
+    "NOTE_ATTRIB", "NOTE_DELETE", "NOTE_EXTEND", "NOTE_LINK", "NOTE_RENAME", "NOTE_REVOKE", "NOTE_WRITE",
+    "VNODE_FFLAGS", "BudgetExceeded", "Kevent", "Plan", "VnodeChange", "Watches", "descriptor_budget",
+    "files_by_directory", "interpret", "paths_to_recheck", "plan_watches",
+]
 
 # From <sys/event.h> (the same on macOS, FreeBSD, NetBSD, OpenBSD and DragonFly).
 EVFILT_VNODE = -4
@@ -33,8 +44,27 @@ ENTRIES_FFLAGS = NOTE_WRITE | NOTE_LINK | NOTE_EXTEND
 MAX_DESCRIPTORS = 256
 FD_LIMIT_SHARE_DIVISOR = 4  # watches take at most 1/4 of RLIMIT_NOFILE: the rest is for clients and files
 
+Plan = List[Tuple[str, bool]]  # [(path, is_directory)]: what is watched, directories first
+Watches = Mapping[int, Tuple[str, bool]]  # a watch's descriptor → (its path, is_directory)
 
-def descriptor_budget(soft_fd_limit):
+
+class Kevent(Protocol):
+    """What `interpret` reads of a kevent (`select.kevent`, or a plain object in tests; `flags` is optional)."""
+
+    @property
+    def ident(self) -> int:
+        """The descriptor the kevent is about."""
+
+    @property
+    def filter(self) -> int:
+        """Its filter (EVFILT_VNODE)."""
+
+    @property
+    def fflags(self) -> int:
+        """Its filter flags (NOTE_*)."""
+
+
+def descriptor_budget(soft_fd_limit: int | None) -> int:
     """How many watch descriptors may be opened, given the process's soft RLIMIT_NOFILE (None: unknown or
     unlimited)."""
     if soft_fd_limit is None or soft_fd_limit < 0:
@@ -46,7 +76,7 @@ class BudgetExceeded(Exception):
     """More paths to watch than descriptors allowed; str() says how many of each."""
 
 
-def plan_watches(directories, files, budget):
+def plan_watches(directories: Iterable[str], files: Iterable[str], budget: int) -> Plan:
     """[(path, is_directory)]: the directories first, then the files, each once, in a stable order.
 
     `directories` are the (existing) directories to watch, `files` the existing files. Raises BudgetExceeded
@@ -66,41 +96,41 @@ class VnodeChange:
 
     __slots__ = ("ident", "path", "is_directory", "fflags")
 
-    def __init__(self, ident, path, is_directory, fflags):
+    def __init__(self, ident: int, path: str, is_directory: bool, fflags: int) -> None:
         self.ident = ident  # the watch's descriptor
         self.path = path
         self.is_directory = is_directory
         self.fflags = fflags
 
     @property
-    def gone(self):
+    def gone(self) -> bool:
         return bool(self.fflags & GONE_FFLAGS)
 
     @property
-    def entries_changed(self):
+    def entries_changed(self) -> bool:
         return self.is_directory and bool(self.fflags & ENTRIES_FFLAGS)
 
     @property
-    def needs_rearm(self):
+    def needs_rearm(self) -> bool:
         """The watch set must be computed again: a watched path went, or a directory's entries changed."""
         return self.gone or self.entries_changed
 
     @property
-    def write_in_progress(self):
+    def write_in_progress(self) -> bool:
         """Only a file's contents written: kqueue reports no close, so the writer may not be done."""
         return not self.is_directory and not self.fflags & ~(NOTE_WRITE | NOTE_EXTEND | NOTE_ATTRIB)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "VnodeChange(path=%r, is_directory=%r, fflags=%#x)" % (self.path, self.is_directory, self.fflags)
 
 
-def interpret(kevents, watches, vnode_filter=EVFILT_VNODE):
+def interpret(kevents: Iterable[Kevent], watches: Watches, vnode_filter: int = EVFILT_VNODE) -> list[VnodeChange]:
     """[VnodeChange] for a batch of kevents, one per watched path, in order of first appearance.
 
     `watches` maps a descriptor (the kevent's ident) to (path, is_directory). A kevent for a descriptor no longer
     watched (closed by a rearm since) or of another filter is dropped. An EV_ERROR kevent says the watch is
     broken: it counts as the path gone (opened again at the rearm)."""
-    changes = {}
+    changes: dict[int, VnodeChange] = {}
     for kevent in kevents:
         if kevent.filter != vnode_filter or kevent.ident not in watches:
             continue
@@ -116,7 +146,7 @@ def interpret(kevents, watches, vnode_filter=EVFILT_VNODE):
     return list(changes.values())
 
 
-def paths_to_recheck(changes, files_by_directory):
+def paths_to_recheck(changes: Iterable[VnodeChange], files_by_directory: Mapping[str, Sequence[str]]) -> list[str]:
     """The paths the poller should look at for these changes: a file that was written, extended, touched or
     went; a directory whose entries changed, with every watched file in it (one of them may have been replaced
     by a rename: that is reported on the directory, and on the old file only as deleted). `files_by_directory`
@@ -129,10 +159,10 @@ def paths_to_recheck(changes, files_by_directory):
     return list(dict.fromkeys(paths))
 
 
-def files_by_directory(plan, dirname):
+def files_by_directory(plan: Sequence[tuple[str, bool]], dirname: Callable[[str], str]) -> dict[str, list[str]]:
     """{directory: [watched files directly in it]} for a plan; `dirname` is os.path.dirname (kept out of here)."""
     directories = {path for path, is_directory in plan if is_directory}
-    grouped = {}
+    grouped: dict[str, list[str]] = {}
     for path, is_directory in plan:
         if not is_directory:
             parent = dirname(path)

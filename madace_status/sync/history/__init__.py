@@ -1,1 +1,3 @@
 """The flow history behind GET /api/history: samples of the story counts, kept in memory and in a file."""
+
+from __future__ import annotations

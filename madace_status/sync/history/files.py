@@ -1,8 +1,10 @@
 """The flow history's file operations, each refusing what is not the server's own private file: the cache
 directory made 0700 and checked to be ours, reads and appends through `O_NOFOLLOW` and a check of the opened
 descriptor (a regular file, one link, our owner: a hard link planted at the path is not written through), and the
-one-writer lock. Used by `history_store.py` (see the README, "Flow history").
+one-writer lock. Used by `store.py` (README, "Flow history").
 """
+
+from __future__ import annotations
 
 import errno
 import os
@@ -11,7 +13,10 @@ import stat
 try:
     import fcntl
 except ImportError:  # Windows: no advisory lock; two servers on one project then both write its history
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["DIR_MODE", "FILE_MODE", "LOCK_SUFFIX", "READ_CHUNK_BYTES", "NotOurFile", "WriterLock", "append",
+           "check_private_file", "make_private_directory", "read_capped", "write_all"]
 
 READ_CHUNK_BYTES = 1024 * 1024
 DIR_MODE = 0o700
@@ -26,7 +31,7 @@ class NotOurFile(OSError):
     """The path holds something other than a private regular file of ours (a FIFO, a hard link, another owner)."""
 
 
-def make_private_directory(directory):
+def make_private_directory(directory: str) -> str | None:
     """Make `directory` (0700) if needed; the reason it cannot hold the history, or None."""
     try:
         os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
@@ -42,7 +47,7 @@ def make_private_directory(directory):
     return None
 
 
-def check_private_file(fd):
+def check_private_file(fd: int) -> None:
     """Raise NotOurFile unless the open `fd` is a regular file with one link, owned by this user."""
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
@@ -53,7 +58,7 @@ def check_private_file(fd):
         raise NotOurFile("owned by another user")
 
 
-def read_capped(path, cap):
+def read_capped(path: str, cap: int) -> bytes:
     """Up to `cap` + 1 bytes of our private file `path` (not following a symlink): more than `cap` means too big."""
     fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK)
     try:
@@ -71,7 +76,7 @@ def read_capped(path, cap):
         os.close(fd)
 
 
-def append(path, data):
+def append(path: str, data: bytes) -> int:
     """Append `data` to our private file `path` (made 0600 when missing); returns the bytes written."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _NONBLOCK, FILE_MODE)
     try:
@@ -82,7 +87,8 @@ def append(path, data):
     return len(data)
 
 
-def write_all(fd, data):
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (os.write may write less than asked)."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -94,11 +100,11 @@ class WriterLock:
     never replaced (the history file itself is, at each rotation), held from `acquire()` until `release()` or the
     process's end. `acquire()` never waits: False when another process holds it."""
 
-    def __init__(self, history_path):
+    def __init__(self, history_path: str) -> None:
         self.path = history_path + LOCK_SUFFIX
-        self._fd = None
+        self._fd: int | None = None
 
-    def acquire(self):
+    def acquire(self) -> bool:
         """True when this process is (now) the writer. Raises OSError when the lock file cannot be used."""
         if self._fd is not None or fcntl is None:
             return True
@@ -114,7 +120,7 @@ class WriterLock:
         self._fd = fd
         return True
 
-    def release(self):
+    def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)  # closing the descriptor releases the lock

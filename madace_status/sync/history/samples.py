@@ -4,15 +4,26 @@
 A sample is `{"at": "2026-11-29T03:00:00.000Z", "counts": {state: n}, "points": {state: p}}` for the four
 states; a line of the file is one sample as compact JSON. `parse_history` reads a file's bytes in one linear
 pass and skips a corrupt line (too long, not UTF-8 or JSON, a field missing or of the wrong type). The file itself
-(where it lives, reading, appending, rotating) is `history_store.py`'s job.
+(where it lives, reading, appending, rotating) is `store.py`'s job (README, "Flow history").
 """
+
+from __future__ import annotations
 
 import json
 import math
 import re
+from typing import TYPE_CHECKING, Any, Dict, Iterable, NoReturn, TypedDict
 
 from madace_status.project.model import STORY_STATES
 from madace_status.project.render.envelope import compact_json, utc_timestamp
+
+if TYPE_CHECKING:
+    from madace_status.project.model import Project
+
+__all__ = [
+    "HISTORY_MAX_FILE_BYTES", "HISTORY_MAX_LINE_BYTES", "HISTORY_MAX_SAMPLES", "HISTORY_READ_MAX_BYTES", "MAX_COUNT",
+    "HistoryLog", "Sample", "encode_sample", "parse_history", "parse_line", "same_flow", "sample_of",
+]
 
 HISTORY_MAX_SAMPLES = 5000  # a sample per change of the story file: months of a team's work
 HISTORY_MAX_LINE_BYTES = 1024  # a real line is under 250 bytes; a longer one is not ours
@@ -22,7 +33,15 @@ MAX_COUNT = 10 ** 9  # a count or points figure above this in the file is corrup
 _AT = re.compile(r"\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z\Z")
 
 
-def sample_of(project, now=None):
+class Sample(TypedDict):
+    """One sample (a plain dict: what GET /api/history sends and a line of the file holds)."""
+
+    at: str  # UTC, ISO-8601 with milliseconds
+    counts: Dict[str, int]  # story state → number of stories
+    points: Dict[str, float]  # story state → story points (an int when every story's points are)
+
+
+def sample_of(project: Project, now: float | None = None) -> Sample | None:
     """The sample of `project`: {"at", "counts": {state: n}, "points": {state: p}}; None when the story file
     could not be read (an unreadable file is not the work moving)."""
     if project.story_errors:
@@ -33,21 +52,23 @@ def sample_of(project, now=None):
             "points": {state: states[state]["points"] for state in STORY_STATES}}
 
 
-def same_flow(first, second):
+def same_flow(first: Sample, second: Sample) -> bool:
     """True when two samples show the same counts and points (their times aside)."""
     return first["counts"] == second["counts"] and first["points"] == second["points"]
 
 
-def encode_sample(sample):
+def encode_sample(sample: Sample) -> bytes:
     """One line of the file: compact JSON and a newline, UTF-8."""
     return (compact_json(sample) + "\n").encode("utf-8")
 
 
-def _refuse_constant(name):
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(name)  # NaN and Infinity are valid to json.loads, not to us
 
 
-def _figures(value, allow_float):
+def _figures(value: object, allow_float: bool) -> dict[str, Any] | None:
+    """{state: figure} for every story state, each a number from 0 to MAX_COUNT (an int unless `allow_float`);
+    None when any is missing or out of bounds."""
     if not isinstance(value, dict):
         return None
     figures = {}
@@ -61,7 +82,7 @@ def _figures(value, allow_float):
     return figures
 
 
-def parse_line(line):
+def parse_line(line: bytes) -> Sample | None:
     """The sample a line of the file holds (bytes, no newline), or None when the line is corrupt."""
     if len(line) > HISTORY_MAX_LINE_BYTES:
         return None
@@ -79,9 +100,9 @@ def parse_line(line):
     return {"at": at, "counts": counts, "points": points}
 
 
-def parse_history(data):
+def parse_history(data: bytes) -> tuple[list[Sample], int]:
     """(samples oldest first, corrupt lines skipped) from the bytes of a history file. One linear pass."""
-    samples = []
+    samples: list[Sample] = []
     skipped = 0
     for line in data.split(b"\n"):
         if not line.strip():
@@ -94,15 +115,15 @@ def parse_history(data):
     return samples, skipped
 
 
-class HistoryLog(object):
+class HistoryLog:
     """The samples in memory, oldest first: at most `max_samples`; a sample showing the same flow as the last one
     is not kept. Over the cap, the newest half is kept (so a rotation happens once per max_samples / 2 samples)."""
 
-    def __init__(self, samples=(), max_samples=HISTORY_MAX_SAMPLES):
+    def __init__(self, samples: Iterable[Sample] = (), max_samples: int = HISTORY_MAX_SAMPLES) -> None:
         self.max_samples = max_samples
         self.samples = list(samples)[-max_samples:]
 
-    def add(self, sample):
+    def add(self, sample: Sample) -> bool:
         """Keep `sample`; False when it shows the same flow as the last one (then nothing changes)."""
         if self.samples and same_flow(self.samples[-1], sample):
             return False
@@ -110,12 +131,12 @@ class HistoryLog(object):
         return True
 
     @property
-    def over(self):
+    def over(self) -> bool:
         return len(self.samples) > self.max_samples
 
-    def halve(self):
+    def halve(self) -> None:
         """Keep the newest half (of the cap, or of what is held when that is less: a file over its byte bound)."""
         self.samples = self.samples[-max(1, min(len(self.samples), self.max_samples) // 2):]
 
-    def newest(self, limit):
+    def newest(self, limit: int) -> list[Sample]:
         return self.samples[-limit:] if limit > 0 else []

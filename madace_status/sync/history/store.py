@@ -1,24 +1,27 @@
-"""The flow history's file: one small append-only JSON-lines file per project root in the user's cache directory
-(`$XDG_CACHE_HOME/madace_status/`, else `~/.cache/madace_status/`; `~/Library/Caches/madace_status/` on macOS), named
-from a hash of the root's real path, never inside the project. The line format and the log are `history.py`'s.
+"""The flow history's file (README, "Flow history"): one small append-only JSON-lines file per project root in the
+user's cache directory (`$XDG_CACHE_HOME/madace_status/`, else `~/.cache/madace_status/`;
+`~/Library/Caches/madace_status/` on macOS), named from a hash of the root's real path, never inside the project.
+The line format and the log are `samples.py`'s.
 
 Bounds: at most HISTORY_MAX_SAMPLES samples and HISTORY_MAX_FILE_BYTES; past either, the newest half is kept and the
 file rewritten atomically (a private temporary file, then os.replace). Reading is one linear pass over at most
 HISTORY_READ_MAX_BYTES, opened with O_NOFOLLOW. A corrupt line is skipped; a corrupt, unreadable or missing file is
 not an error: the history starts again with one warning in the log. A cache directory that cannot be used keeps
 the history in memory only (one warning). Files are created 0600 in a 0700 directory, and only a private regular
-file of ours with one link is read or appended to (history_files.py); anything else in its place is replaced.
+file of ours with one link is read or appended to (`files.py`); anything else in its place is replaced.
 
 A write that fails (a full disk) keeps its samples: the next write after a backoff (WRITE_RETRY_FIRST_S doubling
 to WRITE_RETRY_MAX_S) rewrites the whole file, and so does `close()`, whatever the backoff; `status()` says why
 the history is not being persisted meanwhile. One server at a time writes a project's history: the first takes
-the file's lock (history_files.WriterLock), a second reads the file at start and keeps its samples in memory only.
+the file's lock (`files.WriterLock`), a second reads the file at start and keeps its samples in memory only.
 
 Writes run in the store's own writer thread (one, so they stay in order), never on the event loop: an append is
 one write() of a line under HISTORY_MAX_LINE_BYTES, but the cache directory may sit on a slow or network disk, and a
 rotation rewrites up to HISTORY_MAX_FILE_BYTES. Writes are not fsync'ed: this is a cache, and a file cut short by
 a crash is read back with a corrupt last line, skipped.
 """
+
+from __future__ import annotations
 
 import concurrent.futures
 import hashlib
@@ -29,11 +32,21 @@ import sys
 import tempfile
 import threading
 import time
+from typing import TYPE_CHECKING, Mapping, Optional, TypedDict
 
 from madace_status.logsafe import escape
+from madace_status.project.files import is_within
 from madace_status.sync.history import files as history_files
 from madace_status.sync.history.samples import (HISTORY_MAX_FILE_BYTES, HISTORY_MAX_SAMPLES, HISTORY_READ_MAX_BYTES,
-                                        HistoryLog, encode_sample, parse_history, sample_of)
+                                                HistoryLog, Sample, encode_sample, parse_history, sample_of)
+
+if TYPE_CHECKING:
+    from madace_status.project.model import Project
+
+__all__ = [
+    "DIR_NAME", "HISTORY_CLOSE_TIMEOUT_S", "MAX_NAME_CHARS", "WRITE_RETRY_FIRST_S", "WRITE_RETRY_MAX_S",
+    "HistoryStatus", "HistoryStore", "cache_directory", "cache_history_directory", "history_file_name",
+]
 
 logger = logging.getLogger("madace_status.history")
 
@@ -45,9 +58,16 @@ WRITE_RETRY_MAX_S = 300.0  # …doubling up to this; close() tries once more wha
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+class HistoryStatus(TypedDict):
+    """What GET /api/sync says of the history (`history`)."""
+
+    persisted: bool  # whether samples reach the file now
+    reason: Optional[str]  # why not, or None
+
+
 # -- where the file lives ----------------------------------------------------------------------------------------
 
-def cache_directory(environ=None, platform=None):
+def cache_directory(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str:
     """`$XDG_CACHE_HOME/madace_status` (an absolute value only, as the XDG spec says), else the user's cache."""
     environ = os.environ if environ is None else environ
     base = environ.get("XDG_CACHE_HOME") or ""
@@ -58,7 +78,7 @@ def cache_directory(environ=None, platform=None):
     return os.path.join(base, DIR_NAME)
 
 
-def history_file_name(root):
+def history_file_name(root: str) -> str:
     """`<project name>-<16 hex of sha256(real path)>.jsonl`: one file per project root, readable by a person."""
     real = os.path.realpath(root)
     digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
@@ -66,39 +86,40 @@ def history_file_name(root):
     return "%s-%s.jsonl" % (name, digest)
 
 
-def _inside(path, root):
-    path, root = os.path.realpath(path), os.path.realpath(root)
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 # -- the store: the log and its file -----------------------------------------------------------------------------
 
-class HistoryStore(object):
+class HistoryStore:
     """The project's flow history, in memory and (when `path` is set) in its file. Thread-safe: the sync service
     records from the event loop, the HTTP threads read, the writer thread writes."""
 
-    def __init__(self, path=None, max_samples=HISTORY_MAX_SAMPLES, max_file_bytes=HISTORY_MAX_FILE_BYTES):
+    def __init__(self, path: str | None = None, max_samples: int = HISTORY_MAX_SAMPLES,
+                 max_file_bytes: int = HISTORY_MAX_FILE_BYTES) -> None:
         self.path = path  # None: in memory only
         self.max_file_bytes = max_file_bytes
         self._log = HistoryLog(max_samples=max_samples)
         self._lock = threading.Lock()
-        self._pending = []  # samples in memory not yet in the file
+        self._pending: list[Sample] = []  # samples in memory not yet in the file
         self._rewrite = False  # the next write replaces the whole file (after a rotation or a corrupt file)
         self._file_bytes = 0
-        self._writer = None
-        self._queued = None  # the write waiting to run, if any: at most one is ever queued
-        self._last = None  # the write submitted last (one writer thread: when it is done, all are)
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        # The write waiting to run, if any: at most one is ever queued.
+        self._queued: concurrent.futures.Future[None] | None = None
+        # The write submitted last (one writer thread: when it is done, all are).
+        self._last: concurrent.futures.Future[None] | None = None
         self._closed = False
-        self._opening = None  # (root, environ) until the first use opens the file
+        # (root, environ) until the first use opens the file.
+        self._opening: tuple[str, Mapping[str, str] | None] | None = None
         self._open_lock = threading.Lock()
-        self._memory_only = None  # why the history is kept in memory only by design (off, demo, no cache, not writer)
-        self._write_problem = None  # why the last write failed (cleared by the next that succeeds)
+        # Why the history is kept in memory only by design (off, demo, no cache, not the writer).
+        self._memory_only: str | None = None
+        self._write_problem: str | None = None  # why the last write failed (cleared by the next that succeeds)
         self._retry_at = 0.0  # monotonic time before which no write is tried after a failure (close() aside)
         self._retry_s = 0.0
-        self._writer_lock = None  # history_files.WriterLock, held while this store writes the file
+        self._writer_lock: history_files.WriterLock | None = None  # held while this store writes the file
 
     @classmethod
-    def for_project(cls, root, enabled=True, environ=None, **bounds):
+    def for_project(cls, root: str, enabled: bool = True, environ: Mapping[str, str] | None = None,
+                    **bounds: int) -> HistoryStore:
         """The store of the project at `root`, opened at its first use: a server that fails to bind its ports
         leaves no trace in the cache. With `enabled` false: in memory only."""
         store = cls(None, **bounds)
@@ -109,13 +130,14 @@ class HistoryStore(object):
         return store
 
     @classmethod
-    def open(cls, root, enabled=True, environ=None, **bounds):
+    def open(cls, root: str, enabled: bool = True, environ: Mapping[str, str] | None = None,
+             **bounds: int) -> HistoryStore:
         """`for_project`, opened and loaded now."""
         store = cls.for_project(root, enabled, environ, **bounds)
         store._open_now()
         return store
 
-    def _open_now(self):
+    def _open_now(self) -> None:
         """Find (and make) the cache directory and load the file. Never raises for a file or directory problem:
         it logs one warning and goes on (in memory only when nothing can be written)."""
         if self._opening is None:  # the common case, without the lock
@@ -136,7 +158,7 @@ class HistoryStore(object):
                 self._memory_only = "cannot use %s (%s)" % (directory, reason)
             self._opening = None
 
-    def _take_writer_lock(self, path):
+    def _take_writer_lock(self, path: str) -> bool:
         """True when this store may write `path`: no other process holds its lock (see the module's docstring)."""
         lock = history_files.WriterLock(path)
         try:
@@ -152,11 +174,8 @@ class HistoryStore(object):
 
     # -- reading ------------------------------------------------------------------------------------------------
 
-    def load(self):
+    def _load_from(self, path: str) -> None:
         """Read the file (at most HISTORY_READ_MAX_BYTES, linearly). A problem means one warning and a new start."""
-        self._load_from(self.path)
-
-    def _load_from(self, path):
         try:
             data = history_files.read_capped(path, HISTORY_READ_MAX_BYTES)
         except FileNotFoundError:
@@ -180,14 +199,14 @@ class HistoryStore(object):
                            "" if skipped == 1 else "s")
         logger.info("history: %d samples from %s", len(samples), escape(path))
 
-    def _start_again(self, why, path):
+    def _start_again(self, why: str, path: str) -> None:
         logger.warning("history: %s: %s; starting a new history", escape(path), escape(why))
         with self._lock:
             self._log = HistoryLog(max_samples=self._log.max_samples)
             self._file_bytes = 0
             self._rewrite = True
 
-    def samples(self, limit=HISTORY_MAX_SAMPLES):
+    def samples(self, limit: int = HISTORY_MAX_SAMPLES) -> list[Sample]:
         """The newest `limit` samples, oldest first (a copy; the samples themselves are never changed)."""
         self._open_now()
         with self._lock:
@@ -195,7 +214,7 @@ class HistoryStore(object):
 
     # -- recording ------------------------------------------------------------------------------------------------
 
-    def record(self, project, now=None):
+    def record(self, project: Project, now: float | None = None) -> bool:
         """Keep a sample of `project` unless it shows the same flow as the last one; True when kept. The file is
         written later, by the writer thread."""
         sample = sample_of(project, now)
@@ -212,7 +231,7 @@ class HistoryStore(object):
             self._schedule()
         return True
 
-    def _schedule(self, force=False):
+    def _schedule(self, force: bool = False) -> None:
         """Queue one write (under the lock); a write already queued takes the new samples too. After a failed write
         none is queued before its retry time, unless `force`."""
         if self.path is None or self._queued is not None or self._closed or not (self._pending or self._rewrite):
@@ -226,7 +245,7 @@ class HistoryStore(object):
         except RuntimeError:  # the interpreter is exiting: what is not written stays in memory
             self._closed = True
 
-    def flush(self, timeout=HISTORY_CLOSE_TIMEOUT_S):
+    def flush(self, timeout: float = HISTORY_CLOSE_TIMEOUT_S) -> bool:
         """Wait (at most `timeout` s) until every write queued so far is done; True when they are."""
         deadline = time.monotonic() + timeout
         while True:
@@ -242,7 +261,7 @@ class HistoryStore(object):
                 if self._last is last:  # no rotation queued another write meanwhile
                     return True
 
-    def close(self, timeout=HISTORY_CLOSE_TIMEOUT_S):
+    def close(self, timeout: float = HISTORY_CLOSE_TIMEOUT_S) -> bool:
         """Finish the writes (at most `timeout` s), with one more try of samples a failed write left in memory;
         later samples stay in memory. Releases the writer lock."""
         with self._lock:
@@ -256,7 +275,7 @@ class HistoryStore(object):
             self._writer_lock.release()
         return done
 
-    def status(self):
+    def status(self) -> HistoryStatus:
         """For GET /api/sync: {"persisted": whether samples reach the file now, "reason": why not, or None}."""
         self._open_now()
         with self._lock:
@@ -265,26 +284,27 @@ class HistoryStore(object):
 
     # -- writing (the writer thread) ----------------------------------------------------------------------------
 
-    def _write(self):
+    def _write(self) -> None:
         try:
             self._write_now()
         except Exception as error:  # noqa: BLE001 — a bug must not kill the writer: the samples stay in memory
-            logger.exception("history: writing %s failed", escape(self.path))
+            logger.exception("history: writing %s failed", escape(str(self.path)))
             self._write_failed(error)
 
-    def _write_now(self):
+    def _write_now(self) -> None:
         with self._lock:
             self._queued = None
-            if self.path is None:
+            path = self.path
+            if path is None:
                 return
             rewrite, pending, self._pending, self._rewrite = self._rewrite, self._pending, [], False
-            everything = list(self._log.samples) if rewrite else None
+            everything = list(self._log.samples) if rewrite else []
             size = self._file_bytes
         try:
             if rewrite:
-                size = self._replace(everything)
+                size = self._replace(path, everything)
             else:
-                size += history_files.append(self.path, b"".join(encode_sample(sample) for sample in pending))
+                size += history_files.append(path, b"".join(encode_sample(sample) for sample in pending))
         except OSError as error:
             if rewrite:
                 self._write_failed(error)
@@ -292,13 +312,13 @@ class HistoryStore(object):
             try:  # e.g. a symlink or a hard link put in the file's place: replace the file instead
                 with self._lock:
                     everything, self._pending = list(self._log.samples), []  # the new file holds them all
-                size = self._replace(everything)
+                size = self._replace(path, everything)
             except OSError as error:
                 self._write_failed(error)
                 return
         with self._lock:
             if self._write_problem is not None:
-                logger.info("history: %s is written again", escape(self.path))
+                logger.info("history: %s is written again", escape(path))
                 self._write_problem, self._retry_s = None, 0.0
             self._file_bytes = size
             if size > self.max_file_bytes:
@@ -306,17 +326,17 @@ class HistoryStore(object):
                 self._rewrite = True
                 self._schedule()
 
-    def _replace(self, samples):
-        """Write `samples` to a new private file beside the old one, then rename it over the old (atomic)."""
+    def _replace(self, path: str, samples: list[Sample]) -> int:
+        """Write `samples` to a new private file beside `path`, then rename it over `path` (atomic)."""
         data = b"".join(encode_sample(sample) for sample in samples)
-        directory, name = os.path.split(self.path)
+        directory, name = os.path.split(path)
         fd, temporary = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=directory)  # 0600, O_EXCL
         try:
             try:
                 history_files.write_all(fd, data)
             finally:
                 os.close(fd)
-            os.replace(temporary, self.path)  # replaces a symlink or a link itself, never what it points to
+            os.replace(temporary, path)  # replaces a symlink or a link itself, never what it points to
         except OSError:
             try:
                 os.unlink(temporary)
@@ -325,7 +345,7 @@ class HistoryStore(object):
             raise
         return len(data)
 
-    def _write_failed(self, error):
+    def _write_failed(self, error: BaseException) -> None:
         """Keep every sample in memory and rewrite the whole file at the next try (a line may be cut short); say
         so once per run of failures."""
         reason = "cannot write %s: %s" % (self.path, getattr(error, "strerror", None) or error)
@@ -340,11 +360,11 @@ class HistoryStore(object):
             logger.warning("history: %s; the samples are kept in memory and written again later", escape(reason))
 
 
-def cache_history_directory(environ, root):
+def cache_history_directory(environ: Mapping[str, str] | None, root: str) -> tuple[str, str | None]:
     """The cache directory for `root`'s history, made private; (directory, reason it cannot be used or None)."""
     directory = cache_directory(environ)
     if not os.path.isabs(directory):
         return directory, "no home directory to hold it"
-    if _inside(directory, root):
+    if is_within(directory, root):
         return directory, "it would be inside the project"
     return directory, history_files.make_private_directory(directory)

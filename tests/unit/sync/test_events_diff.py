@@ -91,3 +91,15 @@ def test_notices_that_change_with_a_record_ride_on_its_event(tmp_path):
     events = diff_projects(before, sources.build_project(before.sources))
     assert [kind for kind, _, _, _ in events] == ["state_updated"]
     assert events[0][1]["errors"] and "warnings" in events[0][1]
+
+
+def test_an_event_type_is_its_wire_string_in_json_in_logs_and_in_lookups():
+    from madace_status.project.render.envelope import compact_json
+    from madace_status.sync.events import EVENT_TYPES, EventType
+    for event_type in EventType:
+        wire = event_type.value
+        assert compact_json({"type": event_type}) == '{"type":"%s"}' % wire
+        assert json.dumps({event_type: [event_type]}, ensure_ascii=False) == '{"%s": ["%s"]}' % (wire, wire)
+        assert "%s" % event_type == "{}".format(event_type) == str(event_type) == wire
+        assert wire in EVENT_TYPES and {wire: 1}[event_type] == 1 and event_type == wire
+    assert "snapshot" not in EVENT_TYPES and "pong" not in EVENT_TYPES

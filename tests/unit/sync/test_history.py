@@ -1,6 +1,6 @@
-"""The flow history (madace_status/sync/history/samples.py and history_store.py): samples, the line format, corrupt lines,
-dedupe, the rotation bounds, corrupt / unreadable / missing files, an unwritable cache directory and where the file
-lives."""
+"""The flow history (madace_status/sync/history/: samples.py, store.py, files.py): samples, the line format, corrupt
+lines, dedupe, the rotation bounds, corrupt / unreadable / missing files, an unwritable cache directory and where the
+file lives."""
 
 import errno
 import json
@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from madace_status.project.model import Project, Story
-from madace_status.sync.history.samples import (HISTORY_MAX_LINE_BYTES, HISTORY_READ_MAX_BYTES, HistoryLog, encode_sample,
-                                        parse_history, parse_line, sample_of)
+from madace_status.sync.history.samples import (HISTORY_MAX_LINE_BYTES, HISTORY_READ_MAX_BYTES, HistoryLog,
+                                                encode_sample, parse_history, parse_line, sample_of)
 from madace_status.sync.history import files as history_files
 from madace_status.sync.history.store import HistoryStore, cache_directory, history_file_name
 
@@ -59,7 +59,8 @@ def file_samples(store):
 
 
 def history_warnings(caplog):
-    return [r.getMessage() for r in caplog.records if r.name == "madace_status.history" and r.levelno >= logging.WARNING]
+    return [r.getMessage() for r in caplog.records
+            if r.name == "madace_status.history" and r.levelno >= logging.WARNING]
 
 
 # -- sans-I/O ------------------------------------------------------------------------------------------------------
@@ -345,7 +346,8 @@ def test_a_full_disk_is_tried_again_after_the_backoff_not_at_every_sample(root, 
     disk = FullDisk(monkeypatch)
     attempts = []
     real_replace = store._replace
-    monkeypatch.setattr(store, "_replace", lambda samples: attempts.append(len(samples)) or real_replace(samples))
+    monkeypatch.setattr(store, "_replace",
+                        lambda path, samples: attempts.append(len(samples)) or real_replace(path, samples))
     store.record(board(done=1))
     assert store.flush()
     for done in range(2, 20):

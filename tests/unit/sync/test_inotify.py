@@ -119,6 +119,15 @@ def test_forced_unavailable_inotify_falls_back_to_polling_with_the_reason(monkey
     assert watch_select.open_backend("poll", paths) == (None, "poll", None)
 
 
+def test_the_detectors_are_the_watcher_backends_and_show_as_their_names():
+    import json
+    from madace_status.choices import WATCHER_BACKENDS
+    from madace_status.sync.detect.watch_select import Detector
+    assert tuple(Detector) == WATCHER_BACKENDS  # the same names, in the order `auto` tries them
+    assert json.dumps(list(Detector)) == json.dumps(list(WATCHER_BACKENDS))
+    assert ["%s" % detector for detector in Detector] == ["{}".format(d) for d in Detector] == list(WATCHER_BACKENDS)
+
+
 def test_a_c_library_without_inotify_falls_back_with_the_reason(monkeypatch, tmp_path):
     import ctypes
     from madace_status.project.loader import ProjectPaths
