@@ -28,9 +28,7 @@ from madace_status.sync.stopped import STOPPED_BACKLOG, STOPPED_MAX_CONNECTIONS,
 from madace_status.sync.clients.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_since, parse_topics, parse_workflows
 from madace_status.sync.detect.watch_select import SAFETY_RESCAN_S, ChangeSignal
 from madace_status.sync.detect.watcher import project_watcher
-from madace_status.websocket import HandshakeError, serve
-from madace_status.websocket.inbound import InboundLimits
-from madace_status.websocket.listener import listening_sockets, start_listening
+from madace_status.websocket import HandshakeError, InboundLimits, listening_sockets, serve, start_listening
 
 logger = logging.getLogger("madace_status.sync")
 

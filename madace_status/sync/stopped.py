@@ -2,7 +2,7 @@
 
 import asyncio
 
-from madace_status.websocket.handshake import refusal_response
+from madace_status.websocket import refusal_response
 
 STOPPED_REASON = 'the sync service is stopped; POST /api/sync {"action": "start"} starts it'
 STOPPED_REQUEST_BYTES = 16 * 1024  # the most of a handshake read before answering (the answer is the same anyway)

@@ -1,6 +1,6 @@
 """The broadcaster's hot path: one event's frame written to every subscriber in one tight loop.
 
-The frame is serialised once (and compressed at most once per window size, websocket.deflate.SharedMessage);
+The frame is serialised once (and compressed at most once per window size, websocket.PreparedMessage);
 each recipient then costs a few attribute reads and one `transport.write` — no await, no task, no per-client
 encoding — so 1,000 clients cost little more than the 1,000 send() system calls themselves.
 """
@@ -45,8 +45,6 @@ def fan_out(event, clients, high_water_bytes, metrics):
             continue
         sent += 1
     metrics.dropped_total += dropped
-    metrics.messages_sent_total += sent
-    metrics.bytes_sent_total += (sent - deflate_sent) * len(frame) + deflate_bytes
-    metrics.compression_in_bytes_total += deflate_sent * len(frame)
-    metrics.compression_out_bytes_total += deflate_bytes
+    metrics.count_sent(sent, (sent - deflate_sent) * len(frame) + deflate_bytes, deflate_sent * len(frame),
+                       deflate_bytes)
     return held

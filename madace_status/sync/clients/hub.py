@@ -12,7 +12,7 @@ LAGGING_CLOSE_S is closed with 1008.
 
 Runs on the asyncio loop of the sync service. The broadcaster (sync/clients/broadcast.py) serialises each event into
 one frame and writes that frame to every subscriber without awaiting anyone. For clients that negotiated
-permessage-deflate the event is compressed once per window size (websocket.deflate.SharedMessage), not once
+permessage-deflate the event is compressed once per window size (websocket.PreparedMessage), not once
 per client. The HTTP thread reads the hub through the methods that take `_lock`.
 """
 
@@ -26,13 +26,11 @@ import time
 from madace_status.logsafe import escape
 from madace_status.project.render.envelope import compact_json
 from madace_status.sync.clients.broadcast import fan_out
-from madace_status.websocket.ratelimit import TokenBucket
 from madace_status.sync.clients.subscribers import (MAX_SEQ, MAX_SEQ_DIGITS, TOPICS, Client, Event,  # noqa: F401 (re-exported)
                                             Metrics, SubscriptionError, now_ms, parse_since, parse_topics,
                                             parse_workflows, source_from_user_agent)
-from madace_status.websocket import ConnectionClosed
-from madace_status.websocket.inbound import MESSAGE_RATE_PER_S
-from madace_status.websocket import deflate, frames
+from madace_status.websocket import (CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA,
+                                     MESSAGE_RATE_PER_S, ConnectionClosed, PreparedMessage, SplicedText, TokenBucket)
 
 logger = logging.getLogger("madace_status.sync")
 
@@ -91,7 +89,7 @@ class Hub:
     def _send(self, client, message):
         """Send one message to one client (welcome, pong, error, replay)."""
         payload = compact_json(message).encode()
-        self._write_shared(client, deflate.SharedMessage(payload))
+        self._write_shared(client, PreparedMessage(payload))
 
     def _write_shared(self, client, shared):
         self._write(client, shared.frame_for(client.deflate), len(shared.frame))
@@ -102,39 +100,28 @@ class Hub:
             client.websocket.send_frame(frame)
         except ConnectionClosed:
             return
-        self.metrics.messages_sent_total += 1
-        self.metrics.bytes_sent_total += len(frame)
-        if client.deflate is not None:
-            self.metrics.compression_in_bytes_total += plain_bytes or len(frame)
-            self.metrics.compression_out_bytes_total += len(frame)
+        if client.deflate is None:
+            self.metrics.count_sent(1, len(frame))
+        else:
+            self.metrics.count_sent(1, len(frame), plain_bytes or len(frame), len(frame))
 
     def send_snapshot(self, client, reason):
         # The project part is encoded once per project version and subscription, not once per client: a
         # reconnect storm after a restart would otherwise serialise the whole project thousands of times.
         # With permessage-deflate the project part is compressed once per window size too, as a deflate chunk
-        # that the few per-client bytes around it join (websocket.deflate.compress_chunk).
+        # that the few per-client bytes around it join (websocket.SplicedText).
         key = (client.topics, client.workflows)
-        cached = self._snapshot_cache.get(key)
-        if cached is None:
+        spliced = self._snapshot_cache.get(key)
+        if spliced is None:
             if len(self._snapshot_cache) >= MAX_CACHED_SNAPSHOTS:
                 self._snapshot_cache.clear()
             encoded = compact_json(self._snapshot_data(client.topics, client.workflows))
             members = encoded[:-1] + ("," if encoded != "{}" else "")  # the data object, open for "reason"
-            cached = self._snapshot_cache[key] = (members.encode(), {})  # (members, window bits → chunk)
-        members, chunks = cached
+            spliced = self._snapshot_cache[key] = SplicedText(members.encode())
         head = ('{"type":"snapshot","timestamp":%d,"seq":%d,"data":' % (now_ms(), self.seq)).encode()
         tail = ('"reason":%s}}' % json.dumps(reason, allow_nan=False)).encode()
-        plain_bytes = frames.frame_length(len(head) + len(members) + len(tail))
-        params = client.deflate
-        if deflate.can_compress(params) and len(members) >= params.min_compress_bytes:
-            window_bits = params.send_window_bits
-            chunk = chunks.get(window_bits)
-            if chunk is None:
-                chunk = chunks[window_bits] = deflate.compress_chunk(members, window_bits)
-            payload = deflate.join_chunks((deflate.stored_chunk(head), chunk, deflate.stored_chunk(tail)))
-            self._write(client, frames.serialize_frame(frames.OP_TEXT, payload, rsv1=True), plain_bytes)
-        else:
-            self._write(client, frames.serialize_frame(frames.OP_TEXT, head + members + tail))
+        frame, plain_bytes = spliced.frame_for(head, tail, client.deflate)
+        self._write(client, frame, plain_bytes)
 
     def project_changed(self):
         """The project the snapshots show has changed: encode them afresh."""
@@ -294,7 +281,7 @@ class Hub:
         client.last_seen = time.time()
         self.metrics.client_messages_total += 1
         if not isinstance(message, str):
-            websocket.start_close(frames.CLOSE_UNSUPPORTED_DATA, "binary messages are not accepted")
+            websocket.start_close(CLOSE_UNSUPPORTED_DATA, "binary messages are not accepted")
             return
         try:
             request = json.loads(message)
@@ -375,7 +362,7 @@ class Hub:
             if not websocket.reading_paused and now - websocket.last_received > 2 * self.heartbeat_s:
                 self.metrics.heartbeat_closed_total += 1
                 logger.info("client %s sent nothing for %.0f s; closing", client.id, now - websocket.last_received)
-                websocket.start_close(frames.CLOSE_GOING_AWAY, "no response to heartbeat", timeout=1.0)
+                websocket.start_close(CLOSE_GOING_AWAY, "no response to heartbeat", timeout=1.0)
                 continue
             stuck_since = websocket.over_mark_since
             if client.lagging_since is not None and (stuck_since is None or client.lagging_since < stuck_since):
@@ -383,7 +370,7 @@ class Hub:
             if stuck_since is not None and now - stuck_since > self.lagging_close_s:
                 self.metrics.lagging_closed_total += 1
                 logger.info("client %s lagged for %.0f s; closing", client.id, now - stuck_since)
-                websocket.start_close(frames.CLOSE_POLICY_VIOLATION, "too slow to keep up", timeout=1.0)
+                websocket.start_close(CLOSE_POLICY_VIOLATION, "too slow to keep up", timeout=1.0)
                 continue
             if ping_due:
                 try:

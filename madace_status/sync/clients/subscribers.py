@@ -5,7 +5,7 @@ import json
 import time
 
 from madace_status.project.render.envelope import compact_json, utc_timestamp
-from madace_status.websocket import deflate
+from madace_status.websocket import PreparedMessage
 
 TOPICS = ("workflows", "stories", "epics")
 MAX_SUBSCRIBED_WORKFLOWS = 1000
@@ -42,7 +42,7 @@ class Event:
         self.workflow = workflow
         self.brief = brief_message(message)
         self._brief_is_whole = self.brief is message
-        self.outgoing = deflate.SharedMessage(compact_json(message).encode())
+        self.outgoing = PreparedMessage(compact_json(message).encode())
         self.frame = self.outgoing.frame
         self.payload_bytes = len(self.outgoing.payload)
 
@@ -158,3 +158,12 @@ class Metrics:
         # Frames sent to clients that negotiated permessage-deflate: their bytes uncompressed, and as sent.
         self.compression_in_bytes_total = 0
         self.compression_out_bytes_total = 0
+
+    def count_sent(self, messages: int, wire_bytes: int, deflate_plain_bytes: int = 0,
+                   deflate_wire_bytes: int = 0) -> None:
+        """The one place sent messages are counted: `messages` frames of `wire_bytes` in all, of which the frames
+        to permessage-deflate clients were `deflate_plain_bytes` uncompressed and `deflate_wire_bytes` as sent."""
+        self.messages_sent_total += messages
+        self.bytes_sent_total += wire_bytes
+        self.compression_in_bytes_total += deflate_plain_bytes
+        self.compression_out_bytes_total += deflate_wire_bytes
