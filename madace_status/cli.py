@@ -1,19 +1,23 @@
-"""The command line: argparse for `status` and `serve`; each command's work lives in its own module."""
+"""The command line: argparse for `status` and `serve` (README, "Command line"), nothing else. Each command
+resolves its own settings and does its work in its own module, loaded only when it runs."""
+
+from __future__ import annotations
 
 import argparse
 import os
 import sys
 
 from madace_status import __version__
+from madace_status.choices import COMPRESSION_MODES, OUTPUT_FORMATS, WATCHER_CHOICES, ExitCode
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
-MAX_HTTP_LIMIT = 10 ** 6  # for the MADACE_STATUS_HTTP_* limits (seconds or connections)
-COMPRESSION_MODES = ("auto", "off")  # serve --compression: permessage-deflate when offered, or never
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not loaded at run time: `status` starts in ~50 ms and every import counts
+    from typing import Any, List, Optional
+
+__all__ = ["build_parser", "main"]
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="madace-status",
         description="Live status checker for MADACE projects: terminal status, dashboard, JSON API and "
@@ -26,7 +30,7 @@ def build_parser():
     return parser
 
 
-def _add_status_parser(commands):
+def _add_status_parser(commands: Any) -> None:
     status = commands.add_parser(
         "status", help="print the status of the project or of one entity",
         description="Print the status of the project (summary) or of one story, epic or workflow.",
@@ -42,7 +46,7 @@ def _add_status_parser(commands):
     )
     status.add_argument("entity", nargs="?", default="", metavar="ENTITY",
                         help="summary (default), a story id, an epic id, a workflow name, or stories/epics/workflows")
-    status.add_argument("-f", "--format", choices=("table", "json", "markdown"), default=None,
+    status.add_argument("-f", "--format", choices=OUTPUT_FORMATS, default=None,
                         help="output format (default: table)")
     _add_project_options(status)
     status.add_argument("--ascii", action="store_true", default=False,
@@ -55,19 +59,19 @@ def _add_status_parser(commands):
     status.add_argument("--server", metavar="URL", default=None,
                         help="sync server for --watch (default: ws://127.0.0.1:3001)")
     status.add_argument("--token", metavar="T", default=None, help="token for the sync server")
-    status.add_argument("--watcher", choices=("auto", "inotify", "kqueue", "poll"), default=None,
+    status.add_argument("--watcher", choices=WATCHER_CHOICES, default=None,
                         help="change detection of --watch while the server cannot be reached: file-system events "
                         "(--interval is then only a safety rescan) or poll every --interval (default: auto, as "
                         "serve --watcher)")
 
-    def run(args):
+    def run(args: argparse.Namespace) -> int:
         from madace_status import status_command   # loaded only when `status` runs
         return status_command.run(args)
 
     status.set_defaults(run=run)
 
 
-def _add_project_options(parser):
+def _add_project_options(parser: argparse.ArgumentParser) -> None:
     """--root, --state-dir, --status-file, --epics-dir: where the project's sources are (README, "What it reads")."""
     parser.add_argument("--root", metavar="DIR", default=None,
                         help="project root; the sources are found under it (default: the current directory)")
@@ -81,7 +85,7 @@ def _add_project_options(parser):
                         help="epics directory, relative to the root (default: docs/v3-planning/epics)")
 
 
-def _add_serve_parser(commands):
+def _add_serve_parser(commands: Any) -> None:
     serve = commands.add_parser(
         "serve", help="serve the dashboard, the JSON API and the WebSocket sync server",
         description="Serve the dashboard and JSON API over HTTP, and push every change of the project to "
@@ -103,7 +107,7 @@ def _add_serve_parser(commands):
     _add_project_options(serve)
     serve.add_argument("--poll-interval", type=float, metavar="S", default=None,
                        help="seconds between polls of the project files (default: 0.1)")
-    serve.add_argument("--watcher", choices=("auto", "inotify", "kqueue", "poll"), default=None,
+    serve.add_argument("--watcher", choices=WATCHER_CHOICES, default=None,
                        help="change detection: kernel events (inotify) with a slow safety rescan, or polling "
                        "every --poll-interval (default: auto: inotify where available, else poll)")
     serve.add_argument("--heartbeat", type=float, metavar="S", default=None,
@@ -129,83 +133,25 @@ def _add_serve_parser(commands):
     serve.add_argument("--log-level", metavar="L", default=None,
                        help="debug, info (default), warning or error; logs go to stderr")
 
-    def run(args):
-        from madace_status import serve_command, settings   # loaded only when `serve` runs
-        try:
-            _serve_settings(args, settings)
-            paths = settings.project_paths(args)
-        except settings.SettingError as error:
-            print("madace-status serve: %s" % error, file=sys.stderr)
-            return EXIT_USAGE
-        return serve_command.run(args, paths)
+    def run(args: argparse.Namespace) -> int:
+        from madace_status import serve_command   # loaded only when `serve` runs
+        return serve_command.main(args)
 
     serve.set_defaults(run=run)
 
 
-def _serve_settings(args, settings):
-    """Fill the serve options left unset from MADACE_STATUS_* variables, then the defaults."""
-    from madace_status import serve_command
-    from madace_status.sync import DEFAULT_WS_PORT, HEARTBEAT_S, POLL_INTERVAL_S
-    args.host = settings.setting(args.host, "HOST") or serve_command.DEFAULT_HOST
-    if args.host.startswith("[") and args.host.endswith("]"):
-        args.host = args.host[1:-1]  # "[::1]", as written in URLs, is the address ::1
-    args.port = _or_default(settings.setting(args.port, "PORT", convert=int), serve_command.DEFAULT_HTTP_PORT)
-    args.ws_port = _or_default(settings.setting(args.ws_port, "WS_PORT", convert=int), DEFAULT_WS_PORT)
-    args.poll_interval = _or_default(settings.setting(args.poll_interval, "POLL_INTERVAL", convert=float),
-                                     POLL_INTERVAL_S)
-    args.heartbeat = _or_default(settings.setting(args.heartbeat, "HEARTBEAT", convert=float), HEARTBEAT_S)
-    args.watcher = settings.setting(args.watcher, "WATCHER") or "auto"
-    args.token = settings.setting(args.token, "TOKEN")
-    args.allow_origin = args.allow_origin or [
-        origin.strip() for origin in (settings.env_value("ALLOW_ORIGIN") or "").split(",") if origin.strip()]
-    args.allowed_host = args.allowed_host or [
-        name.strip() for name in (settings.env_value("ALLOWED_HOSTS") or "").split(",") if name.strip()]
-    args.http_limits = _http_limits(settings)
-    args.no_sync = settings.flag(args.no_sync, "NO_SYNC")
-    args.demo = settings.flag(args.demo, "DEMO")
-    args.no_history = settings.flag(args.no_history, "NO_HISTORY") or \
-        (settings.env_value("HISTORY") or "").strip().lower() in ("off", "0", "false", "no")
-    args.insecure = settings.flag(args.insecure, "INSECURE")
-    args.log_level = settings.setting(args.log_level, "LOG_LEVEL") or serve_command.DEFAULT_LOG_LEVEL
-    args.compression = settings.setting(args.compression, "COMPRESSION", convert=_compression_mode) or "auto"
-
-
-def _compression_mode(value):
-    if value.strip().lower() not in COMPRESSION_MODES:
-        raise ValueError(value)
-    return value.strip().lower()
-
-
-def _http_limits(settings):
-    """The HTTP server's deadlines and connection cap: environment variables only (rarely changed)."""
-    from madace_status.web.limits import DEFAULT_LIMITS, HttpLimits
-    values = []
-    for field, name, convert in (("idle_timeout_s", "HTTP_IDLE_TIMEOUT", float), ("head_timeout_s", "HTTP_HEAD_TIMEOUT",
-                                 float), ("body_timeout_s", "HTTP_BODY_TIMEOUT", float),
-                                 ("max_connections", "HTTP_MAX_CONNECTIONS", int)):
-        value = _or_default(settings.setting(None, name, convert=convert), getattr(DEFAULT_LIMITS, field))
-        if not 0 < value < MAX_HTTP_LIMIT:  # also refuses nan and inf, which no socket timeout takes
-            raise settings.SettingError("%s%s must be greater than 0 and below %d" % (settings.ENV_PREFIX, name,
-                                                                                       MAX_HTTP_LIMIT))
-        values.append(value)
-    return HttpLimits(*values)
-
-
-def _or_default(value, default):
-    return default if value is None else value
-
-
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return EXIT_OK
+        return ExitCode.OK
     try:
-        return args.run(args)
+        code: int = args.run(args)
+        return code
     except KeyboardInterrupt:  # Ctrl+C before a command installed its own handling (e.g. during imports)
         print(file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -5,25 +5,37 @@ http.server or the sync machinery, and table-only modules load only for the tabl
 shares with `--watch` (exit codes, rendering, writing) lives one floor down, in `console`.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 
 from madace_status import settings
-from madace_status.console import (EXIT_NOT_FOUND, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, UsageError, fail,
-                                   render, silence_stdout, write_text)
+from madace_status.choices import OUTPUT_FORMATS, ExitCode
+from madace_status.console import UsageError, fail, render, silence_stdout, write_text
 from madace_status.project.loader import ProjectUnreadable, load_project
 from madace_status.project.registry import (ACCEPTED_PATTERNS, EntityNotFound, UnrecognisedEntity,
                                             check_entity_text, resolve)
 
-FORMATS = ("table", "json", "markdown")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not loaded at run time: every `status` pays for each import
+    import argparse
+    from typing import Mapping, Optional, TextIO
+
+    from madace_status.project.loader import ProjectPaths
+
+__all__ = ["StatusSettings", "run"]
 
 
-class StatusOptions(object):
-    """The status command's settings, from the command line first, then MADACE_STATUS_* variables."""
+class StatusSettings:
+    """The status command's settings, resolved once: the command line first, then MADACE_STATUS_* variables,
+    then the defaults. The live view's own (--interval, --server, --token, --watcher) are resolved by the watch
+    when it starts (watch/settings.py), so a one-shot `status` never loads them."""
 
     __slots__ = ("entity", "format", "paths", "ascii", "watch")
 
-    def __init__(self, entity, format, paths, ascii=False, watch=False):
+    def __init__(self, entity: str, format: str, paths: ProjectPaths, ascii: bool = False,
+                 watch: bool = False) -> None:
         self.entity = entity
         self.format = format
         self.paths = paths
@@ -31,24 +43,26 @@ class StatusOptions(object):
         self.watch = watch
 
     @classmethod
-    def from_args(cls, args, environ=None):
+    def from_args(cls, args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None) -> StatusSettings:
         env = os.environ if environ is None else environ
         fmt = settings.setting(getattr(args, "format", None), "FORMAT", env) or "table"
-        if fmt not in FORMATS:
-            raise UsageError("%sFORMAT must be one of %s (got %r)" % (settings.ENV_PREFIX, ", ".join(FORMATS), fmt))
+        if fmt not in OUTPUT_FORMATS:
+            raise UsageError("%sFORMAT must be one of %s (got %r)" % (settings.ENV_PREFIX, ", ".join(OUTPUT_FORMATS),
+                                                                        fmt))
         return cls(getattr(args, "entity", "") or "", fmt, settings.project_paths(args, env),
                    settings.flag(getattr(args, "ascii", False), "ASCII", env), bool(getattr(args, "watch", False)))
 
 
-def run(args, stdout=None, stderr=None, environ=None):
+def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None,
+        environ: Optional[Mapping[str, str]] = None) -> int:
     """Run the status command for parsed `args`; returns the exit code."""
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     env = os.environ if environ is None else environ
     try:
-        options = StatusOptions.from_args(args, env)
+        options = StatusSettings.from_args(args, env)
     except UsageError as exc:
-        return fail(stderr, str(exc), EXIT_USAGE)
+        return fail(stderr, str(exc), ExitCode.USAGE)
     if options.watch:
         from madace_status import watch   # asyncio and the WebSocket client load only for --watch
         return watch.run(options, args, stdout, stderr, env)
@@ -57,14 +71,14 @@ def run(args, stdout=None, stderr=None, environ=None):
         project = load_project(options.paths)
         entity = resolve(project, options.entity)
     except UnrecognisedEntity as exc:
-        return fail(stderr, "%s\n%s" % (exc, ACCEPTED_PATTERNS), EXIT_USAGE)
+        return fail(stderr, "%s\n%s" % (exc, ACCEPTED_PATTERNS), ExitCode.USAGE)
     except ProjectUnreadable as exc:
-        return fail(stderr, "cannot read the project: %s" % exc, EXIT_UNREADABLE)
+        return fail(stderr, "cannot read the project: %s" % exc, ExitCode.UNREADABLE)
     except EntityNotFound as exc:
-        return fail(stderr, str(exc), EXIT_NOT_FOUND)
+        return fail(stderr, str(exc), ExitCode.NOT_FOUND)
     text = render(entity, options, stdout, env)
     try:
         write_text(stdout, text)
     except BrokenPipeError:
         silence_stdout(stdout)
-    return EXIT_OK
+    return ExitCode.OK
