@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Live status checker for MADACE projects: terminal status, dashboard, JSON API and "
         "WebSocket sync server.",
     )
-    parser.add_argument("--version", action="version", version="madace-status " + __version__)
+    parser.add_argument("-V", "--version", action="version", version="madace-status " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_status_parser(commands)
     _add_serve_parser(commands)

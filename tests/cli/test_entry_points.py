@@ -29,3 +29,8 @@ def test_every_command_has_help():
     for command in (["--help"], ["status", "--help"], ["serve", "--help"]):
         result = run([sys.executable, "-m", "madace_status"] + command, cwd=REPO_ROOT)
         assert result.returncode == 0 and result.stdout.startswith("usage: madace-status"), command
+
+
+def test_short_version_flag_prints_the_version():
+    result = run([sys.executable, "-m", "madace_status", "-V"], cwd=REPO_ROOT)
+    assert (result.returncode, result.stdout.strip()) == (0, "madace-status " + __version__)
