@@ -77,7 +77,11 @@ apt_install() {
 
 # tests/browser drives Debian's Chromium through Playwright (never `playwright install`).
 # The emoji font is for the dashboard's 🟢/🟡/🔴 indicator in the screenshots the tests save.
-[ -x /usr/bin/chromium ] || apt_install chromium fonts-noto-color-emoji
+missing=""
+[ -x /usr/bin/chromium ] || missing="chromium"
+# the font on its own too: a machine with Chromium but no emoji font draws the indicator as an empty box
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$missing fonts-noto-color-emoji"
+[ -z "$missing" ] || apt_install $missing
 
 # PyPy is supported too: the package's unit tests also run on Debian's pypy3 (Python 3.9).
 command -v pypy3 >/dev/null 2>&1 || apt_install pypy3
@@ -91,13 +95,28 @@ if [ ! -x "$venvpypy/bin/python" ] || [ "$(cat "$venvpypy/.stamp" 2>/dev/null)" 
 fi
 
 status=0
-echo "== unit tests on $("$venv39/bin/python" --version 2>&1) (package on sys.path, not installed)"
-"$venv39/bin/python" -m pytest -q -p no:cacheprovider tests/unit || status=1
+times=""
+# stage NAME COMMAND...: runs one stage, remembers its time and whether it failed (the others still run).
+stage() {
+    name=$1; shift
+    echo "== $name"
+    start=$(date +%s)
+    "$@" || status=1
+    times="$times$(printf '%6ss  %s' "$(($(date +%s) - start))" "$name")
+"
+}
 
-echo "== unit tests on $("$venvpypy/bin/python" -c 'import platform; print(platform.python_implementation(), platform.python_version())')"
-"$venvpypy/bin/python" -m pytest -q -p no:cacheprovider tests/unit || status=1
+# The package's annotations (pyproject.toml [tool.mypy]: every def annotated, but for the modules its override
+# lists); project/ in strict mode.
+stage "type check (mypy)" "$venv/bin/python" -m mypy
+stage "type check, strict: project/" "$venv/bin/python" -m mypy --strict --follow-imports=silent madace_status/project
+stage "unit tests on $("$venv39/bin/python" --version 2>&1) (package on sys.path, not installed)" \
+    "$venv39/bin/python" -m pytest -q -p no:cacheprovider tests/unit
+stage "unit tests on $("$venvpypy/bin/python" -c 'import platform; print(platform.python_implementation(), platform.python_version())')" \
+    "$venvpypy/bin/python" -m pytest -q -p no:cacheprovider tests/unit
+stage "whole suite on $("$venv/bin/python" --version 2>&1)" \
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests
 
-echo "== whole suite on $("$venv/bin/python" --version 2>&1)"
-"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests || status=1
-
+echo "== time per stage"
+printf '%s' "$times"
 exit $status

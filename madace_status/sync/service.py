@@ -20,8 +20,9 @@ import gc
 import logging
 import os
 import time
+from typing import Optional
 
-from madace_status.security import HostPolicy, own_origins, request_host, token_matches
+from madace_status.security import Credentials, HostPolicy, own_origins, request_host, token_matches
 from madace_status.sync.events import diff_projects, snapshot_data
 from madace_status.sync.detect.sources import ProjectSources
 from madace_status.sync.stopped import STOPPED_BACKLOG, STOPPED_MAX_CONNECTIONS, StoppedResponder  # noqa: F401
@@ -201,9 +202,9 @@ class SyncService:
             return False  # no dashboard known (the service used on its own): only the listed origins
         return origin in own_origins(self._host_policy(), http_port)
 
-    http_port = None  # set by the serve command, for the dashboard's origin
-    host_policy = None  # set by the serve command (--allowed-host); else the loopback names and --host
-    credentials = None  # set by the serve command: the dashboard cookie is checked with it
+    http_port: Optional[int] = None  # set by the serve command, for the dashboard's origin
+    host_policy: Optional[HostPolicy] = None  # set by the serve command (--allowed-host); else loopback and --host
+    credentials: Optional[Credentials] = None  # set by the serve command: the dashboard cookie is checked with it
 
     def _host_policy(self):
         if self.host_policy is None:
