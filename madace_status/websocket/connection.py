@@ -20,31 +20,51 @@ message has started and not ended, for its deadline.
 """
 
 import codecs
+import enum
 import os
 
 from madace_status.websocket import deflate, frames
 from madace_status.websocket.errors import (ConnectionClosed, InvalidPayload, MessageTooBig, PolicyViolation,
                                            ProtocolError)
 
-SERVER = "server"
-CLIENT = "client"
+class Role(enum.Enum):
+    """Which end of the connection this is: a client masks what it sends, a server must not."""
 
-OPEN = "OPEN"
-LOCAL_CLOSING = "LOCAL_CLOSING"  # we sent a close frame first and wait for the peer's
-CLOSED = "CLOSED"  # both close frames exchanged, or the connection failed or dropped
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class State(enum.Enum):
+    OPEN = "OPEN"
+    LOCAL_CLOSING = "LOCAL_CLOSING"  # we sent a close frame first and wait for the peer's
+    CLOSED = "CLOSED"  # both close frames exchanged, or the connection failed or dropped
+
+
+class Trigger(enum.Enum):
+    """What happened, driving a state change (a misspelt one is an AttributeError where it is written)."""
+
+    SEND_CLOSE = "send_close"
+    FAIL = "fail"  # a protocol error: we send the failing close
+    FAIL_ON_CLOSE = "fail_on_close"  # the peer's own close frame was invalid
+    RECEIVE_CLOSE = "receive_close"
+    EOF = "eof"  # the TCP connection ended
+
+
+SERVER, CLIENT = Role.SERVER, Role.CLIENT
+OPEN, LOCAL_CLOSING, CLOSED = State.OPEN, State.LOCAL_CLOSING, State.CLOSED
 
 # (state, what happened) → next state. Anything missing is a programming error.
 _TRANSITIONS = {
-    (OPEN, "send_close"): LOCAL_CLOSING,
-    (OPEN, "fail"): LOCAL_CLOSING,
-    (OPEN, "receive_close"): CLOSED,  # the echo goes out at once
-    (OPEN, "eof"): CLOSED,
-    (LOCAL_CLOSING, "receive_close"): CLOSED,
-    (LOCAL_CLOSING, "fail"): CLOSED,  # garbage after our close: stop waiting for the peer's
-    (OPEN, "fail_on_close"): CLOSED,  # the peer's own close frame was invalid: no other close will come
-    (LOCAL_CLOSING, "fail_on_close"): CLOSED,
-    (LOCAL_CLOSING, "eof"): CLOSED,
-    (CLOSED, "eof"): CLOSED,
+    (OPEN, Trigger.SEND_CLOSE): LOCAL_CLOSING,
+    (OPEN, Trigger.FAIL): LOCAL_CLOSING,
+    (OPEN, Trigger.RECEIVE_CLOSE): CLOSED,  # the echo goes out at once
+    (OPEN, Trigger.EOF): CLOSED,
+    (LOCAL_CLOSING, Trigger.RECEIVE_CLOSE): CLOSED,
+    (LOCAL_CLOSING, Trigger.FAIL): CLOSED,  # garbage after our close: stop waiting for the peer's
+    (OPEN, Trigger.FAIL_ON_CLOSE): CLOSED,  # the peer's own close frame was invalid: no other close will come
+    (LOCAL_CLOSING, Trigger.FAIL_ON_CLOSE): CLOSED,
+    (LOCAL_CLOSING, Trigger.EOF): CLOSED,
+    (CLOSED, Trigger.EOF): CLOSED,
 }
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -143,7 +163,7 @@ class Connection:
         try:
             self.state = _TRANSITIONS[(self.state, happening)]
         except KeyError:
-            raise AssertionError("no transition from %s on %s" % (self.state, happening))
+            raise AssertionError("no transition from %s on %s" % (self.state.name, happening.name))
 
     @property
     def is_open(self):
@@ -218,7 +238,7 @@ class Connection:
         self.sent_close_code = code if code is not None else frames.CLOSE_NO_STATUS
         self.sent_close_reason = reason
         self.close_initiator = "local"
-        self._transition("send_close")
+        self._transition(Trigger.SEND_CLOSE)
         return self._frame(frames.OP_CLOSE, payload)
 
     def data_to_send(self):
@@ -236,7 +256,7 @@ class Connection:
         if not data:
             if self.close_code is None:
                 self.close_code = frames.CLOSE_ABNORMAL
-            self._transition("eof")
+            self._transition(Trigger.EOF)
             self._drop_message()
             return
         if self.state == CLOSED:
@@ -273,7 +293,7 @@ class Connection:
             self.sent_close_reason = reason
             self.close_initiator = "local"
             self._outgoing.append(self._frame(frames.OP_CLOSE, frames.close_payload(error.close_code, reason)))
-        self._transition("fail_on_close" if error.in_close_frame else "fail")
+        self._transition(Trigger.FAIL_ON_CLOSE if error.in_close_frame else Trigger.FAIL)
 
     def _drain_after_failure(self, piece):
         # After failing we still read frames, so the peer's close completes the handshake and our close is
@@ -406,7 +426,7 @@ class Connection:
             self.sent_close_reason = ""
             echo = frames.close_payload(code if code != frames.CLOSE_NO_STATUS else None)
             self._outgoing.append(self._frame(frames.OP_CLOSE, echo))
-        self._transition("receive_close")
+        self._transition(Trigger.RECEIVE_CLOSE)
         return CloseReceived(code, reason)
 
     @staticmethod

@@ -336,3 +336,12 @@ def test_garbage_after_a_local_close_ends_the_connection():
     feed(conn, client_frame(CONT, b"orphan"))
     assert conn.state == CLOSED
     assert conn.data_to_send() == b""  # our close was already sent by send_close
+
+
+def test_states_roles_and_triggers_are_enums_so_a_misspelt_one_fails_where_it_is_written():
+    from madace_status.websocket.connection import Role, State, Trigger
+    assert server().state is State.OPEN and server().role is Role.SERVER
+    with pytest.raises(AttributeError):
+        Trigger.SEND_CLOSED  # noqa: B018 (the misspelling is the point)
+    with pytest.raises(ValueError):
+        Connection("server")  # a string is not a role

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from websocket_helpers import close_code_and_reason, decode_frames, summary
 from madace_status.websocket import frames
 from madace_status.websocket.connection import (
-    CLIENT, CLOSED, SERVER, BinaryMessage, CloseReceived, Connection, Ping, Pong, TextMessage)
+    CLIENT, CLOSED, OPEN, SERVER, BinaryMessage, CloseReceived, Connection, Ping, Pong, TextMessage)
 from madace_status.websocket.errors import ProtocolError
 from madace_status.websocket.frames import FrameParser, serialize_frame
 
@@ -133,7 +133,7 @@ def test_anything_one_connection_sends_the_other_receives_unchanged(sender_role,
     events, _, failure, state, _ = run(receiver, [b"".join(wire)])
     assert failure is None
     assert events == expected
-    assert state == (CLOSED if close is not None else "OPEN")
+    assert state == (CLOSED if close is not None else OPEN)
 
 
 # -- arbitrary bytes -----------------------------------------------------------------------------------------
