@@ -8,7 +8,8 @@ from madace_status.websocket.client import ClientWebSocket, connect
 from madace_status.websocket.connection import CLIENT, SERVER, Connection
 from madace_status.websocket.errors import (
     ConnectionClosed, HandshakeError, InvalidPayload, MessageTooBig, ProtocolError, WebSocketError)
-from madace_status.websocket.frames import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA
+from madace_status.websocket.frames import (CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA,
+                                            CloseCode, Opcode)
 from madace_status.websocket.handshake import refusal_response
 from madace_status.websocket.inbound import MESSAGE_RATE_PER_S, InboundLimits
 from madace_status.websocket.listener import listening_sockets, start_listening
@@ -19,8 +20,8 @@ from madace_status.websocket.server import Server, ServerWebSocket, serve
 
 __all__ = [
     "CLIENT", "CLOSE_GOING_AWAY", "CLOSE_POLICY_VIOLATION", "CLOSE_UNSUPPORTED_DATA", "MESSAGE_RATE_PER_S",
-    "SERVER", "ClientWebSocket", "Connection", "ConnectionClosed", "HandshakeError", "InboundLimits",
-    "InvalidPayload", "MessageTooBig", "PreparedMessage", "ProtocolError", "Server", "ServerWebSocket",
+    "SERVER", "ClientWebSocket", "CloseCode", "Connection", "ConnectionClosed", "HandshakeError", "InboundLimits",
+    "InvalidPayload", "MessageTooBig", "Opcode", "PreparedMessage", "ProtocolError", "Server", "ServerWebSocket",
     "SplicedText", "TokenBucket", "WebSocket", "WebSocketError", "connect", "listening_sockets", "refusal_response",
     "serve", "start_listening",
 ]

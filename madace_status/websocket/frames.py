@@ -4,16 +4,49 @@ No I/O here. The parser takes bytes as they arrive and hands back frame pieces, 
 is delivered as soon as it is on the wire (the connection validates UTF-8 before the frame is complete).
 """
 
+import enum
 import struct
 
 from madace_status.websocket.errors import ProtocolError
 
-OP_CONTINUATION = 0x0
-OP_TEXT = 0x1
-OP_BINARY = 0x2
-OP_CLOSE = 0x8
-OP_PING = 0x9
-OP_PONG = 0xA
+
+class WireInt(enum.IntEnum):
+    """An IntEnum equal to its wire value that also prints as that number on every Python (3.9's IntEnum
+    prints `Opcode.TEXT` in "%s" and str(); 3.11's prints the number)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Opcode(WireInt):
+    """A frame's opcode (RFC 6455 §5.2). The parser compares the raw ints it reads with these."""
+
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+class CloseCode(WireInt):
+    """The close codes this side sends or reports (RFC 6455 §7.4.1 and the IANA registry)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS = 1005  # never on the wire: "the close frame carried no code"
+    ABNORMAL = 1006  # never on the wire: "the TCP connection dropped without a close frame"
+    INVALID_PAYLOAD = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+
+
+# The members under their older names, which the rest of the package and the tests use.
+OP_CONTINUATION, OP_TEXT, OP_BINARY = Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY
+OP_CLOSE, OP_PING, OP_PONG = Opcode.CLOSE, Opcode.PING, Opcode.PONG
 DATA_OPCODES = frozenset((OP_CONTINUATION, OP_TEXT, OP_BINARY))
 CONTROL_OPCODES = frozenset((OP_CLOSE, OP_PING, OP_PONG))
 KNOWN_OPCODES = DATA_OPCODES | CONTROL_OPCODES
@@ -24,17 +57,11 @@ MAX_16BIT_LENGTH = 0xFFFF
 LENGTH_16BIT = 126
 LENGTH_64BIT = 127
 
-# Close codes (RFC 6455 §7.4.1 and the IANA registry).
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_NO_STATUS = 1005  # never on the wire: "the close frame carried no code"
-CLOSE_ABNORMAL = 1006  # never on the wire: "the TCP connection dropped without a close frame"
-CLOSE_INVALID_PAYLOAD = 1007
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_MESSAGE_TOO_BIG = 1009
-CLOSE_INTERNAL_ERROR = 1011
+CLOSE_NORMAL, CLOSE_GOING_AWAY = CloseCode.NORMAL, CloseCode.GOING_AWAY
+CLOSE_PROTOCOL_ERROR, CLOSE_UNSUPPORTED_DATA = CloseCode.PROTOCOL_ERROR, CloseCode.UNSUPPORTED_DATA
+CLOSE_NO_STATUS, CLOSE_ABNORMAL = CloseCode.NO_STATUS, CloseCode.ABNORMAL
+CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION = CloseCode.INVALID_PAYLOAD, CloseCode.POLICY_VIOLATION
+CLOSE_MESSAGE_TOO_BIG, CLOSE_INTERNAL_ERROR = CloseCode.MESSAGE_TOO_BIG, CloseCode.INTERNAL_ERROR
 # Codes a peer may send: the IANA-registered ones that are allowed on the wire, and the private ranges.
 _REGISTERED_WIRE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
 
