@@ -1,13 +1,18 @@
 """The WebSocket client over asyncio: `connect()` opens a `ClientWebSocket`, which sends the upgrade request,
-checks the answer and then runs the protocol (protocol.py)."""
+checks the answer and then runs the protocol (protocol.py) (README, "The WebSocket implementation")."""
+
+from __future__ import annotations
 
 import asyncio
+from typing import Iterable
 
 from madace_status.websocket import deflate
-from madace_status.websocket.connection import CLIENT
 from madace_status.websocket.errors import HandshakeError
-from madace_status.websocket.handshake import ClientHandshake
-from madace_status.websocket.protocol import HANDSHAKE_TIMEOUT_S, WebSocket
+from madace_status.websocket.handshake import ClientHandshake, Header
+from madace_status.websocket.protocol import HANDSHAKE_TIMEOUT_S, MessageCallback, WebSocket, WebSocketCallback
+from madace_status.websocket.states import CLIENT
+
+__all__ = ["CLIENT_MAX_MESSAGE_BYTES", "ClientWebSocket", "connect"]
 
 CLIENT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -17,16 +22,17 @@ class ClientWebSocket(WebSocket):
 
     __slots__ = ("handshake", "opened")
 
-    def __init__(self, handshake, max_message_bytes, on_message, on_close):
+    def __init__(self, handshake: ClientHandshake, max_message_bytes: int, on_message: MessageCallback | None,
+                 on_close: WebSocketCallback | None) -> None:
         super().__init__(CLIENT, max_message_bytes, on_message, on_close)
         self.handshake = handshake
-        self.opened = self._loop.create_future()
+        self.opened: asyncio.Future[None] = self._loop.create_future()  # done when the handshake is
 
-    def connection_made(self, transport):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        transport.write(self.handshake.request())
+        self.transport.write(self.handshake.request())
 
-    def _handshake_data(self, data):
+    def _handshake_data(self, data: bytes) -> None:
         try:
             if not self.handshake.feed(data):
                 return
@@ -37,11 +43,11 @@ class ClientWebSocket(WebSocket):
             return
         self._open(self.handshake.leftover, self.handshake.deflate)
 
-    def _opened(self):
+    def _opened(self) -> None:
         if not self.opened.done():
             self.opened.set_result(None)
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
             try:
                 self.handshake.refused()
@@ -50,9 +56,11 @@ class ClientWebSocket(WebSocket):
         super().connection_lost(exc)
 
 
-async def connect(url, *, origin=None, authorization=None, headers=(), on_message=None, on_close=None,
-                  max_message_bytes=CLIENT_MAX_MESSAGE_BYTES, open_timeout=HANDSHAKE_TIMEOUT_S, compression=True,
-                  compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
+async def connect(url: str, *, origin: str | None = None, authorization: str | None = None,
+                  headers: Iterable[Header] = (), on_message: MessageCallback | None = None,
+                  on_close: WebSocketCallback | None = None, max_message_bytes: int = CLIENT_MAX_MESSAGE_BYTES,
+                  open_timeout: float = HANDSHAKE_TIMEOUT_S, compression: bool = True,
+                  compress_min_bytes: int = deflate.MIN_COMPRESS_BYTES) -> ClientWebSocket:
     """Open a WebSocket connection to `url` (ws://host:port/path?query).
 
     Raises ValueError for a malformed URL, OSError when the TCP connection fails, HandshakeError when the
@@ -67,15 +75,14 @@ async def connect(url, *, origin=None, authorization=None, headers=(), on_messag
         ssl_context = ssl.create_default_context()
     loop = asyncio.get_running_loop()
 
-    async def open_connection():
+    async def open_connection() -> ClientWebSocket:
         _, websocket = await loop.create_connection(
             lambda: ClientWebSocket(handshake, max_message_bytes, on_message, on_close),
             handshake.host, handshake.port, ssl=ssl_context)
         try:
             await websocket.opened
         except BaseException:
-            if websocket.transport is not None:
-                websocket.transport.abort()
+            websocket.transport.abort()
             raise
         return websocket
 

@@ -4,14 +4,25 @@ Both roles compress every message on its own (a fresh raw-deflate stream, no con
 the server always answers with `server_no_context_takeover`, so one compressed frame can be written to every
 client that negotiated the same window size. Taking over context is optional for a sender (RFC 7692 §7.1.1),
 so the client does the same. Receiving, the inflater is made when a compressed message starts and dropped after
-it unless the peer takes over context. Inflated bytes count against the message limit as they are produced.
+it unless the peer takes over context. Inflated bytes count against the message limit as they are produced
+(README, "The WebSocket implementation"). A server message written to many clients is compressed once per window
+size (prepared.py), with the chunk functions below.
 """
 
-import zlib
+from __future__ import annotations
 
-from madace_status.websocket import frames
+import zlib
+from typing import Iterable, List, Optional, Tuple
+
 from madace_status.websocket.errors import InvalidPayload, MessageTooBig
 from madace_status.websocket.syntax import TOKEN_CHARS, is_ascii_number
+
+__all__ = [
+    "CLIENT_OFFER", "EXTENSION_NAME", "MAX_COMPRESSED_FACTOR", "MAX_WINDOW_BITS", "MIN_COMPRESS_BYTES",
+    "MIN_COMPRESS_WINDOW_BITS", "MIN_WINDOW_BITS", "DeflateParams", "Inflater", "NegotiationError", "accept_offer",
+    "accept_response", "can_compress", "compress", "compress_chunk", "join_chunks", "parse_extensions",
+    "stored_chunk",
+]
 
 EXTENSION_NAME = "permessage-deflate"
 SERVER_NO_CONTEXT_TAKEOVER = "server_no_context_takeover"
@@ -32,6 +43,8 @@ MEM_LEVEL = 8  # zlib's default; the compressor lives only while one message is 
 # longer than this factor times the message limit cannot inflate within the limit.
 MAX_COMPRESSED_FACTOR = 2
 _TAIL = b"\x00\x00\xff\xff"  # the empty stored block a sync flush ends with: stripped on send, re-appended on receive
+# One element of a Sec-WebSocket-Extensions field: its name and parameters (None: malformed, declined alone).
+Element = Tuple[str, Optional[List[Tuple[str, Optional[str]]]]]
 
 
 class NegotiationError(ValueError):
@@ -48,14 +61,14 @@ class DeflateParams:
 
     __slots__ = ("send_window_bits", "receive_window_bits", "receive_no_context_takeover", "min_compress_bytes")
 
-    def __init__(self, send_window_bits=MAX_WINDOW_BITS, receive_window_bits=MAX_WINDOW_BITS,
-                 receive_no_context_takeover=False, min_compress_bytes=MIN_COMPRESS_BYTES):
+    def __init__(self, send_window_bits: int = MAX_WINDOW_BITS, receive_window_bits: int = MAX_WINDOW_BITS,
+                 receive_no_context_takeover: bool = False, min_compress_bytes: int = MIN_COMPRESS_BYTES) -> None:
         self.min_compress_bytes = min_compress_bytes
         self.send_window_bits = send_window_bits
         self.receive_window_bits = receive_window_bits
         self.receive_no_context_takeover = receive_no_context_takeover
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "DeflateParams(send %d bits, receive %d bits%s)" % (
             self.send_window_bits, self.receive_window_bits,
             ", peer without context takeover" if self.receive_no_context_takeover else "")
@@ -63,8 +76,10 @@ class DeflateParams:
 
 # -- header syntax (RFC 6455 §9.1) ---------------------------------------------------------------------------
 
-def _split_outside_quotes(text, separator):
-    parts, current, quoted, escaped = [], [], False, False
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
     for char in text:
         if escaped:
             escaped = False
@@ -83,9 +98,10 @@ def _split_outside_quotes(text, separator):
     return parts
 
 
-def _unquote(value):
+def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == '"':
-        inner, out, escaped = value[1:-1], [], False
+        inner, escaped = value[1:-1], False
+        out: list[str] = []
         for char in inner:
             if escaped or char != "\\":
                 out.append(char)
@@ -98,12 +114,12 @@ def _unquote(value):
     return value
 
 
-def parse_extensions(header_values):
+def parse_extensions(header_values: Iterable[str]) -> list[Element]:
     """Every Sec-WebSocket-Extensions field → [(name, [(param, value or None), ...]), ...] in order.
 
     An element that is malformed is returned as (name or "", None) so the caller can decline it alone.
     """
-    elements = []
+    elements: list[Element] = []
     for header in header_values:
         try:
             raw_elements = _split_outside_quotes(header, ",")
@@ -117,7 +133,7 @@ def parse_extensions(header_values):
     return elements
 
 
-def _parse_element(raw):
+def _parse_element(raw: str) -> Element:
     try:
         pieces = _split_outside_quotes(raw, ";")
     except NegotiationError:
@@ -125,7 +141,7 @@ def _parse_element(raw):
     name = pieces[0].strip().lower()
     if not name or not TOKEN_CHARS.issuperset(name):
         return "", None
-    params = []
+    params: list[tuple[str, str | None]] = []
     for piece in pieces[1:]:
         key, equals, value = piece.partition("=")
         key = key.strip().lower()
@@ -141,7 +157,7 @@ def _parse_element(raw):
     return name, params
 
 
-def _window_bits(value, name):
+def _window_bits(value: str | None, name: str) -> int:
     # RFC 7692 §7.1.2: 1*DIGIT from 8 to 15 with no leading zero (checked as text before int() sees it).
     if value is None or not is_ascii_number(value, 2) or value[0] == "0" or \
             not MIN_WINDOW_BITS <= int(value) <= MAX_WINDOW_BITS:
@@ -149,12 +165,12 @@ def _window_bits(value, name):
     return int(value)
 
 
-def _parameters(params):
+def _parameters(params: list[tuple[str, str | None]] | None) -> dict[str, int | bool]:
     """The parameters of one permessage-deflate element as a dict; NegotiationError for unknown, duplicate
     or invalid ones. `client_max_window_bits` without a value maps to True."""
     if params is None:
         raise NegotiationError("malformed extension element")
-    found = {}
+    found: dict[str, int | bool] = {}
     for key, value in params:
         if key not in _PARAMETERS:
             raise NegotiationError("unknown parameter %r" % key[:40])
@@ -173,7 +189,8 @@ def _parameters(params):
 
 # -- server side ---------------------------------------------------------------------------------------------
 
-def accept_offer(header_values, min_compress_bytes=MIN_COMPRESS_BYTES):
+def accept_offer(header_values: Iterable[str],
+                 min_compress_bytes: int = MIN_COMPRESS_BYTES) -> tuple[str, DeflateParams] | None:
     """Pick the first permessage-deflate offer this server can honour (RFC 7692 §7: each offer that has an
     unknown, duplicate or invalid parameter is declined, and the next one tried).
 
@@ -207,7 +224,7 @@ def accept_offer(header_values, min_compress_bytes=MIN_COMPRESS_BYTES):
 CLIENT_OFFER = "%s; %s; %s" % (EXTENSION_NAME, CLIENT_NO_CONTEXT_TAKEOVER, CLIENT_MAX_WINDOW_BITS)
 
 
-def accept_response(header_values, min_compress_bytes=MIN_COMPRESS_BYTES):
+def accept_response(header_values: Iterable[str], min_compress_bytes: int = MIN_COMPRESS_BYTES) -> DeflateParams | None:
     """Check the server's answer to CLIENT_OFFER (RFC 7692 §7.1). Returns DeflateParams, None when the server
     declined, and raises NegotiationError when the answer must fail the connection."""
     elements = parse_extensions(header_values)
@@ -230,7 +247,7 @@ def accept_response(header_values, min_compress_bytes=MIN_COMPRESS_BYTES):
 
 # -- compressing and inflating --------------------------------------------------------------------------------
 
-def compress(payload, window_bits, min_bytes=MIN_COMPRESS_BYTES):
+def compress(payload: bytes, window_bits: int, min_bytes: int = MIN_COMPRESS_BYTES) -> bytes | None:
     """The payload of one compressed message (its own raw deflate stream, the sync flush's tail stripped), or
     None when it goes uncompressed: shorter than `min_bytes`, or an 8-bit window."""
     if len(payload) < min_bytes or window_bits < MIN_COMPRESS_WINDOW_BITS:
@@ -239,7 +256,7 @@ def compress(payload, window_bits, min_bytes=MIN_COMPRESS_BYTES):
     return data[:-4]  # a sync flush always ends with the empty stored block's 00 00 ff ff
 
 
-def compress_chunk(data, window_bits):
+def compress_chunk(data: bytes, window_bits: int) -> bytes:
     """`data` as a raw deflate chunk that ends on a sync flush: chunks compressed separately and joined by
     `join_chunks` make one valid message (each refers back only inside itself), so a large part shared by many
     messages is compressed once. Only for window_bits >= MIN_COMPRESS_WINDOW_BITS."""
@@ -250,7 +267,7 @@ def compress_chunk(data, window_bits):
 _MAX_STORED_BLOCK_BYTES = 0xFFFF  # a stored block's LEN field is 16 bits
 
 
-def stored_chunk(data):
+def stored_chunk(data: bytes) -> bytes:
     """`data` as uncompressed deflate (stored) blocks, joinable like a `compress_chunk` chunk: for the few
     bytes around a shared part, where compressing would cost a compressor and save nothing."""
     out = []
@@ -265,7 +282,7 @@ def stored_chunk(data):
 _EMPTY_STORED_BLOCK_HEADER = b"\x00"  # BFINAL 0, BTYPE 00, padding: the receiver's appended tail is its LEN/NLEN
 
 
-def join_chunks(chunks):
+def join_chunks(chunks: Iterable[bytes]) -> bytes:
     """The compressed payload of one message made of `compress_chunk` and `stored_chunk` chunks.
 
     It ends with the header of an empty stored block, so the 00 00 ff ff the receiver appends completes it:
@@ -274,38 +291,9 @@ def join_chunks(chunks):
     return b"".join(chunks) + _EMPTY_STORED_BLOCK_HEADER
 
 
-def can_compress(params):
+def can_compress(params: DeflateParams | None) -> bool:
     """True when messages to a peer with these DeflateParams (None: no deflate) may go compressed."""
     return params is not None and params.send_window_bits >= MIN_COMPRESS_WINDOW_BITS
-
-
-class SharedMessage:
-    """One server message written unchanged to many clients: its plain frame, and its compressed frame for each
-    window size, built the first time a client with that window needs it (compressed once per window, not once
-    per recipient: the server never takes over context, so the frame does not depend on the connection)."""
-
-    __slots__ = ("opcode", "payload", "frame", "_by_window")
-
-    def __init__(self, payload, opcode=frames.OP_TEXT):
-        self.opcode = opcode
-        self.payload = payload
-        self.frame = frames.serialize_frame(opcode, payload)
-        self._by_window = None
-
-    def frame_for(self, params):
-        """The frame for a client with these DeflateParams (None: no deflate)."""
-        if params is None:
-            return self.frame
-        window_bits = params.send_window_bits
-        by_window = self._by_window
-        if by_window is None:
-            by_window = self._by_window = {}
-        frame = by_window.get(window_bits)
-        if frame is None:
-            compressed = compress(self.payload, window_bits, params.min_compress_bytes)
-            frame = self.frame if compressed is None else frames.serialize_frame(self.opcode, compressed, rsv1=True)
-            by_window[window_bits] = frame
-        return frame
 
 
 class Inflater:
@@ -318,15 +306,15 @@ class Inflater:
 
     __slots__ = ("_params", "_inflater")
 
-    def __init__(self, params):
+    def __init__(self, params: DeflateParams) -> None:
         self._params = params
-        self._inflater = None
+        self._inflater: zlib._Decompress | None = None
 
     @property
-    def holds_context(self):
+    def holds_context(self) -> bool:
         return self._inflater is not None
 
-    def inflate(self, data, budget):
+    def inflate(self, data: bytes | bytearray, budget: int) -> bytes:
         """The message compressed in `data` (its payload as sent: the sync flush's tail stripped), at most
         `budget` bytes of it (else MessageTooBig). Bytes after a final block other than the tail this side
         appends are InvalidPayload (RFC 7692 §7.2.2)."""
@@ -337,7 +325,7 @@ class Inflater:
         except zlib.error:
             raise InvalidPayload("compressed message is not valid deflate data")
         if len(out) > budget or inflater.unconsumed_tail:
-            raise MessageTooBig("message inflates to more than %d bytes" % budget)
+            raise MessageTooBig(len(out), budget, inflated=True)
         if inflater.eof:  # a block with BFINAL set ended the stream: nothing may follow but our own tail
             if inflater.unused_data not in (b"", _TAIL):
                 raise InvalidPayload("bytes after the final block of a compressed message")

@@ -1,52 +1,34 @@
-"""RFC 6455 §5 framing: opcodes, close codes, masking, frame serialisation and an incremental frame parser.
+"""RFC 6455 §5 framing: masking, frame serialisation and an incremental frame parser; the opcodes and close
+codes (codes.py) under the names the rest of websocket/ compares against (README, "The WebSocket
+implementation").
 
 No I/O here. The parser takes bytes as they arrive and hands back frame pieces, so a data frame's payload
 is delivered as soon as it is on the wire (the connection validates UTF-8 before the frame is complete).
+A piece's opcode is the plain int read from the wire: no enum is built per frame (see codes.py).
 """
 
-import enum
-import struct
+from __future__ import annotations
 
+import struct
+from typing import Callable, Union
+
+from madace_status.websocket.codes import CloseCode, Opcode, WireInt, is_valid_close_code
 from madace_status.websocket.errors import ProtocolError
 
+__all__ = [
+    "CLOSE_ABNORMAL", "CLOSE_GOING_AWAY", "CLOSE_INTERNAL_ERROR", "CLOSE_INVALID_PAYLOAD", "CLOSE_MESSAGE_TOO_BIG",
+    "CLOSE_NORMAL", "CLOSE_NO_STATUS", "CLOSE_POLICY_VIOLATION", "CLOSE_PROTOCOL_ERROR", "CLOSE_UNSUPPORTED_DATA",
+    "CONTROL_OPCODES", "CloseCode", "DATA_OPCODES", "FrameParser", "FramePiece", "KNOWN_OPCODES", "LengthCheck",
+    "MAX_CONTROL_PAYLOAD_BYTES", "OP_BINARY", "OP_CLOSE", "OP_CONTINUATION", "OP_PING", "OP_PONG", "OP_TEXT",
+    "Opcode", "RSV1", "WireInt", "apply_mask", "close_payload", "frame_length", "is_valid_close_code",
+    "serialize_frame",
+]
 
-class WireInt(enum.IntEnum):
-    """An IntEnum equal to its wire value that also prints as that number on every Python (3.9's IntEnum
-    prints `Opcode.TEXT` in "%s" and str(); 3.11's prints the number)."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-class Opcode(WireInt):
-    """A frame's opcode (RFC 6455 §5.2). The parser compares the raw ints it reads with these."""
-
-    CONTINUATION = 0x0
-    TEXT = 0x1
-    BINARY = 0x2
-    CLOSE = 0x8
-    PING = 0x9
-    PONG = 0xA
-
-
-class CloseCode(WireInt):
-    """The close codes this side sends or reports (RFC 6455 §7.4.1 and the IANA registry)."""
-
-    NORMAL = 1000
-    GOING_AWAY = 1001
-    PROTOCOL_ERROR = 1002
-    UNSUPPORTED_DATA = 1003
-    NO_STATUS = 1005  # never on the wire: "the close frame carried no code"
-    ABNORMAL = 1006  # never on the wire: "the TCP connection dropped without a close frame"
-    INVALID_PAYLOAD = 1007
-    POLICY_VIOLATION = 1008
-    MESSAGE_TOO_BIG = 1009
-    INTERNAL_ERROR = 1011
-
-
-# The members under their older names, which the rest of the package and the tests use.
-OP_CONTINUATION, OP_TEXT, OP_BINARY = Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY
-OP_CLOSE, OP_PING, OP_PONG = Opcode.CLOSE, Opcode.PING, Opcode.PONG
+# The opcodes as plain ints equal to the members: the parser and the connection compare every frame's opcode
+# against these, and CPython's fast path for comparing ints wants two exact ints (IntEnum operands cost about 3%
+# of parsing a small frame). A global read, too: `Opcode.CLOSE` is an attribute lookup (see codes.py).
+OP_CONTINUATION, OP_TEXT, OP_BINARY = int(Opcode.CONTINUATION), int(Opcode.TEXT), int(Opcode.BINARY)
+OP_CLOSE, OP_PING, OP_PONG = int(Opcode.CLOSE), int(Opcode.PING), int(Opcode.PONG)
 DATA_OPCODES = frozenset((OP_CONTINUATION, OP_TEXT, OP_BINARY))
 CONTROL_OPCODES = frozenset((OP_CLOSE, OP_PING, OP_PONG))
 KNOWN_OPCODES = DATA_OPCODES | CONTROL_OPCODES
@@ -57,18 +39,17 @@ MAX_16BIT_LENGTH = 0xFFFF
 LENGTH_16BIT = 126
 LENGTH_64BIT = 127
 
+# The close codes are members (a close is once per connection, not per frame): they print as their number.
 CLOSE_NORMAL, CLOSE_GOING_AWAY = CloseCode.NORMAL, CloseCode.GOING_AWAY
 CLOSE_PROTOCOL_ERROR, CLOSE_UNSUPPORTED_DATA = CloseCode.PROTOCOL_ERROR, CloseCode.UNSUPPORTED_DATA
 CLOSE_NO_STATUS, CLOSE_ABNORMAL = CloseCode.NO_STATUS, CloseCode.ABNORMAL
 CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION = CloseCode.INVALID_PAYLOAD, CloseCode.POLICY_VIOLATION
 CLOSE_MESSAGE_TOO_BIG, CLOSE_INTERNAL_ERROR = CloseCode.MESSAGE_TOO_BIG, CloseCode.INTERNAL_ERROR
-# Codes a peer may send: the IANA-registered ones that are allowed on the wire, and the private ranges.
-_REGISTERED_WIRE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
 
-
-def is_valid_close_code(code):
-    """True when `code` may appear in a close frame: 1000–1003, 1007–1014 or 3000–4999."""
-    return code in _REGISTERED_WIRE_CODES or 3000 <= code <= 4999
+Bytes = Union[bytes, bytearray, memoryview]
+_NO_FRAME = -1  # FrameParser._opcode between frames: a plain int keeps the hot path free of None checks
+# Called with a frame's opcode, FIN, payload length and RSV1 once its header is read (FrameParser).
+LengthCheck = Callable[[int, bool, int, bool], None]
 
 
 # Masking is one big-integer XOR: CPython converts and XORs whole machine words, far faster than a Python
@@ -76,7 +57,7 @@ def is_valid_close_code(code):
 _MASK_BLOCK_BYTES = 64 * 1024
 
 
-def apply_mask(data, mask):
+def apply_mask(data: Bytes, mask: bytes) -> bytes:
     """XOR `data` with the 4-byte `mask` repeated (masking and unmasking are the same operation)."""
     length = len(data)
     if length <= _MASK_BLOCK_BYTES:
@@ -104,7 +85,8 @@ _pack_long = struct.Struct("!BBQ").pack
 RSV1 = 0x40  # "compressed" on the first frame of a message when permessage-deflate is in use (RFC 7692 §6)
 
 
-def serialize_frame(opcode, payload=b"", fin=True, mask=None, rsv1=False):
+def serialize_frame(opcode: int, payload: bytes = b"", fin: bool = True, mask: bytes | None = None,
+                    rsv1: bool = False) -> bytes:
     """The bytes of one frame. `mask` is 4 bytes for a client frame, None for a server frame."""
     first = (0x80 if fin else 0) | (RSV1 if rsv1 else 0) | opcode
     length = len(payload)
@@ -120,7 +102,7 @@ def serialize_frame(opcode, payload=b"", fin=True, mask=None, rsv1=False):
     return header + mask + apply_mask(payload, mask)
 
 
-def frame_length(payload_length, masked=False):
+def frame_length(payload_length: int, masked: bool = False) -> int:
     """Bytes on the wire of a frame with a payload of `payload_length` bytes."""
     if payload_length <= MAX_7BIT_LENGTH:
         header = 2
@@ -131,7 +113,7 @@ def frame_length(payload_length, masked=False):
     return header + (4 if masked else 0) + payload_length
 
 
-def close_payload(code=None, reason=""):
+def close_payload(code: int | None = None, reason: str = "") -> bytes:
     """The payload of a close frame: nothing, or a 2-byte code then the UTF-8 reason."""
     if code is None or code == CLOSE_NO_STATUS:
         return b""
@@ -150,7 +132,8 @@ class FramePiece:
 
     __slots__ = ("opcode", "fin", "payload", "first", "last", "frame_length", "rsv1")
 
-    def __init__(self, opcode, fin, payload, first, last, frame_length, rsv1=False):
+    def __init__(self, opcode: int, fin: bool, payload: bytes, first: bool, last: bool, frame_length: int,
+                 rsv1: bool = False) -> None:
         self.opcode = opcode
         self.fin = fin
         self.rsv1 = rsv1
@@ -159,7 +142,7 @@ class FramePiece:
         self.last = last
         self.frame_length = frame_length
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "FramePiece(opcode=%d, fin=%s, %d bytes, first=%s, last=%s)" % (
             self.opcode, self.fin, len(self.payload), self.first, self.last)
 
@@ -178,39 +161,39 @@ class FrameParser:
     __slots__ = ("_expect_masked", "_length_check", "_buffer", "_offset", "_opcode", "_fin", "_mask", "_remaining",
                  "_frame_length", "_started", "allow_rsv1", "_rsv1")
 
-    def __init__(self, expect_masked, length_check=None, allow_rsv1=False):
+    def __init__(self, expect_masked: bool, length_check: LengthCheck | None = None, allow_rsv1: bool = False) -> None:
         self._expect_masked = expect_masked
         self._length_check = length_check
         self.allow_rsv1 = allow_rsv1
         self._rsv1 = False
         self._buffer = bytearray()
         self._offset = 0  # bytes of _buffer already consumed
-        # State of the frame whose payload is being read (None between frames).
-        self._opcode = None
+        # State of the frame whose payload is being read (_NO_FRAME between frames).
+        self._opcode = _NO_FRAME
         self._fin = False
-        self._mask = None
+        self._mask: bytes | None = None
         self._remaining = 0
         self._frame_length = 0
         self._started = False
 
     @property
-    def buffered_bytes(self):
+    def buffered_bytes(self) -> int:
         return len(self._buffer) - self._offset
 
-    def feed(self, data):
+    def feed(self, data: Bytes) -> None:
         if self._offset and self._offset == len(self._buffer):
             self._buffer.clear()
             self._offset = 0
         self._buffer += data
 
-    def _compact(self):
+    def _compact(self) -> None:
         # Drop consumed bytes once they dominate, so the buffer never grows with the stream.
         if self._offset > 65536 and self._offset * 2 > len(self._buffer):
             del self._buffer[:self._offset]
             self._offset = 0
 
-    def next_piece(self):
-        if self._opcode is None and not self._read_header():
+    def next_piece(self) -> FramePiece | None:
+        if self._opcode == _NO_FRAME and not self._read_header():
             return None
         buffer = self._buffer
         start = self._offset
@@ -240,12 +223,12 @@ class FrameParser:
         remaining -= take
         self._remaining = remaining
         if not remaining:
-            self._opcode = None
+            self._opcode = _NO_FRAME
         if start > 65536:
             self._compact()
         return FramePiece(opcode, self._fin, payload, first, not remaining, self._frame_length, self._rsv1)
 
-    def _read_header(self):
+    def _read_header(self) -> bool:
         buffer = self._buffer
         start = self._offset
         available = len(buffer) - start

@@ -3,17 +3,29 @@
 Server: `RequestReader` collects the upgrade request (with the size limits), `check_upgrade_request` validates
 it and `accept_response` builds the 101; a refusal is a `HandshakeError`, turned into a real HTTP response
 by `refusal_response`. Client: `ClientHandshake` builds the request and validates the server's answer.
+(README, "The WebSocket implementation")
 """
+
+from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
 import os
+from typing import Iterable, Iterator, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from madace_status.websocket import deflate
 from madace_status.websocket.errors import HandshakeError
 from madace_status.websocket.syntax import TOKEN_CHARS, is_ascii_number
+
+__all__ = [
+    "MAX_HEAD_BYTES", "MAX_HEADERS", "MAX_LINE_BYTES", "MAX_REFUSAL_BODY_BYTES", "WEBSOCKET_VERSION",
+    "ClientHandshake", "Headers", "Request", "RequestReader", "accept_key", "accept_response",
+    "check_upgrade_request", "refusal_response",
+]
+
+Header = Tuple[str, str]
 
 MAX_LINE_BYTES = 8 * 1024  # request line, status line and each header line
 MAX_HEADERS = 100
@@ -28,7 +40,7 @@ _STATUS_REASONS = {
 }
 
 
-def accept_key(key):
+def accept_key(key: str) -> str:
     """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2 step 5.4)."""
     digest = hashlib.sha1(key.encode("ascii") + _ACCEPT_GUID).digest()
     return base64.b64encode(digest).decode("ascii")
@@ -39,32 +51,32 @@ class Headers:
 
     __slots__ = ("items",)
 
-    def __init__(self, items=()):
+    def __init__(self, items: Iterable[Header] = ()) -> None:
         self.items = list(items)
 
-    def get_all(self, name):
+    def get_all(self, name: str) -> list[str]:
         name = name.lower()
         return [value for key, value in self.items if key.lower() == name]
 
-    def get(self, name, default=None):
+    def get(self, name: str, default: str | None = None) -> str | None:
         values = self.get_all(name)
         return ", ".join(values) if values else default
 
-    def tokens(self, name):
+    def tokens(self, name: str) -> list[str]:
         """The comma-separated tokens of every `name` field, lower-cased."""
         return [token.strip().lower() for value in self.get_all(name) for token in value.split(",") if token.strip()]
 
-    def __contains__(self, name):
+    def __contains__(self, name: str) -> bool:
         return bool(self.get_all(name))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Header]:
         return iter(self.items)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Headers(%r)" % (self.items,)
 
 
-def _parse_header_block(block, max_headers):
+def _parse_header_block(block: bytes, max_headers: int) -> tuple[str, Headers]:
     """Split a header block (without its final blank line) into the start line and Headers."""
     lines = block.split(b"\r\n")
     if len(lines) - 1 > max_headers:
@@ -91,7 +103,7 @@ class _HeaderBlockReader:
     byte is looked at a bounded number of times, however the block is cut into reads (one byte at a time
     included): the search goes on from where the last one stopped."""
 
-    def __init__(self, max_headers):
+    def __init__(self, max_headers: int) -> None:
         self._buffer = bytearray()
         self._max_headers = max_headers
         self._scanned = 0  # bytes searched for line ends so far (less the 3 a CRLFCRLF could straddle)
@@ -99,7 +111,7 @@ class _HeaderBlockReader:
         self._line_start = 0  # where the line being received starts
         self.leftover = b""  # bytes received after the header block (the first frames, or a body)
 
-    def _feed_block(self, data):
+    def feed_block(self, data: bytes) -> bytes | None:
         buffer = self._buffer
         buffer += data
         end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
@@ -132,7 +144,7 @@ class Request:
 
     __slots__ = ("method", "target", "version", "headers", "path", "query")
 
-    def __init__(self, method, target, version, headers):
+    def __init__(self, method: str, target: str, version: str, headers: Headers) -> None:
         self.method = method
         self.target = target
         self.version = version
@@ -141,16 +153,16 @@ class Request:
         self.path = parts.path or "/"
         self.query = parse_qs(parts.query, keep_blank_values=True)
 
-    def query_value(self, name, default=None):
+    def query_value(self, name: str, default: str | None = None) -> str | None:
         """The first value of query parameter `name`."""
         values = self.query.get(name)
         return values[0] if values else default
 
     @property
-    def origin(self):
+    def origin(self) -> str | None:
         return self.headers.get("Origin")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Request(%s %s)" % (self.method, self.target)
 
 
@@ -158,16 +170,16 @@ class RequestReader:
     """Collects one upgrade request: `feed(data)` returns a Request once the header block is complete,
     None while more bytes are needed, and raises HandshakeError (431/400) on a malformed or oversized one."""
 
-    def __init__(self, max_headers=MAX_HEADERS):
+    def __init__(self, max_headers: int = MAX_HEADERS) -> None:
         self._reader = _HeaderBlockReader(max_headers)
         self._max_headers = max_headers
 
     @property
-    def leftover(self):
+    def leftover(self) -> bytes:
         return self._reader.leftover
 
-    def feed(self, data):
-        block = self._reader._feed_block(data)
+    def feed(self, data: bytes) -> Request | None:
+        block = self._reader.feed_block(data)
         if block is None:
             return None
         start_line, headers = _parse_header_block(block, self._max_headers)
@@ -183,7 +195,7 @@ class RequestReader:
             raise HandshakeError("malformed request target", status=400)
 
 
-def check_upgrade_request(request):
+def check_upgrade_request(request: Request) -> str:
     """Validate a WebSocket upgrade request (RFC 6455 §4.2.1); returns its Sec-WebSocket-Key.
 
     Raises HandshakeError: 400 with the reason, or 426 (with `Sec-WebSocket-Version: 13`) for another version.
@@ -220,20 +232,20 @@ def check_upgrade_request(request):
     return key
 
 
-def _response_bytes(status, headers, body=b""):
+def _response_bytes(status: int, headers: Iterable[Header], body: bytes = b"") -> bytes:
     lines = ["HTTP/1.1 %d %s" % (status, _STATUS_REASONS.get(status, "Error"))]
     lines.extend("%s: %s" % item for item in headers)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def accept_response(key, extra_headers=()):
+def accept_response(key: str, extra_headers: Iterable[Header] = ()) -> bytes:
     """The 101 Switching Protocols response for a validated request's key."""
     headers = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept_key(key))]
     headers.extend(extra_headers)
     return _response_bytes(101, headers)
 
 
-def refusal_response(status, reason, headers=()):
+def refusal_response(status: int, reason: str, headers: Iterable[Header] = ()) -> bytes:
     """A complete HTTP error response carrying `reason` as its plain-text body; the connection closes after."""
     body = (reason + "\n").encode("utf-8")
     all_headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
@@ -247,8 +259,9 @@ class ClientHandshake:
     (then `leftover` holds any frame bytes that came with it), False while more bytes are needed, and raises
     HandshakeError naming what was wrong otherwise."""
 
-    def __init__(self, url, origin=None, authorization=None, extra_headers=(), max_headers=MAX_HEADERS,
-                 compression=True, compress_min_bytes=deflate.MIN_COMPRESS_BYTES):
+    def __init__(self, url: str, origin: str | None = None, authorization: str | None = None,
+                 extra_headers: Iterable[Header] = (), max_headers: int = MAX_HEADERS, compression: bool = True,
+                 compress_min_bytes: int = deflate.MIN_COMPRESS_BYTES) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss"):
             raise ValueError("WebSocket URL must start with ws:// or wss://: %r" % url)
@@ -272,26 +285,27 @@ class ClientHandshake:
             self._headers.append(("Sec-WebSocket-Extensions", deflate.CLIENT_OFFER))
         self._compression = compression
         self._compress_min_bytes = compress_min_bytes
-        self.deflate = None  # the DeflateParams the server accepted, once the 101 arrived
+        self.deflate: deflate.DeflateParams | None = None  # the DeflateParams the server accepted, once the 101 arrived
         self._headers.extend(extra_headers)
         self._reader = _HeaderBlockReader(max_headers)
         self._max_headers = max_headers
-        self._refusal = None  # (status, reason line, headers, body so far) while reading a refusal's body
-        self.response_headers = None
+        # (status, status line, headers, body so far) while reading a refusal's body
+        self._refusal: tuple[int, str, Headers, bytearray] | None = None
+        self.response_headers: Headers | None = None
 
     @property
-    def leftover(self):
+    def leftover(self) -> bytes:
         return self._reader.leftover
 
-    def request(self):
+    def request(self) -> bytes:
         lines = ["GET %s HTTP/1.1" % self.resource] + ["%s: %s" % item for item in self._headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def feed(self, data):
+    def feed(self, data: bytes) -> bool:
         if self._refusal is not None:
             return self._collect_refusal_body(data)
         try:
-            block = self._reader._feed_block(data)
+            block = self._reader.feed_block(data)
         except HandshakeError as error:
             raise HandshakeError("invalid handshake response: %s" % error.reason, status=0)
         if block is None:
@@ -312,7 +326,8 @@ class ClientHandshake:
         self._check_accept(headers)
         return True
 
-    def _collect_refusal_body(self, data):
+    def _collect_refusal_body(self, data: bytes) -> bool:
+        assert self._refusal is not None  # set by feed() before it calls here
         status, status_line, headers, body = self._refusal
         body += data
         length = headers.get("Content-Length")
@@ -321,7 +336,7 @@ class ClientHandshake:
             self.refused()
         return False
 
-    def refused(self):
+    def refused(self) -> None:
         """Raise the HandshakeError for a refusal (also called when the server closes during its body)."""
         if self._refusal is None:
             raise HandshakeError("connection closed before the handshake response arrived", status=0)
@@ -332,7 +347,7 @@ class ClientHandshake:
             reason += ": " + text.splitlines()[0][:200]
         raise HandshakeError(reason, status=status, headers=headers.items)
 
-    def _check_accept(self, headers):
+    def _check_accept(self, headers: Headers) -> None:
         if "websocket" not in headers.tokens("Upgrade"):
             raise HandshakeError("invalid handshake response: missing 'Upgrade: websocket'", status=101)
         if "upgrade" not in headers.tokens("Connection"):

@@ -15,7 +15,16 @@ connections (`InboundLimits`), and the bytes held in unfinished incoming message
   message is complete, so what a peer makes the server hold is the bytes it sent, never an inflater's window
   for a few bytes. Across all connections, unfinished messages hold at most `assembly_budget_bytes`: the
   connection asking for more is closed with 1008.
+
+(README, "The WebSocket implementation")
 """
+
+from __future__ import annotations
+
+__all__ = [
+    "ASSEMBLY_BUDGET_BYTES", "ASSEMBLY_TIMEOUT_S", "CLOSE_AFTER_DROPS", "MAX_FRAMES_PER_MESSAGE", "MESSAGE_BURST",
+    "MESSAGE_RATE_PER_S", "YIELD_EVERY_MESSAGES", "AssemblyBudget", "InboundLimits",
+]
 
 MESSAGE_RATE_PER_S = 20.0  # sustained: the dashboard sends one message every 20 s, `status --watch` a handful
 MESSAGE_BURST = 60  # back to back: a reconnection's subscribe + resume + ping, with room to spare
@@ -32,9 +41,11 @@ class InboundLimits:
     __slots__ = ("rate_per_s", "burst", "close_after_drops", "yield_every", "assembly_timeout_s",
                  "max_frames_per_message", "assembly_budget")
 
-    def __init__(self, rate_per_s=MESSAGE_RATE_PER_S, burst=MESSAGE_BURST, close_after_drops=CLOSE_AFTER_DROPS,
-                 yield_every=YIELD_EVERY_MESSAGES, assembly_timeout_s=ASSEMBLY_TIMEOUT_S,
-                 max_frames_per_message=MAX_FRAMES_PER_MESSAGE, assembly_budget_bytes=ASSEMBLY_BUDGET_BYTES):
+    def __init__(self, rate_per_s: float | None = MESSAGE_RATE_PER_S, burst: int = MESSAGE_BURST,
+                 close_after_drops: int | None = CLOSE_AFTER_DROPS, yield_every: int | None = YIELD_EVERY_MESSAGES,
+                 assembly_timeout_s: float | None = ASSEMBLY_TIMEOUT_S,
+                 max_frames_per_message: int | None = MAX_FRAMES_PER_MESSAGE,
+                 assembly_budget_bytes: int | None = ASSEMBLY_BUDGET_BYTES) -> None:
         self.rate_per_s = rate_per_s
         self.burst = burst
         self.close_after_drops = close_after_drops
@@ -43,7 +54,7 @@ class InboundLimits:
         self.max_frames_per_message = max_frames_per_message
         self.assembly_budget = AssemblyBudget(assembly_budget_bytes) if assembly_budget_bytes is not None else None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return ("InboundLimits(%s/s, burst %s, close after %s drops, yield every %s, assembly %s s, %s frames, "
                 "%s bytes held)" % (self.rate_per_s, self.burst, self.close_after_drops, self.yield_every,
                                     self.assembly_timeout_s, self.max_frames_per_message,
@@ -55,12 +66,12 @@ class AssemblyBudget:
 
     __slots__ = ("limit", "total", "_held")
 
-    def __init__(self, limit):
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.total = 0
-        self._held = {}  # holder (a Connection) → bytes
+        self._held: dict[object, int] = {}  # holder (a Connection) → bytes
 
-    def reserve(self, holder, size):
+    def reserve(self, holder: object, size: int) -> bool:
         """Count `size` more bytes for `holder`; False (and nothing counted) when that would pass the limit."""
         if self.total + size > self.limit:
             return False
@@ -68,10 +79,10 @@ class AssemblyBudget:
         self.total += size
         return True
 
-    def release(self, holder):
+    def release(self, holder: object) -> None:
         """Everything `holder` held is freed (its message completed, or it failed or closed)."""
         size = self._held.pop(holder, 0)
         self.total -= size
 
-    def held_by(self, holder):
+    def held_by(self, holder: object) -> int:
         return self._held.get(holder, 0)

@@ -1,58 +1,86 @@
 """The WebSocket server over asyncio: `serve()` listens, a `ServerWebSocket` per connection reads the upgrade
-request and then runs the protocol (protocol.py), `Server` holds them and closes them all."""
+request and then runs the protocol (protocol.py), `Server` holds them and closes them all (README, "The WebSocket
+implementation")."""
+
+from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from typing import Any, Awaitable, Callable, Iterable, Optional
 
 from madace_status.logsafe import escape
-from madace_status.websocket import deflate, frames
-from madace_status.websocket.connection import SERVER
-from madace_status.websocket.errors import ConnectionClosed, HandshakeError
-from madace_status.websocket.flow import OUTPUT_HARD_CAP_BYTES, OUTPUT_HIGH_WATER_BYTES
-from madace_status.websocket.handshake import RequestReader, accept_response, check_upgrade_request, refusal_response
-from madace_status.websocket.listener import listening_sockets, start_listening
-from madace_status.websocket.protocol import HANDSHAKE_TIMEOUT_S, WebSocket
+from madace_status.websocket import deflate
+from madace_status.websocket.errors import ConnectionClosed, HandshakeError, InvalidState
+from madace_status.websocket.flow import OUTPUT_HARD_CAP_BYTES, OUTPUT_HIGH_WATER_BYTES, PAUSE_YIELD
+from madace_status.websocket.frames import CLOSE_GOING_AWAY
+from madace_status.websocket.guard import GuardActions, InboundGuard
+from madace_status.websocket.handshake import (Header, Request, RequestReader, accept_response, check_upgrade_request,
+                                               refusal_response)
+from madace_status.websocket.inbound import InboundLimits
+from madace_status.websocket.listener import Listening, listening_sockets, start_listening
+from madace_status.websocket.protocol import HANDSHAKE_TIMEOUT_S, MessageCallback, WebSocket, WebSocketCallback
+from madace_status.websocket.states import CLOSED, SERVER
+
+__all__ = ["MAX_CONNECTIONS", "SERVER_MAX_MESSAGE_BYTES", "Handler", "ProcessRequest", "Server", "ServerWebSocket",
+           "serve"]
 
 logger = logging.getLogger("madace_status.websocket")
 
 SERVER_MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CONNECTIONS = 10000
 
+# A coroutine run for each connection; process_request's answer: extra response headers (raise HandshakeError
+# to refuse).
+Handler = Callable[["ServerWebSocket"], Awaitable[None]]
+ProcessRequest = Callable[["ServerWebSocket"], Optional[Iterable[Header]]]
+
 
 class ServerWebSocket(WebSocket):
     """The server side of one connection: reads the upgrade request, then runs the protocol."""
 
-    __slots__ = ("server", "request", "_reader", "_handler_task")
+    __slots__ = ("server", "_request", "_reader", "_handler_task")
 
-    def __init__(self, server):
+    def __init__(self, server: Server) -> None:
+        limits = server.inbound_limits
         super().__init__(SERVER, server.max_message_bytes, server.on_message, server.on_close,
-                         hard_cap_bytes=server.output_hard_cap_bytes, inbound_limits=server.inbound_limits,
-                         on_rate_limited=server.on_rate_limited)
+                         hard_cap_bytes=server.output_hard_cap_bytes,
+                         max_frames_per_message=limits.max_frames_per_message if limits is not None else None,
+                         assembly_budget=limits.assembly_budget if limits is not None else None)
         self.server = server
-        self.request = None
-        self._reader = RequestReader()
-        self._handler_task = None
+        self._request: Request | None = None
+        self._reader: RequestReader | None = RequestReader()
+        self._handler_task: asyncio.Task[None] | None = None
+        if limits is not None:
+            self._guard = self._make_guard(limits, server.on_rate_limited)
 
-    def connection_made(self, transport):
+    @property
+    def request(self) -> Request:
+        """The upgrade request (path, query, headers, origin): there from process_request on."""
+        if self._request is None:
+            raise InvalidState("the upgrade request has not arrived yet")
+        return self._request
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         server = self.server
         if len(server.connections) >= server.max_connections:
             self._refuse(HandshakeError("too many connections (limit %d)" % server.max_connections, status=503))
             return
-        transport.set_write_buffer_limits(high=server.output_high_water_bytes)
+        self.transport.set_write_buffer_limits(high=server.output_high_water_bytes)
         server.connections.add(self)
         self._timer = self._loop.call_later(server.handshake_timeout, self._handshake_timed_out)
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         super().connection_lost(exc)
 
-    def _handshake_timed_out(self):
+    def _handshake_timed_out(self) -> None:
         self._timer = None
         logger.info("handshake from %s did not complete in %.0f s", self.remote_address, self.server.handshake_timeout)
         self.transport.abort()
 
-    def _handshake_data(self, data):
+    def _handshake_data(self, data: bytes) -> None:
         if self._reader is None:
             return  # refused: the response is on its way and the connection is closing
         try:
@@ -60,8 +88,8 @@ class ServerWebSocket(WebSocket):
             if request is None:
                 return
             key = check_upgrade_request(request)
-            self.request = request
-            extra_headers = ()
+            self._request = request
+            extra_headers: Iterable[Header] = ()
             if self.server.process_request is not None:
                 extra_headers = self.server.process_request(self) or ()
         except HandshakeError as error:
@@ -81,11 +109,11 @@ class ServerWebSocket(WebSocket):
         leftover, self._reader = self._reader.leftover, None
         self._open(leftover, deflate_params)
 
-    def _handshake_failed(self, error):
+    def _handshake_failed(self, error: Exception) -> None:
         logger.error("handshake from %s failed: %s", self.remote_address, type(error).__name__)
         self._refuse(HandshakeError("internal error", status=500))
 
-    def _refuse(self, error):
+    def _refuse(self, error: HandshakeError) -> None:
         logger.info("refused WebSocket handshake from %s: %d %s", self.remote_address, error.status,
                     escape(error.reason))
         self._cancel_timer()
@@ -93,7 +121,7 @@ class ServerWebSocket(WebSocket):
         self.transport.write(refusal_response(error.status, error.reason, error.headers))
         self.transport.close()
 
-    def _opened(self):
+    def _opened(self) -> None:
         server = self.server
         if server.on_connect is not None:
             try:
@@ -102,11 +130,11 @@ class ServerWebSocket(WebSocket):
                 self._callback_failed("on_connect", error)
                 return
         if server.handler is not None:
-            self._handler_task = self._loop.create_task(self._run_handler())
+            self._handler_task = self._loop.create_task(self._run_handler(server.handler))
 
-    async def _run_handler(self):
+    async def _run_handler(self, handler: Handler) -> None:
         try:
-            await self.server.handler(self)
+            await handler(self)
         except ConnectionClosed:
             pass
         except Exception as error:
@@ -114,14 +142,38 @@ class ServerWebSocket(WebSocket):
             return
         self.start_close()
 
+    def _make_guard(self, limits: InboundLimits, on_rate_limited: WebSocketCallback | None) -> InboundGuard:
+        """The InboundGuard of this connection (inbound.py), handed what it may do to it (see guard.py);
+        on_rate_limited is told once per run of messages dropped."""
+        def process() -> None:
+            if self.connection.state is not CLOSED and not self.flow.backpressured and self._on_message is not None:
+                self._process()
+
+        def rate_limited() -> None:
+            if on_rate_limited is not None:
+                try:
+                    on_rate_limited(self)
+                except Exception as error:  # a bug: never let what a peer sent reach a traceback
+                    self._callback_failed("on_rate_limited", error)
+
+        # The flow control is made with the transport, after this: reached when an action runs.
+        actions = GuardActions(pause=lambda: self.flow.pause_reading(PAUSE_YIELD),
+                               resume=lambda: self.flow.resume_reading(PAUSE_YIELD), process=process,
+                               write=lambda frame: self.flow.write(frame), close_for=self._policy_close,
+                               rate_limited=rate_limited, ended=lambda: self.connection.state is CLOSED)
+        return InboundGuard(self._loop, limits, actions)
+
 
 class Server:
     """A listening WebSocket server. Use `await serve(...)` to make one."""
 
-    def __init__(self, handler, on_connect, on_message, on_close, process_request, max_message_bytes,
-                 max_connections, handshake_timeout, output_high_water_bytes=OUTPUT_HIGH_WATER_BYTES,
-                 output_hard_cap_bytes=OUTPUT_HARD_CAP_BYTES, compression=True,
-                 compress_min_bytes=deflate.MIN_COMPRESS_BYTES, inbound_limits=None, on_rate_limited=None):
+    def __init__(self, handler: Handler | None, on_connect: WebSocketCallback | None,
+                 on_message: MessageCallback | None, on_close: WebSocketCallback | None,
+                 process_request: ProcessRequest | None, max_message_bytes: int, max_connections: int,
+                 handshake_timeout: float, output_high_water_bytes: int = OUTPUT_HIGH_WATER_BYTES,
+                 output_hard_cap_bytes: int = OUTPUT_HARD_CAP_BYTES, compression: bool = True,
+                 compress_min_bytes: int = deflate.MIN_COMPRESS_BYTES, inbound_limits: InboundLimits | None = None,
+                 on_rate_limited: WebSocketCallback | None = None) -> None:
         self.handler = handler
         self.inbound_limits = inbound_limits  # inbound.InboundLimits for every connection, or None
         self.on_rate_limited = on_rate_limited
@@ -136,21 +188,24 @@ class Server:
         self.output_hard_cap_bytes = output_hard_cap_bytes
         self.compression = compression  # accept permessage-deflate offers
         self.compress_min_bytes = compress_min_bytes  # shorter messages are sent uncompressed
-        self.connections = set()  # every connection, from TCP accept to TCP close
-        self._server = None
+        self.connections: set[ServerWebSocket] = set()  # every connection, from TCP accept to TCP close
+        self._server: Listening | None = None
 
     @property
-    def sockets(self):
-        return self._server.sockets if self._server is not None else ()
+    def sockets(self) -> list[socket.socket]:
+        return self._server.sockets if self._server is not None else []
 
     @property
-    def port(self):
-        return self.sockets[0].getsockname()[1]
+    def port(self) -> int:
+        port: int = self.sockets[0].getsockname()[1]
+        return port
 
-    async def close(self, code=frames.CLOSE_GOING_AWAY, reason="server shutting down", timeout=2.0):
+    async def close(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down",
+                    timeout: float = 2.0) -> None:
         """Stop accepting, close every connection with `code`, and return within `timeout` seconds."""
-        self._server.close()
-        await self._server.wait_closed()  # connections accepted just before are in self.connections now
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()  # connections accepted just before are in self.connections now
         pending = list(self.connections)
         for websocket in pending:
             websocket.start_close(code, reason, timeout=timeout)
@@ -159,19 +214,22 @@ class Server:
         for websocket in list(self.connections):
             websocket.transport.abort()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Server:
         return self
 
-    async def __aexit__(self, *exc_info):
+    async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
 
 
-async def serve(handler=None, host="127.0.0.1", port=0, *, on_connect=None, on_message=None, on_close=None,
-                process_request=None, max_message_bytes=SERVER_MAX_MESSAGE_BYTES, max_connections=MAX_CONNECTIONS,
-                handshake_timeout=HANDSHAKE_TIMEOUT_S, backlog=1024, sock=None,
-                output_high_water_bytes=OUTPUT_HIGH_WATER_BYTES, output_hard_cap_bytes=OUTPUT_HARD_CAP_BYTES,
-                compression=True, compress_min_bytes=deflate.MIN_COMPRESS_BYTES, inbound_limits=None,
-                on_rate_limited=None):
+async def serve(handler: Handler | None = None, host: str = "127.0.0.1", port: int = 0, *,
+                on_connect: WebSocketCallback | None = None, on_message: MessageCallback | None = None,
+                on_close: WebSocketCallback | None = None, process_request: ProcessRequest | None = None,
+                max_message_bytes: int = SERVER_MAX_MESSAGE_BYTES, max_connections: int = MAX_CONNECTIONS,
+                handshake_timeout: float = HANDSHAKE_TIMEOUT_S, backlog: int = 1024,
+                sock: socket.socket | None = None, output_high_water_bytes: int = OUTPUT_HIGH_WATER_BYTES,
+                output_hard_cap_bytes: int = OUTPUT_HARD_CAP_BYTES, compression: bool = True,
+                compress_min_bytes: int = deflate.MIN_COMPRESS_BYTES, inbound_limits: InboundLimits | None = None,
+                on_rate_limited: WebSocketCallback | None = None) -> Server:
     """Listen for WebSocket connections.
 
     handler(websocket): a coroutine run for each connection (read with `recv()` / `async for`); the

@@ -9,6 +9,7 @@ import pytest
 from websocket_helpers import MASK, close_code_and_reason, decode_frames, sent_frames
 from madace_status.websocket import deflate, frames
 from madace_status.websocket.connection import CLIENT, SERVER, BinaryMessage, Connection, Ping, TextMessage
+from madace_status.websocket.prepared import PreparedMessage
 
 TAIL = b"\x00\x00\xff\xff"
 
@@ -73,7 +74,7 @@ def test_a_client_with_a_limited_window_compresses_within_it():
 
 
 def test_shared_message_compresses_once_per_window_size():
-    shared = deflate.SharedMessage(json.dumps({"data": list(range(500))}).encode())
+    shared = PreparedMessage(json.dumps({"data": list(range(500))}).encode())
     a, b, c = params(send_window_bits=15), params(send_window_bits=15), params(send_window_bits=10)
     assert shared.frame_for(a) is shared.frame_for(b)
     assert shared.frame_for(c) is not shared.frame_for(a)

@@ -9,6 +9,7 @@ import websocket_helpers  # noqa: F401  (puts the checkout on sys.path)
 from madace_status.websocket import deflate
 from madace_status.websocket.errors import HandshakeError
 from madace_status.websocket.handshake import ClientHandshake, RequestReader, accept_key
+from madace_status.websocket.prepared import PreparedMessage
 
 
 def offer(*params):
@@ -104,7 +105,7 @@ def test_an_8_bit_window_is_accepted_and_its_messages_go_uncompressed():
     assert answer_parameters(header)[1]["server_max_window_bits"] == "8"
     assert not deflate.can_compress(agreed)
     assert deflate.compress(b"x" * 10000, agreed.send_window_bits) is None
-    assert deflate.SharedMessage(b"x" * 10000).frame_for(agreed)[0] == 0x81  # FIN + text, RSV1 clear
+    assert PreparedMessage(b"x" * 10000).frame_for(agreed)[0] == 0x81  # FIN + text, RSV1 clear
 
 
 # -- the client's check of the answer ---------------------------------------------------------------------------
