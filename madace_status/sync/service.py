@@ -12,7 +12,10 @@ A look that fails never loses a change: whatever raised (a bug, an OSError, a Me
 the next look reads the whole project again from a new watcher baseline and publishes what changed since the
 last look that completed (a rescan; so does an event queue that overflowed). /metrics counts both, and the log
 says so once per run of failures. Consecutive failures wait RESCAN_RETRY_MAX_S at most between attempts.
+(README, "How changes are found" and "Live updates: what is guaranteed")
 """
+
+from __future__ import annotations
 
 import asyncio
 import concurrent.futures
@@ -20,16 +23,23 @@ import gc
 import logging
 import os
 import time
-from typing import Optional
+from typing import Any, Callable, Iterable, Optional, TypeVar
 
-from madace_status.security import Credentials, HostPolicy, own_origins, request_host, token_matches
-from madace_status.sync.events import diff_projects, snapshot_data
-from madace_status.sync.detect.sources import ProjectSources
-from madace_status.sync.stopped import STOPPED_BACKLOG, STOPPED_MAX_CONNECTIONS, StoppedResponder  # noqa: F401
-from madace_status.sync.clients.hub import HEARTBEAT_S, Hub, SubscriptionError, parse_since, parse_topics, parse_workflows
+from madace_status.project.loader import ProjectPaths
+from madace_status.project.model import Project
+from madace_status.security import Credentials, HostPolicy, own_origins
+from madace_status.sync.clients.admission import WEBSOCKET_PATHS, check_handshake
+from madace_status.sync.clients.hub import HEARTBEAT_S, Hub, Metrics, Topics, Workflows
+from madace_status.sync.detect.sources import ProjectSources, ReadScope
 from madace_status.sync.detect.watch_select import SAFETY_RESCAN_S, ChangeSignal
-from madace_status.sync.detect.watcher import project_watcher
-from madace_status.websocket import HandshakeError, InboundLimits, listening_sockets, serve, start_listening
+from madace_status.sync.detect.watcher import Changes, PollingWatcher, project_watcher
+from madace_status.sync.events import diff_projects, snapshot_data
+from madace_status.sync.history.store import HistoryStore
+from madace_status.sync.stopped import STOPPED_MAX_CONNECTIONS, hold_stopped_port
+from madace_status.websocket import InboundLimits, Listening, Server, ServerWebSocket, serve
+
+__all__ = ["DEFAULT_WS_PORT", "MAX_CONNECTIONS", "POLL_INTERVAL_S", "SERVER_MAX_MESSAGE_BYTES",
+           "STOPPED_MAX_CONNECTIONS", "WEBSOCKET_PATHS", "SyncService"]
 
 logger = logging.getLogger("madace_status.sync")
 
@@ -44,9 +54,10 @@ READ_DRAIN_S = 5.0  # at stop, how long a read in progress may take to finish be
 RESCAN_RETRY_MAX_S = 2.0  # a rescan that keeps failing is tried again at most this far apart (doubling from a poll)
 SERVER_MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CONNECTIONS = 10000
-WEBSOCKET_PATHS = ("/", "/ws")
+Result = TypeVar("Result")
 
-def _freeze_startup_objects():
+
+def _freeze_startup_objects() -> None:
     """Once per process, after the first start: the objects alive now (modules, the first project) go to the
     collector's permanent generation, so a full collection no longer walks them all — one took ~10 ms and
     landed on a file write → event path now and then (p99). CPython 3.7+; a no-op elsewhere (PyPy)."""
@@ -62,10 +73,11 @@ _STARTUP_FROZEN = False
 class SyncService:
     """Watcher + hub + WebSocket server. All methods but the read-only properties run on `loop`."""
 
-    def __init__(self, paths, host="127.0.0.1", ws_port=DEFAULT_WS_PORT, poll_interval=POLL_INTERVAL_S, token=None,
-                 allowed_origins=(), heartbeat_s=HEARTBEAT_S, max_connections=MAX_CONNECTIONS,
-                 max_message_bytes=SERVER_MAX_MESSAGE_BYTES, compression=True, watcher="auto", history=None,
-                 inbound_limits=None):
+    def __init__(self, paths: ProjectPaths, host: str = "127.0.0.1", ws_port: int = DEFAULT_WS_PORT,
+                 poll_interval: float = POLL_INTERVAL_S, token: str | None = None, allowed_origins: Iterable[str] = (),
+                 heartbeat_s: float = HEARTBEAT_S, max_connections: int = MAX_CONNECTIONS,
+                 max_message_bytes: int = SERVER_MAX_MESSAGE_BYTES, compression: bool = True, watcher: str = "auto",
+                 history: HistoryStore | None = None, inbound_limits: InboundLimits | None = None) -> None:
         self.paths = paths
         self.history = history  # a HistoryStore (sync/history/store.py): a sample per change of the story file
         self.compression = compression  # accept permessage-deflate offers (serve --compression auto)
@@ -81,47 +93,47 @@ class SyncService:
         # What a client may make the server spend (websocket/inbound.py): a fresh InboundLimits() at each start
         # unless one is given (tests relax one limit to reach another).
         self.inbound_limits = inbound_limits
-        self.loop = None
-        self.hub = None
-        self.project = None
-        self.started_at = None
-        self.last_error = None
-        self._server = None
-        self._stopped_responder = None  # the listener that answers 503 while stopped by POST /api/sync
-        self._poll_task = None
-        self._watcher = None
-        self._reader = None  # the thread that reads and parses files (made at the first change)
-        self._reading = None  # its read in progress, if any
-        self._signal = None  # the event backend (or none: polling) and the wait between polls; see watch_select
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.hub: Hub | None = None
+        self.project: Project | None = None
+        self.started_at: float | None = None
+        self.last_error: str | None = None
+        self._server: Server | None = None
+        self._stopped_responder: Listening | None = None  # answers 503 while stopped by POST /api/sync
+        self._poll_task: asyncio.Task[None] | None = None
+        self._watcher: PollingWatcher  # made by start(), kept after stop()
+        self._reader: concurrent.futures.Executor | None = None  # reads and parses files (made at the first change)
+        self._reading: asyncio.Future[Any] | None = None  # its read in progress, if any
+        self._signal: ChangeSignal | None = None  # the event backend (or none) and the wait between polls
         self._sources = ProjectSources(paths)  # the records read so far, and what waits out its grace period
-        self._classes = None  # (story files, epics directory, state directories), for _classify
-        self._published = None  # the project every client has been told of: the last look published it whole
+        self._classes: tuple[set[str], str, set[str]] | None = None  # (story files, epics directory, state dirs)
+        self._published: Project | None = None  # the project every client was told of: the last look published whole
         self._rescan_due = False  # the next look reads the whole project again (a look failed)
-        self._confirm = None  # (state files or None, stories?, epics?) to read once more at the next poll
+        self._confirm: ReadScope | None = None  # (state files or None, stories?, epics?) to read again next poll
         self._failed_looks = 0  # in a row
 
     # -- state read by the HTTP thread ------------------------------------------------------------------------
 
     @property
-    def running(self):
+    def running(self) -> bool:
         return self._server is not None
 
     @property
-    def bound_port(self):
+    def bound_port(self) -> int:
         return self._server.port if self._server is not None else self.ws_port
 
-    def uptime_seconds(self):
+    def uptime_seconds(self) -> float:
         return round(time.time() - self.started_at, 3) if self.started_at is not None else 0
 
     # -- start / stop -----------------------------------------------------------------------------------------
 
-    async def start(self, ws_port=None):
+    async def start(self, ws_port: int | None = None) -> None:
         """Bind the WebSocket port and start watching. Raises OSError when the port cannot be bound."""
         if self.running:
             return
         if ws_port is not None:
             self.ws_port = ws_port
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop = asyncio.get_running_loop()
         await self._release_port()
         # The watcher's baseline first, then the read: a write in between is seen at the first poll, not lost.
         self._watcher = project_watcher(self.paths)
@@ -131,63 +143,59 @@ class SyncService:
         self._rescan_due = False
         self._failed_looks = 0
         self._confirm = None
-        self.hub = Hub(self.loop, self._snapshot_for, heartbeat_s=self.heartbeat_s)
+        self.hub = hub = Hub(loop, self._snapshot_for, heartbeat_s=self.heartbeat_s)
         try:
-            self._server = await serve(
-                host=self.host, port=self.ws_port, on_connect=self.hub.client_connected,
-                on_message=self.hub.client_message, on_close=self.hub.client_disconnected,
+            self._server = server = await serve(
+                host=self.host, port=self.ws_port, on_connect=hub.client_connected,
+                on_message=hub.client_message, on_close=hub.client_disconnected,
                 process_request=self._check_request, max_message_bytes=self.max_message_bytes,
                 max_connections=self.max_connections, compression=self.compression,
-                inbound_limits=self.inbound_limits or InboundLimits(), on_rate_limited=self.hub.client_rate_limited)
+                inbound_limits=self.inbound_limits or InboundLimits(), on_rate_limited=hub.client_rate_limited)
         except OSError as error:
             self.last_error = str(error)
             self.hub = None
             raise
         self.last_error = None
-        self.ws_port = self._server.port  # after --ws-port 0 too, a stop/start or restart comes back on this port
+        self.ws_port = server.port  # after --ws-port 0 too, a stop/start or restart comes back on this port
         self.started_at = time.time()
-        self.hub.start()
+        hub.start()
         _freeze_startup_objects()
-        self._poll_task = self.loop.create_task(self._poll_forever())
+        self._poll_task = loop.create_task(self._poll_forever())
         if self.history is not None:
             self.history.record(self.project)  # kept only when the flow differs from the last stored sample
-        logger.info("sync service listening on ws://%s:%d (run %s)", self.host, self.bound_port, self.hub.run_id)
+        logger.info("sync service listening on ws://%s:%d (run %s)", self.host, self.bound_port, hub.run_id)
         logger.info("change detection: %s%s", self.watcher_active,
                     " (fallback: %s)" % self.watcher_fallback if self.watcher_fallback else "")
 
-    async def stop(self, code=1001, reason="server shutting down", timeout=2.0, hold_port=False):
+    async def stop(self, code: int = 1001, reason: str = "server shutting down", timeout: float = 2.0,
+                   hold_port: bool = False) -> None:
         """Close every client with `code` and stop watching. With `hold_port`, handshakes are answered 503
         until the next start; without it the port is released (and a held one too)."""
-        if not self.running:
+        server, self._server = self._server, None
+        if server is None:  # not running
             if not hold_port:
                 await self._release_port()
             return
-        server, self._server = self._server, None
         if self._poll_task is not None:
             self._poll_task.cancel()
             self._poll_task = None
         await self._finish_reading()
         self._close_backend()
-        self.hub.stop()
+        if self.hub is not None:
+            self.hub.stop()
         await server.close(code, reason, timeout=timeout)
         self.started_at = None
         if hold_port:
-            try:
-                live = set()
-                sockets = await listening_sockets(self.host, self.ws_port, STOPPED_BACKLOG)
-                self._stopped_responder = await start_listening(sockets, lambda: StoppedResponder(live),
-                                                                STOPPED_BACKLOG)
-            except OSError as error:  # taken by someone else meanwhile: clients then find nothing listening
-                logger.info("cannot hold port %d while stopped: %s", self.ws_port, error.strerror or error)
+            self._stopped_responder = await hold_stopped_port(self.host, self.ws_port)
         logger.info("sync service stopped")
 
-    async def _finish_reading(self):
+    async def _finish_reading(self) -> None:
         """Let a read in progress end before a restart resets what it writes into (bounded by READ_DRAIN_S)."""
         reading, self._reading = self._reading, None
         if reading is not None and not reading.done():
             await asyncio.wait([reading], timeout=READ_DRAIN_S)
 
-    async def _release_port(self):
+    async def _release_port(self) -> None:
         responder, self._stopped_responder = self._stopped_responder, None
         if responder is not None:
             responder.close()
@@ -195,7 +203,7 @@ class SyncService:
 
     # -- the handshake checks (README, Security) ---------------------------------------------------------------------
 
-    def allowed_origin(self, origin, http_port):
+    def allowed_origin(self, origin: str, http_port: int | None) -> bool:
         if origin in self.allowed_origins:
             return True
         if http_port is None:
@@ -206,52 +214,30 @@ class SyncService:
     host_policy: Optional[HostPolicy] = None  # set by the serve command (--allowed-host); else loopback and --host
     credentials: Optional[Credentials] = None  # set by the serve command: the dashboard cookie is checked with it
 
-    def _host_policy(self):
+    def _host_policy(self) -> HostPolicy:
         if self.host_policy is None:
             self.host_policy = HostPolicy(self.host)
         return self.host_policy
 
-    def _check_request(self, websocket):
-        request = websocket.request
-        # DNS rebinding, as on HTTP: the host of an absolute-form target is the one checked (RFC 9112 §3.2.2).
-        refusal = self._host_policy().refusal(request_host(request.target, request.headers.get_all("Host")))
-        if refusal is not None:
-            raise HandshakeError(refusal, status=403)
-        if request.path not in WEBSOCKET_PATHS:
-            raise HandshakeError("no WebSocket endpoint at %s (use / or /ws)" % request.path[:80], status=404)
-        origin = request.origin
-        if origin is not None and not self.allowed_origin(origin, self.http_port):
-            raise HandshakeError("origin %s is not allowed" % origin[:100], status=403)
-        if self.token:
-            offered = request.query_value("token")
-            authorization = request.headers.get("Authorization") or ""
-            if offered is None and authorization.lower().startswith("bearer "):
-                offered = authorization[7:].strip()
-            cookie_ok = offered is None and self.credentials is not None and \
-                self.credentials.cookie_ok(request.headers.get("Cookie"))
-            if not cookie_ok and not token_matches(self.token, offered):
-                raise HandshakeError("missing or wrong token", status=403)
-        try:
-            parse_topics(request.query_value("topics"))
-            parse_workflows(request.query_value("workflows"))
-            parse_since(request.query_value("since"))
-        except SubscriptionError as error:
-            raise HandshakeError(str(error), status=400)
+    def _check_request(self, websocket: ServerWebSocket) -> tuple[()]:
+        check_handshake(websocket.request, self._host_policy(),
+                        lambda origin: self.allowed_origin(origin, self.http_port), self.token, self.credentials)
         return ()
 
-    def _snapshot_for(self, topics, workflows):
+    def _snapshot_for(self, topics: Topics, workflows: Workflows) -> dict[str, Any]:
+        assert self.project is not None  # the hub asks only while the service runs
         return snapshot_data(self.project, topics, workflows)
 
     # -- watching ---------------------------------------------------------------------------------------------
 
-    def _classify(self, changes):
+    def _classify(self, changes: Iterable[str]) -> ReadScope:
         """What the changed paths touch: (state files changed, stories?, epics?); None for the state files when
         everything must be read again (the root itself changed)."""
         if self._classes is None:  # the paths are fixed for the service's life: resolved once
             self._classes = (set(self.paths.status_file_candidates()[0]), self.paths.epics_dir_path()[0],
                              set(self.paths.state_dir_candidates()[0]))
         status_files, epics_dir, state_dirs = self._classes
-        state_files = []
+        state_files: list[str] = []
         stories = epics = False
         for path in changes:
             folder = os.path.dirname(path)
@@ -265,28 +251,31 @@ class SyncService:
                 return None, True, True
         return state_files, stories, epics
 
-    def _open_backend(self):
+    def _open_backend(self) -> None:
         self._close_backend()
+        assert self.loop is not None  # set by start()
         self._signal = ChangeSignal(self.loop, self.watcher_kind, self.paths, self._watcher)
 
-    def _close_backend(self):
+    def _close_backend(self) -> None:
         if self._signal is not None:
             self._signal.close()
 
     @property
-    def watcher_active(self):
+    def watcher_active(self) -> str:
         return self._signal.active if self._signal is not None else "poll"
 
     @property
-    def watcher_fallback(self):
+    def watcher_fallback(self) -> str | None:
         return self._signal.fallback if self._signal is not None else None
 
-    async def _wait_for_change(self, elapsed):
+    async def _wait_for_change(self, elapsed: float) -> None:
         # A file waiting out its grace period is read again at every poll interval, events or not.
+        assert self._signal is not None  # opened by start(), closed by stop() after the poll loop
         await self._signal.wait(self.poll_interval, self.poll_interval if self._sources.bad_since else SAFETY_RESCAN_S,
                                 elapsed)
 
-    async def _poll_forever(self):
+    async def _poll_forever(self) -> None:
+        assert self.hub is not None  # made before this task, by start()
         while True:
             started = time.perf_counter()
             metrics = self.hub.metrics
@@ -296,7 +285,7 @@ class SyncService:
                 else:
                     await self._poll_off_loop()
             except Exception:  # noqa: BLE001 — whatever it was, the next look reads everything again
-                self._look_failed()
+                self._look_failed(metrics)
             else:
                 if self._failed_looks:
                     logger.info("the whole project was read again after %d failed look%s", self._failed_looks,
@@ -310,20 +299,21 @@ class SyncService:
             else:
                 await self._wait_for_change(elapsed)
 
-    def _look_failed(self):
+    def _look_failed(self, metrics: Metrics) -> None:
         """A look raised: count it, say so once (with the traceback) per run of failures, and make the next look
         a rescan: what this one was to read is then read with everything else."""
         self._rescan_due = True
         self._failed_looks += 1
-        self.hub.metrics.looks_failed_total += 1
+        metrics.looks_failed_total += 1
         if self._failed_looks == 1:
             logger.exception("a look at the project's files failed; the next look reads the whole project again")
         else:
             logger.debug("look failed again (%d in a row)", self._failed_looks, exc_info=True)
 
-    async def _rescan(self):
+    async def _rescan(self) -> None:
         """Read the whole project again from a new watcher baseline (first the baseline, then the read: a write in
         between is seen by the next look), and publish what changed since the last project published whole."""
+        assert self.hub is not None and self.project is not None  # the poll loop runs only while started
         self.hub.metrics.rescans_total += 1
         half_published = self.project is not self._published
         self._watcher.reset()
@@ -335,13 +325,13 @@ class SyncService:
             self.hub.resync_all()
         self._rescan_due = False
 
-    def poll_once(self):
+    def poll_once(self) -> None:
         """One poll: re-read what changed (and what is waiting out its grace period), publish the events."""
         changed = self._changed_sources()
         if changed is not None:
             self._publish(self._read_sources(*changed[:3]))
 
-    async def _poll_off_loop(self):
+    async def _poll_off_loop(self) -> None:
         """poll_once, with the reading and parsing of anything but a small change in the reader thread: even a
         hostile 4 MiB file never holds the event loop (and so every client and handshake) while it is parsed."""
         changed = self._changed_sources()
@@ -354,26 +344,28 @@ class SyncService:
         if self._publish(await self._off_loop(self._read_sources, state_files, stories, epics)):
             self._confirm_later(state_files, stories, epics)
 
-    def _confirm_later(self, state_files, stories, epics):
+    def _confirm_later(self, state_files: list[str] | None, stories: bool, epics: bool) -> None:
         """Without events, read the same sources once more at the next poll (see the module's docstring)."""
         if self._watcher.racy_recheck:
             self._confirm = (state_files, stories, epics)
 
-    async def _off_loop(self, function, *args):
+    async def _off_loop(self, function: Callable[..., Result], *args: Any) -> Result:
         """`function(*args)` in the reader thread; a stop waits for it (the thread owns the sources meanwhile)."""
         if self._reader is None:
             self._reader = concurrent.futures.ThreadPoolExecutor(READER_THREADS, thread_name_prefix="reader")
+        assert self.loop is not None  # set by start()
         self._reading = self.loop.run_in_executor(self._reader, function, *args)
         return await asyncio.shield(self._reading)
 
-    def _read_sources(self, state_files, stories, epics):
+    def _read_sources(self, state_files: list[str] | None, stories: bool, epics: bool) -> Project:
         self._sources.reload(state_files, stories, epics)
         return self._sources.build_project(self.project.sources if self.project is not None else None)
 
-    def _publish(self, new):
+    def _publish(self, new: Project) -> int:
         """Make `new` the project, and send every event from the last project published whole to it; returns the
         number of events."""
         self.project = new
+        assert self.hub is not None  # looks are published only while started
         self.hub.project_changed()
         events = diff_projects(self._published, new)
         for event_type, data, topic, workflow in events:
@@ -383,7 +375,7 @@ class SyncService:
         self._published = new
         return len(events)
 
-    def _changed_sources(self):
+    def _changed_sources(self) -> tuple[list[str] | None, bool, bool, bool] | None:
         """(state files or None for all, stories?, epics?, small enough to read on the loop?) to read again, or
         None when nothing changed. Only the files whose signature changed are read (with an event backend, the
         ones the events named: the watcher stats those at every look, the others only in slow turns)."""
@@ -396,7 +388,7 @@ class SyncService:
             return None
         return state_files, stories, epics, self._small_change(state_files, stories, epics, changes)
 
-    def _small_change(self, state_files, stories, epics, changes):
+    def _small_change(self, state_files: list[str] | None, stories: bool, epics: bool, changes: Changes) -> bool:
         """Whether the change is only known state files whose sizes (as just stat'ed) add up to at most
         INLINE_READ_BYTES. A file that grows between the stat and the read is still capped by the reader's
         own size limit (MAX_STATE_FILE_BYTES)."""
@@ -410,11 +402,11 @@ class SyncService:
             total += signature[1]
         return total <= INLINE_READ_BYTES
 
-    def _load_all(self):
+    def _load_all(self) -> Project:
         return self._sources.load_all(self.project.sources if self.project is not None else None)
 
 
-def _union(scope, other):
+def _union(scope: ReadScope, other: ReadScope) -> ReadScope:
     """Two (state files or None for all, stories?, epics?) read scopes as one."""
     files, stories, epics = scope
     other_files, other_stories, other_epics = other

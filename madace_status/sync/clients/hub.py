@@ -16,21 +16,32 @@ permessage-deflate the event is compressed once per window size (websocket.Prepa
 per client. The HTTP thread reads the hub through the methods that take `_lock`.
 """
 
+from __future__ import annotations
+
+import asyncio
 import collections
 import json
 import logging
 import secrets
 import threading
 import time
+from typing import Any, Callable, ClassVar, Dict
 
 from madace_status.logsafe import escape
 from madace_status.project.render.envelope import compact_json
 from madace_status.sync.clients.broadcast import fan_out
-from madace_status.sync.clients.subscribers import (MAX_SEQ, MAX_SEQ_DIGITS, TOPICS, Client, Event,  # noqa: F401 (re-exported)
-                                            Metrics, SubscriptionError, now_ms, parse_since, parse_topics,
-                                            parse_workflows, source_from_user_agent)
-from madace_status.websocket import (CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA,
-                                     MESSAGE_RATE_PER_S, ConnectionClosed, PreparedMessage, SplicedText, TokenBucket)
+from madace_status.sync.clients.subscribers import (MAX_SEQ, MAX_SEQ_DIGITS, TOPICS, Client, Event, Message, Metrics,
+                                                    SubscriptionError, Topics, Workflows, now_ms, parse_since,
+                                                    parse_topics, parse_workflows, source_from_user_agent)
+from madace_status.websocket import (MESSAGE_RATE_PER_S, CloseCode, ConnectionClosed, Message as WebSocketMessage,
+                                     PreparedMessage, ServerWebSocket, SplicedText, TokenBucket)
+
+__all__ = [
+    "HEARTBEAT_S", "HIGH_WATER_BYTES", "LAGGING_CLOSE_S", "MAX_CACHED_SNAPSHOTS", "MAX_SEQ", "MAX_SEQ_DIGITS",
+    "RING_BUFFER_EVENTS", "RING_BUFFER_MAX_BYTES", "SNAPSHOT_BURST", "SNAPSHOT_REFILL_S", "TOPICS", "WELCOME_MESSAGE",
+    "Client", "Event", "Hub", "Metrics", "SnapshotData", "SubscriptionError", "parse_since", "parse_topics",
+    "parse_workflows",
+]
 
 logger = logging.getLogger("madace_status.sync")
 
@@ -47,54 +58,59 @@ SNAPSHOT_BURST = 5  # snapshots a client may ask for (subscribe, resume) back to
 SNAPSHOT_REFILL_S = 0.5  # …then one per this many seconds; the requests in between are coalesced into one
 WELCOME_MESSAGE = "Connected to MADACE sync server"
 
+# The project as a snapshot to a subscription shows it: (topics, workflows) → the snapshot's data.
+SnapshotData = Callable[[Topics, Workflows], Dict[str, Any]]
+
 
 class Hub:
     """Clients, subscriptions, events. `snapshot_data(topics, workflows)` gives the project for a snapshot."""
 
-    def __init__(self, loop, snapshot_data, heartbeat_s=HEARTBEAT_S, high_water_bytes=HIGH_WATER_BYTES,
-                 lagging_close_s=LAGGING_CLOSE_S, ring_size=RING_BUFFER_EVENTS, ring_max_bytes=RING_BUFFER_MAX_BYTES):
+    def __init__(self, loop: asyncio.AbstractEventLoop, snapshot_data: SnapshotData, heartbeat_s: float = HEARTBEAT_S,
+                 high_water_bytes: int = HIGH_WATER_BYTES, lagging_close_s: float = LAGGING_CLOSE_S,
+                 ring_size: int = RING_BUFFER_EVENTS, ring_max_bytes: int = RING_BUFFER_MAX_BYTES) -> None:
         self.loop = loop
         self.run_id = secrets.token_hex(8)
         self.seq = 0
-        self.ring = collections.deque()
+        self.ring: collections.deque[Event] = collections.deque()
         self.ring_size = ring_size
         self.ring_max_bytes = ring_max_bytes
         self.ring_bytes = 0  # payload bytes of the events in `ring`
-        self.clients = {}  # websocket → Client
+        self.clients: dict[ServerWebSocket, Client] = {}
         self.metrics = Metrics()
         self.heartbeat_s = heartbeat_s
         self.high_water_bytes = high_water_bytes
         self.lagging_close_s = lagging_close_s
         self._snapshot_data = snapshot_data
-        self._snapshot_cache = {}  # (topics, workflows) → the snapshot's data as JSON (see send_snapshot)
+        # (topics, workflows) → the snapshot's data as JSON, spliced between each client's ends (see send_snapshot)
+        self._snapshot_cache: dict[tuple[Topics, Workflows], SplicedText] = {}
         self._lock = threading.Lock()
-        self._heartbeat_handle = None
+        self._heartbeat_handle: asyncio.TimerHandle | None = None
         self._last_ping_at = loop.time()
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
-    def start(self):
+    def start(self) -> None:
         self._heartbeat_handle = self.loop.call_later(self.heartbeat_s, self._heartbeat)
 
-    def stop(self):
+    def stop(self) -> None:
         if self._heartbeat_handle is not None:
             self._heartbeat_handle.cancel()
             self._heartbeat_handle = None
 
     # -- messages ---------------------------------------------------------------------------------------------
 
-    def _envelope(self, message_type, data):
+    def _envelope(self, message_type: str, data: Any) -> Message:
         return {"type": message_type, "timestamp": now_ms(), "seq": self.seq, "data": data}
 
-    def _send(self, client, message):
+    def _send(self, client: Client, message: Message) -> None:
         """Send one message to one client (welcome, pong, error, replay)."""
         payload = compact_json(message).encode()
         self._write_shared(client, PreparedMessage(payload))
 
-    def _write_shared(self, client, shared):
+    def _write_shared(self, client: Client, shared: PreparedMessage) -> None:
         self._write(client, shared.frame_for(client.deflate), len(shared.frame))
 
-    def _write(self, client, frame, plain_bytes=None):
+    def _write(self, client: Client, frame: bytes, plain_bytes: int | None = None) -> None:
         """Write one frame; `plain_bytes` is its size uncompressed when it went compressed."""
         try:
             client.websocket.send_frame(frame)
@@ -105,7 +121,7 @@ class Hub:
         else:
             self.metrics.count_sent(1, len(frame), plain_bytes or len(frame), len(frame))
 
-    def send_snapshot(self, client, reason):
+    def send_snapshot(self, client: Client, reason: str) -> None:
         # The project part is encoded once per project version and subscription, not once per client: a
         # reconnect storm after a restart would otherwise serialise the whole project thousands of times.
         # With permessage-deflate the project part is compressed once per window size too, as a deflate chunk
@@ -123,13 +139,13 @@ class Hub:
         frame, plain_bytes = spliced.frame_for(head, tail, client.deflate)
         self._write(client, frame, plain_bytes)
 
-    def project_changed(self):
+    def project_changed(self) -> None:
         """The project the snapshots show has changed: encode them afresh."""
         self._snapshot_cache.clear()
 
     # -- publishing -------------------------------------------------------------------------------------------
 
-    def publish(self, event_type, data, topic, workflow=None):
+    def publish(self, event_type: str, data: Any, topic: str | None, workflow: str | None = None) -> Event:
         """Give the event the next seq, keep it in the ring buffer and write it to every subscriber."""
         started = time.perf_counter()
         with self._lock:
@@ -146,7 +162,7 @@ class Hub:
         self.metrics.broadcasts_total += 1
         return event
 
-    def _keep(self, event):
+    def _keep(self, event: Event) -> None:
         """Add `event` to the ring, dropping the oldest beyond RING_BUFFER_EVENTS or RING_BUFFER_MAX_BYTES (the
         newest is always kept, so a resume from the event before it can replay it)."""
         ring = self.ring
@@ -155,7 +171,7 @@ class Hub:
         while len(ring) > 1 and (len(ring) > self.ring_size or self.ring_bytes > self.ring_max_bytes):
             self.ring_bytes -= ring.popleft().payload_bytes
 
-    def _replay_or_resync(self, client, run_id, since):
+    def _replay_or_resync(self, client: Client, run_id: str, since: int) -> bool:
         """Send the events after `since` of run `run_id`, or a resync snapshot when they are not all kept."""
         with self._lock:
             events = list(self.ring)
@@ -174,7 +190,7 @@ class Hub:
                     break
         return True
 
-    def resync_all(self):
+    def resync_all(self) -> None:
         """Every client gets a resync snapshot, at once or when its budget and its buffer allow: after a look that
         failed half-way through its events, each replica converges on the project as read again."""
         for client in list(self.clients.values()):
@@ -182,7 +198,7 @@ class Hub:
                 client.snapshot_due = "resync"
             self._send_due_snapshot(client)
 
-    def _hold_for_snapshot(self, client):
+    def _hold_for_snapshot(self, client: Client) -> None:
         """The client is over the high-water mark: hold its events back; it gets a snapshot once drained."""
         client.lagging_since = self.loop.time()
         client.snapshot_due = "lagging"
@@ -190,19 +206,19 @@ class Hub:
     # -- the snapshot rate limit ------------------------------------------------------------------------------
 
     @staticmethod
-    def _budget(client):
+    def _budget(client: Client) -> TokenBucket:
         if client.snapshot_budget is None:
             client.snapshot_budget = TokenBucket(SNAPSHOT_BURST, SNAPSHOT_REFILL_S)
         return client.snapshot_budget
 
-    def _take_token(self, client):
+    def _take_token(self, client: Client) -> bool:
         return self._budget(client).take(self.loop.time())
 
-    def _may_answer_now(self, client):
+    def _may_answer_now(self, client: Client) -> bool:
         """True (and a token taken) when a snapshot request can be answered at once."""
         return client.snapshot_due is None and self._take_token(client)
 
-    def _coalesce(self, client, reason):
+    def _coalesce(self, client: Client, reason: str) -> None:
         """Answer a snapshot request later, with one snapshot for every request made meanwhile."""
         if client.snapshot_due != "lagging":
             client.snapshot_due = reason
@@ -210,12 +226,12 @@ class Hub:
             delay = self._budget(client).wait_s(self.loop.time())
             client.snapshot_timer = self.loop.call_later(delay, self._snapshot_timer_fired, client)
 
-    def _snapshot_timer_fired(self, client):
+    def _snapshot_timer_fired(self, client: Client) -> None:
         client.snapshot_timer = None
         if self.clients.get(client.websocket) is client:
             self._send_due_snapshot(client)
 
-    def _send_due_snapshot(self, client):
+    def _send_due_snapshot(self, client: Client) -> None:
         reason = client.snapshot_due
         if reason is None or client.websocket.over_mark_since is not None:
             return  # nothing due, or not drained yet: _client_drained comes back here
@@ -234,7 +250,7 @@ class Hub:
 
     # -- connections ------------------------------------------------------------------------------------------
 
-    def client_connected(self, websocket):
+    def client_connected(self, websocket: ServerWebSocket) -> None:
         request = websocket.request
         topics = parse_topics(request.query_value("topics"))
         workflows = parse_workflows(request.query_value("workflows"))
@@ -259,7 +275,7 @@ class Hub:
         else:
             self.send_snapshot(client, "connected")
 
-    def client_disconnected(self, websocket):
+    def client_disconnected(self, websocket: ServerWebSocket) -> None:
         client = self.clients.pop(websocket, None)
         if client is not None:
             if client.snapshot_timer is not None:
@@ -268,12 +284,12 @@ class Hub:
             logger.info("client %s disconnected (%s), %d connected", client.id, websocket.close_code,
                         len(self.clients))
 
-    def _client_drained(self, websocket):
+    def _client_drained(self, websocket: ServerWebSocket) -> None:
         client = self.clients.get(websocket)
         if client is not None and client.snapshot_due is not None:
             self._send_due_snapshot(client)
 
-    def client_message(self, websocket, message):
+    def client_message(self, websocket: ServerWebSocket, message: WebSocketMessage) -> None:
         """Handle one client message. Nothing a client sends is ever relayed to another client."""
         client = self.clients.get(websocket)
         if client is None:
@@ -281,7 +297,7 @@ class Hub:
         client.last_seen = time.time()
         self.metrics.client_messages_total += 1
         if not isinstance(message, str):
-            websocket.start_close(CLOSE_UNSUPPORTED_DATA, "binary messages are not accepted")
+            websocket.start_close(CloseCode.UNSUPPORTED_DATA, "binary messages are not accepted")
             return
         try:
             request = json.loads(message)
@@ -298,7 +314,7 @@ class Hub:
             return
         handler(self, client, request)
 
-    def client_rate_limited(self, websocket):
+    def client_rate_limited(self, websocket: ServerWebSocket) -> None:
         """The peer went over its message rate (websocket/inbound.py): say so once; what it sends meanwhile is
         dropped, and it is closed with 1008 if it goes on."""
         client = self.clients.get(websocket)
@@ -307,20 +323,20 @@ class Hub:
             self._refuse(client, "RATE_LIMITED", "more than %g messages a second: messages are dropped until the "
                          "rate falls, and a peer that goes on is closed" % MESSAGE_RATE_PER_S)
 
-    def _refuse(self, client, code, message):
+    def _refuse(self, client: Client, code: str, message: str) -> None:
         self.metrics.client_errors_total += 1
         self._send(client, self._envelope("error", {"code": code, "message": message}))
 
-    def _on_ping(self, client, request):
+    def _on_ping(self, client: Client, request: dict[str, Any]) -> None:
         timestamp = request.get("timestamp")
         if not isinstance(timestamp, (int, float, str)):
             timestamp = None  # echo a scalar only: a nested value could be too deep to encode again
         self._send(client, self._envelope("pong", {"timestamp": timestamp}))
 
-    def _on_pong(self, client, request):
+    def _on_pong(self, client: Client, request: dict[str, Any]) -> None:
         pass  # last_seen is already updated
 
-    def _on_subscribe(self, client, request):
+    def _on_subscribe(self, client: Client, request: dict[str, Any]) -> None:
         try:
             topics = parse_topics(request.get("topics"))
             workflows = parse_workflows(request.get("workflows"))
@@ -333,7 +349,7 @@ class Hub:
         else:
             self._coalesce(client, "subscribed")
 
-    def _on_resume(self, client, request):
+    def _on_resume(self, client: Client, request: dict[str, Any]) -> None:
         run_id, since = request.get("runId"), request.get("since")
         if not isinstance(run_id, str) or not isinstance(since, int) or isinstance(since, bool) or \
                 not 0 <= since <= MAX_SEQ:
@@ -345,11 +361,12 @@ class Hub:
         else:
             self._coalesce(client, "resync")
 
-    _HANDLERS = {"ping": _on_ping, "pong": _on_pong, "subscribe": _on_subscribe, "resume": _on_resume}
+    _HANDLERS: ClassVar[dict[str, Callable[[Hub, Client, dict[str, Any]], None]]] = {
+        "ping": _on_ping, "pong": _on_pong, "subscribe": _on_subscribe, "resume": _on_resume}
 
     # -- liveness ---------------------------------------------------------------------------------------------
 
-    def _heartbeat(self):
+    def _heartbeat(self) -> None:
         """Protocol ping to everyone; close the peers silent for two intervals or stuck lagging too long."""
         now = self.loop.time()
         ping_due = now - self._last_ping_at >= self.heartbeat_s * 0.99
@@ -362,7 +379,7 @@ class Hub:
             if not websocket.reading_paused and now - websocket.last_received > 2 * self.heartbeat_s:
                 self.metrics.heartbeat_closed_total += 1
                 logger.info("client %s sent nothing for %.0f s; closing", client.id, now - websocket.last_received)
-                websocket.start_close(CLOSE_GOING_AWAY, "no response to heartbeat", timeout=1.0)
+                websocket.start_close(CloseCode.GOING_AWAY, "no response to heartbeat", timeout=1.0)
                 continue
             stuck_since = websocket.over_mark_since
             if client.lagging_since is not None and (stuck_since is None or client.lagging_since < stuck_since):
@@ -370,7 +387,7 @@ class Hub:
             if stuck_since is not None and now - stuck_since > self.lagging_close_s:
                 self.metrics.lagging_closed_total += 1
                 logger.info("client %s lagged for %.0f s; closing", client.id, now - stuck_since)
-                websocket.start_close(CLOSE_POLICY_VIOLATION, "too slow to keep up", timeout=1.0)
+                websocket.start_close(CloseCode.POLICY_VIOLATION, "too slow to keep up", timeout=1.0)
                 continue
             if ping_due:
                 try:
@@ -379,7 +396,7 @@ class Hub:
                     pass
         self._heartbeat_handle = self.loop.call_later(self._next_check_s(), self._heartbeat)
 
-    def _next_check_s(self):
+    def _next_check_s(self) -> float:
         # Lagging clients are checked more often than the heartbeat so the 30 s limit is kept closely.
         if any(client.lagging_since is not None or client.websocket.over_mark_since is not None
                for client in self.clients.values()):
@@ -388,11 +405,11 @@ class Hub:
 
     # -- reading from the HTTP thread -------------------------------------------------------------------------
 
-    def recent_events(self, limit, brief=False):
+    def recent_events(self, limit: int, brief: bool = False) -> list[Message]:
         """The newest `limit` events, newest first; `brief` leaves out each `stories_updated`'s story list."""
         with self._lock:
             events = list(self.ring)[-limit:] if limit > 0 else []
         return [event.brief if brief else event.message() for event in reversed(events)]
 
-    def client_list(self):
+    def client_list(self) -> list[dict[str, Any]]:
         return [client.describe() for client in list(self.clients.values())]

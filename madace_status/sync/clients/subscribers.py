@@ -1,23 +1,41 @@
 """What the hub keeps per event and per client, the subscription parameters a client sends (README, "The
 WebSocket protocol"), and the counters behind /metrics."""
 
+from __future__ import annotations
+
 import json
 import time
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Optional
 
 from madace_status.project.render.envelope import compact_json, utc_timestamp
-from madace_status.websocket import PreparedMessage
+from madace_status.websocket import DeflateParams, PreparedMessage
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from madace_status.websocket import ServerWebSocket, TokenBucket
+
+__all__ = [
+    "MAX_SEQ", "MAX_SEQ_DIGITS", "MAX_SUBSCRIBED_WORKFLOWS", "TOPICS", "Client", "Event", "Message", "Metrics",
+    "SubscriptionError", "Topics", "Workflows", "brief_message", "now_ms", "parse_since", "parse_topics",
+    "parse_workflows", "source_from_user_agent",
+]
 
 TOPICS = ("workflows", "stories", "epics")
 MAX_SUBSCRIBED_WORKFLOWS = 1000
 MAX_SEQ_DIGITS = 16  # `since` in ASCII digits: a seq stays below 2**53, which a JavaScript number holds exactly
 MAX_SEQ = 10 ** MAX_SEQ_DIGITS - 1
 
+Message = Dict[str, Any]  # a JSON message as sent (an envelope: type, timestamp, seq, data)
+Topics = FrozenSet[str]
+Workflows = Optional[FrozenSet[str]]  # None: every workflow
 
-def now_ms():
+
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def brief_message(message):
+def brief_message(message: Message) -> Message:
     """An event as an activity feed needs it: a `stories_updated` without its full story list (about 0.5 MB
     for a 2,000-story project), counted in `storyCount` instead; any other event as it is."""
     data = message.get("data")
@@ -35,7 +53,7 @@ class Event:
 
     __slots__ = ("seq", "type", "topic", "workflow", "brief", "outgoing", "frame", "payload_bytes", "_brief_is_whole")
 
-    def __init__(self, seq, event_type, topic, workflow, message):
+    def __init__(self, seq: int, event_type: str, topic: str | None, workflow: str | None, message: Message) -> None:
         self.seq = seq
         self.type = event_type
         self.topic = topic
@@ -46,9 +64,12 @@ class Event:
         self.frame = self.outgoing.frame
         self.payload_bytes = len(self.outgoing.payload)
 
-    def message(self):
+    def message(self) -> Message:
         """The whole event as it was sent."""
-        return self.brief if self._brief_is_whole else json.loads(self.outgoing.payload.decode("utf-8"))
+        if self._brief_is_whole:
+            return self.brief
+        whole: Message = json.loads(self.outgoing.payload.decode("utf-8"))
+        return whole
 
 
 class Client:
@@ -57,7 +78,8 @@ class Client:
     __slots__ = ("websocket", "id", "source", "topics", "workflows", "connected_at", "last_seen", "lagging_since",
                  "remote", "snapshot_due", "snapshot_timer", "snapshot_budget", "deflate")
 
-    def __init__(self, websocket, client_id, source, topics, workflows):
+    def __init__(self, websocket: ServerWebSocket, client_id: str, source: str, topics: Topics,
+                 workflows: Workflows) -> None:
         self.websocket = websocket
         self.id = client_id
         self.source = source
@@ -65,20 +87,22 @@ class Client:
         self.workflows = workflows  # None: every workflow
         self.connected_at = time.time()
         self.last_seen = self.connected_at
-        self.lagging_since = None  # loop time at which it went over the high-water mark
-        self.snapshot_due = None  # the reason of the snapshot it will get next; events are held back meanwhile
-        self.snapshot_timer = None  # sends the coalesced snapshot when the rate limit allows
-        self.snapshot_budget = None  # the snapshot rate limit's TokenBucket, made at the first request
+        self.lagging_since: float | None = None  # loop time at which it went over the high-water mark
+        # The reason of the snapshot it will get next; events are held back meanwhile.
+        self.snapshot_due: str | None = None
+        self.snapshot_timer: asyncio.TimerHandle | None = None  # sends the coalesced snapshot when the rate allows
+        self.snapshot_budget: TokenBucket | None = None  # the snapshot rate limit, made at the first request
         address = websocket.remote_address
         self.remote = "%s:%s" % (address[0], address[1]) if address else ""
-        self.deflate = websocket.connection.deflate  # the permessage-deflate DeflateParams, None without
+        # The permessage-deflate DeflateParams, None without.
+        self.deflate: DeflateParams | None = websocket.connection.deflate
 
-    def wants(self, event):
+    def wants(self, event: Event) -> bool:
         if event.topic not in self.topics and event.topic is not None:  # topic None: every client's
             return False
         return event.workflow is None or self.workflows is None or event.workflow in self.workflows
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"id": self.id, "source": self.source, "connectedAt": utc_timestamp(self.connected_at),
                 "lastSeen": utc_timestamp(self.last_seen), "remote": self.remote, "topics": sorted(self.topics),
                 "workflows": sorted(self.workflows) if self.workflows is not None else None,
@@ -90,7 +114,7 @@ class SubscriptionError(ValueError):
     """A subscription that names an unknown topic or is malformed."""
 
 
-def parse_topics(value):
+def parse_topics(value: object) -> Topics:
     """A topics list (or comma-separated string) → frozenset; empty means every topic."""
     if value is None or value == "" or value == []:
         return frozenset(TOPICS)
@@ -104,7 +128,7 @@ def parse_topics(value):
     return frozenset(value) or frozenset(TOPICS)
 
 
-def parse_workflows(value):
+def parse_workflows(value: object) -> Workflows:
     if value is None or value == []:
         return None
     if isinstance(value, str):
@@ -116,7 +140,7 @@ def parse_workflows(value):
     return frozenset(value)
 
 
-def parse_since(value):
+def parse_since(value: str | None) -> int | None:
     """A `since` query value → int (None when absent): ASCII digits only (str.isdigit also takes '²'), at most
     MAX_SEQ_DIGITS of them."""
     if value is None:
@@ -126,7 +150,7 @@ def parse_since(value):
     return int(value)
 
 
-def source_from_user_agent(user_agent):
+def source_from_user_agent(user_agent: str | None) -> str:
     if not user_agent:
         return "unknown"
     if "mozilla" in user_agent.lower():
@@ -137,7 +161,7 @@ def source_from_user_agent(user_agent):
 class Metrics:
     """Counters for /metrics (read from the HTTP thread; plain ints and floats, updated on the loop)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.connections_total = 0
         self.messages_sent_total = 0
         self.bytes_sent_total = 0

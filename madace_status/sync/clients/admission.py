@@ -1,0 +1,45 @@
+"""Who may open a WebSocket to the sync service: the checks of its handshake (README, "Security"), run before the
+101 is sent. A refusal is a HandshakeError with its HTTP status."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from madace_status.security import Credentials, HostPolicy, request_host, token_matches
+from madace_status.sync.clients.subscribers import SubscriptionError, parse_since, parse_topics, parse_workflows
+from madace_status.websocket import HandshakeError, Request
+
+__all__ = ["WEBSOCKET_PATHS", "check_handshake"]
+
+WEBSOCKET_PATHS = ("/", "/ws")
+
+
+def check_handshake(request: Request, host_policy: HostPolicy, origin_allowed: Callable[[str], bool],
+                    token: str | None, credentials: Credentials | None) -> None:
+    """Raise HandshakeError unless `request` may connect: its host passes `host_policy` (403), its path is a
+    WebSocket endpoint (404), its Origin, if any, is allowed (403), it carries `token` (as `?token=`, a bearer
+    header, or the dashboard cookie `credentials` checks; 403) when there is one, and its subscription parameters
+    are valid (400)."""
+    # DNS rebinding, as on HTTP: the host of an absolute-form target is the one checked (RFC 9112 §3.2.2).
+    refusal = host_policy.refusal(request_host(request.target, request.headers.get_all("Host")))
+    if refusal is not None:
+        raise HandshakeError(refusal, status=403)
+    if request.path not in WEBSOCKET_PATHS:
+        raise HandshakeError("no WebSocket endpoint at %s (use / or /ws)" % request.path[:80], status=404)
+    origin = request.origin
+    if origin is not None and not origin_allowed(origin):
+        raise HandshakeError("origin %s is not allowed" % origin[:100], status=403)
+    if token:
+        offered = request.query_value("token")
+        authorization = request.headers.get("Authorization") or ""
+        if offered is None and authorization.lower().startswith("bearer "):
+            offered = authorization[7:].strip()
+        cookie_ok = offered is None and credentials is not None and credentials.cookie_ok(request.headers.get("Cookie"))
+        if not cookie_ok and not token_matches(token, offered):
+            raise HandshakeError("missing or wrong token", status=403)
+    try:
+        parse_topics(request.query_value("topics"))
+        parse_workflows(request.query_value("workflows"))
+        parse_since(request.query_value("since"))
+    except SubscriptionError as error:
+        raise HandshakeError(str(error), status=400)
