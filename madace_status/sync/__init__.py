@@ -1,5 +1,5 @@
 """Live updates: change detection (`detect/`), the connected clients (`clients/`), the flow history
-(`history/`), and the sync service tying them to the WebSocket server (README, "Code layout").
+(`history/`), and the sync service tying them to the WebSocket server (madace_status/README.md, "Code layout").
 
 This module is the package's interface: code outside `sync/` imports these names from here, never a module
 inside it (tests/unit/test_layers.py holds every module to that)."""

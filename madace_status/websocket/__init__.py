@@ -1,5 +1,6 @@
 """RFC 6455 WebSocket, written by hand: a sans-I/O core (frames, handshake, connection) and an asyncio
-layer (`serve`, `connect`). Imports nothing from the rest of the package but `logsafe` (README, "Code layout").
+layer (`serve`, `connect`). Imports nothing from the rest of the package but `logsafe`
+(madace_status/README.md, "Code layout").
 
 This module is the package's interface: code outside `websocket/` imports these names from here, never a
 module inside it (tests/unit/test_layers.py holds every module to that). For a server pushing to many clients:

@@ -1,4 +1,4 @@
-"""The package's layer rules (README, "Code layout"), held by a test rather than by prose.
+"""The package's layer rules (madace_status/README.md, "Code layout"), held by a test rather than by prose.
 
 Every module of `madace_status/` is parsed (imports inside functions count too) and each import of another
 part of the package is checked against the allow-list of the importer's part. `websocket` and `sync` are
@@ -152,12 +152,12 @@ def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
         "not a module inside it" % (tmp_path / "fake.py")]
 
 
-README = PACKAGE_DIR.parent / "README.md"
+README = PACKAGE_DIR / "README.md"
 README_TABLE_TITLE = "| part | may import, besides itself and the standard library |"
 
 
 def readme_rules():
-    """The layer table of the README's "Code layout" section, as {part: (allowed parts)}."""
+    """The layer table of madace_status/README.md's "Code layout" section, as {part: (allowed parts)}."""
     lines = README.read_text(encoding="utf-8").splitlines()
     start = lines.index(README_TABLE_TITLE) + 2  # after the title row and the |---| row
     rules = {}
