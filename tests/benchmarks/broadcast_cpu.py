@@ -18,8 +18,8 @@ sends BROADCASTS messages of about SIZE bytes of JSON, INTERVAL s apart, waits u
 client has received every one (checked: a missing message fails the run), then reads the server process's
 CPU (getrusage RUSAGE_SELF: user + system, everything the process did from the first broadcast until all were
 delivered, i.e. including the event loop's socket writes). Prints per repetition and the medians: CPU µs per
-(broadcast x recipient) for A, B and the floor, the ratio A/B (target ≤ 0.6, SPEC §9), the ratio of what
-each spends above the floor, and the thread CPU spent inside the broadcast calls alone. Last, the same
+(broadcast x recipient) for A, B and the floor, the ratio A/B (target ≤ 0.6, tests/benchmarks/README.md), the ratio of
+what each spends above the floor, and the thread CPU spent inside the broadcast calls alone. Last, the same
 broadcasts are run with every transport.write replaced by a no-op (no syscall) to show the Python-level cost
 alone. Takes about 1 minute with the defaults on a quiet machine, 2 on a busy one (scale with --reps /
 --broadcasts / --clients).

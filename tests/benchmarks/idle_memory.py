@@ -1,4 +1,5 @@
-"""Benchmark: resident memory per idle WebSocket connection, ours beside a `websockets` server (SPEC §9).
+"""Benchmark: resident memory per idle WebSocket connection, ours beside a `websockets` server (target in
+tests/benchmarks/README.md).
 
     tests/.venv/bin/python tests/benchmarks/idle_memory.py [--connections 2000] [--reps 3] [--warmup 50]
 

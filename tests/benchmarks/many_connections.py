@@ -1,4 +1,5 @@
-"""Benchmark: 10,000 WebSocket connections held by a real `serve`, then one file write reaching all (SPEC §9).
+"""Benchmark: 10,000 WebSocket connections held by a real `serve`, then one file write reaching all (target in
+tests/benchmarks/README.md).
 
     tests/.venv/bin/python tests/benchmarks/many_connections.py [--connections 10000] [--processes 4]
                                                               [--writes 5] [--spacing 2]
@@ -12,7 +13,7 @@ been received on every one of the connections is measured (`time.monotonic()`, t
 process). Prints the connect time, the server's RSS and CPU, and per write the time to the first client and
 to the last; then the medians over the writes. The reference measured in the same run is the first client's
 time (the watcher's poll phase plus the reload: what a lone client would see); last − first is the cost of
-the fan-out to every connection. Target: last ≤ 2 s (SPEC §9).
+the fan-out to every connection. Target: last ≤ 2 s (tests/benchmarks/README.md).
 
 Needs RLIMIT_NOFILE above CONNECTIONS in the server process (this script raises the soft limit and the server
 inherits it); when the hard limit is too low it says so and runs the largest count it allows. Takes about

@@ -4,9 +4,9 @@
 
 Generates a project with 1,000 stories, 200 workflow state files (schemas A and B) and 50 epics in a
 temporary directory, then runs the command as a subprocess repeatedly and prints the median wall time
-beside `python -c pass` measured in the same run (the interpreter's own start-up). The target (SPEC §9)
-is a median of at most 150 ms. Two modes are measured: with a bytecode cache (as an installed package
-runs; the cache goes to a temporary PYTHONPYCACHEPREFIX, never into the checkout) and without one
+beside `python -c pass` measured in the same run (the interpreter's own start-up). The target
+(tests/benchmarks/README.md) is a median of at most 150 ms. Two modes are measured: with a bytecode cache (as an
+installed package runs; the cache goes to a temporary PYTHONPYCACHEPREFIX, never into the checkout) and without one
 (every module compiled from source on each run). `--check` exits 1 when the cached median misses the target.
 """
 

@@ -1,4 +1,5 @@
-"""Benchmark: file write → `state_updated` received by WebSocket clients of a real `serve` (SPEC §9, issue 11).
+"""Benchmark: file write → `state_updated` received by WebSocket clients of a real `serve` (target in
+tests/benchmarks/README.md).
 
     [MADACE_STATUS_WATCHER=poll] tests/.venv/bin/python tests/benchmarks/sync_latency.py [--clients 100] [--writes 50] [--rounds 3]
                                                           [--spacing 0.3] [--poll-interval S]
@@ -25,8 +26,8 @@ distribution of the per-write maximum (the time until the LAST client had the ev
 in the same run is (a) the poll-phase floor — a change waits on average half a poll interval before the
 watcher can see it, so p50 cannot be below about interval/2 — and (b) the JSON ping → pong round trip
 of the same 100 clients through the same server (transport + hub, no watcher). Ratios are printed against the
-SPEC targets (p50 ≤ 60 ms, p99 ≤ 150 ms). Takes about 1 minute with the defaults. `--extra-files N` adds N
-idle state files to the project (the SPEC figure is with the sample project alone).
+the targets (p50 ≤ 60 ms, p99 ≤ 150 ms). Takes about 1 minute with the defaults. `--extra-files N` adds N
+idle state files to the project (the target is for the sample project alone).
 """
 
 import argparse

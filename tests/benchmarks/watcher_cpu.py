@@ -1,4 +1,4 @@
-"""Benchmark: CPU of an idle `serve` watching 1,000 workflow state files (SPEC §9: ≤ 3 % of one core).
+"""Benchmark: CPU of an idle `serve` watching 1,000 workflow state files (target: ≤ 3 % of one core).
 
     tests/.venv/bin/python tests/benchmarks/watcher_cpu.py [--files 1000] [--seconds 20] [--windows 5]
                                                          [--no-fast]
@@ -11,7 +11,7 @@ split into WINDOWS equal windows, and prints the median window and the whole spa
 server's own /metrics figures (polls done, mean wall time per poll, µs per watched file).
 
 Configurations, one after the other in the same run:
-  1,000 files, default poll interval (0.1 s)   — the SPEC figure;
+  1,000 files, default poll interval (0.1 s)   — the target's case;
   the sample project alone (5 files), 0.1 s      — the reference: what an idle serve costs without the files;
   1,000 files, --poll-interval 0.05              — unless --no-fast.
 Takes about 75 s with the defaults (about 50 s with --no-fast).

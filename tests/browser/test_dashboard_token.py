@@ -1,4 +1,4 @@
-"""A server started with --token: the dashboard link with the token works (through the cookie of SPEC §6.6);
+"""A server started with --token: the dashboard link with the token works (through the cookie of README, "Security");
 a wrong or missing token shows a clear message and starts no reconnect loop."""
 
 from playwright.sync_api import expect

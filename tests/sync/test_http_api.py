@@ -1,5 +1,5 @@
-"""Every route of SPEC §7 over real HTTP against a `serve` process: answers, the error envelope, the headers,
-/metrics as Prometheus text, and POST /api/sync start/stop/restart."""
+"""Every route of README, "HTTP API", over real HTTP against a `serve` process: answers, the error envelope, the
+headers, /metrics as Prometheus text, and POST /api/sync start/stop/restart."""
 
 import datetime
 import json
@@ -300,7 +300,8 @@ def test_post_sync_stop_start_and_restart(live, project):
                 assert closed.rcvd.code == 1001
             assert (await own.wait_closed()) is None and own.close_code == 1001
 
-        # While stopped the port answers every handshake 503 with the reason (SPEC §6.1), for both clients.
+        # While stopped the port answers every handshake 503 with the reason (README, "The WebSocket protocol"), for
+        # both clients.
         refusal = raw_http(ws_port, upgrade_request(ws_port))
         assert refusal.status == 503 and b"sync service is stopped" in refusal.body
         with pytest.raises(HandshakeError) as refused:

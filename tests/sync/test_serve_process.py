@@ -1,5 +1,5 @@
-"""The `serve` process as a user runs it (SPEC §5.2): --no-sync, shutdown on SIGTERM/SIGINT with close 1001 to
-every client, a busy port, a non-loopback bind without a token, usage errors, and --demo."""
+"""The `serve` process as a user runs it (README, "`madace-status serve`"): --no-sync, shutdown on SIGTERM/SIGINT with
+close 1001 to every client, a busy port, a non-loopback bind without a token, usage errors, and --demo."""
 
 import asyncio
 import http.client

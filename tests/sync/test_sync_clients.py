@@ -1,5 +1,5 @@
-"""Client behaviour over real sockets: slow consumers (SPEC §6.4), heartbeats (§6.5), and what clients may send
-(§6.2): nothing a client sends is relayed, invalid JSON gets an `error`, a binary message closes with 1003."""
+"""Client behaviour over real sockets: slow consumers, heartbeats and what clients may send (README, "The WebSocket
+protocol"): nothing a client sends is relayed, invalid JSON gets an `error`, a binary message closes with 1003."""
 
 import asyncio
 import json

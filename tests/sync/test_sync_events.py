@@ -1,7 +1,7 @@
 """Files → events, end to end: a real `serve` process watches a copy of the sample project, the test writes its
 files as a workflow engine or an editor would (in place, and by atomic rename), and real WebSocket clients
-(the `websockets` library and the package's own client) must receive exactly the events of SPEC §6.2, in order,
-with their data and consecutive `seq`."""
+(the `websockets` library and the package's own client) must receive exactly the events of README, "The WebSocket
+protocol", in order, with their data and consecutive `seq`."""
 
 import json
 import os

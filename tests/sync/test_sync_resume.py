@@ -1,6 +1,6 @@
-"""Nothing is lost (SPEC §6.4): a client that comes back with the `runId` it saw and `since=<last seq>` gets exactly
-the events it missed, in order, and no snapshot; when the run changed or the events were evicted from the
-1024-event ring buffer it gets a `snapshot` with reason "resync" instead."""
+"""Nothing is lost (README, "Live updates: what is guaranteed"): a client that comes back with the `runId` it saw
+and `since=<last seq>` gets exactly the events it missed, in order, and no snapshot; when the run changed or the
+events were evicted from the 1024-event ring buffer it gets a `snapshot` with reason "resync" instead."""
 
 import json
 

@@ -1,5 +1,5 @@
-"""Handshake refusals, origin and token checks, and the connection limit (SPEC §6.1, §6.6), over real sockets:
-each refusal is a real HTTP response with its status and a reason."""
+"""Handshake refusals, origin and token checks, and the connection limit (README, "The WebSocket protocol" and
+"Security"), over real sockets: each refusal is a real HTTP response with its status and a reason."""
 
 import asyncio
 import json

@@ -1,5 +1,5 @@
-"""Subscriptions (SPEC §6.3): a client only receives the events of the topics (and workflows) it subscribed to,
-from the `topics` query parameter or a `subscribe` message, and its snapshot is filtered the same way."""
+"""Subscriptions (README, "The WebSocket protocol"): a client only receives the events of the topics (and workflows) it
+subscribed to, from the `topics` query parameter or a `subscribe` message, and its snapshot is filtered the same way."""
 
 import json
 

@@ -1,5 +1,5 @@
-"""The demo project and its simulator (SPEC §5.2 `--demo`): always loadable, never a WIP violation,
-atomic writes only, and visibly alive (workflows start, complete and fail; stories move)."""
+"""The demo project and its simulator (README, "`madace-status serve`", `--demo`): always loadable, never a WIP
+violation, atomic writes only, and visibly alive (workflows start, complete and fail; stories move)."""
 
 import asyncio
 import json

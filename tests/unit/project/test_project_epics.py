@@ -1,4 +1,5 @@
-"""Epic files (SPEC §2.3): id, header fields, story count, summary, unreadable and non-epic files."""
+"""Epic files (README, "`data` of each kind"): id, header fields, story count, summary, unreadable and non-epic
+files."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""ENTITY → what to show: SPEC §3's rules in order, lookups, suggestions and hostile input."""
+"""ENTITY → what to show: the rules of README, "ENTITY", in order, lookups, suggestions and hostile input."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""The story status file: every line form, section, milestone, continuation and bad input of SPEC §2.2."""
+"""The story status file: every line form, section, milestone, continuation and bad input of README, "`data` of each
+kind"."""
 
 import pytest
 from hypothesis import given, settings

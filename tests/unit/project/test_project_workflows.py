@@ -1,4 +1,4 @@
-"""Workflow state files: both schemas, every normalisation rule of SPEC §2.1, and every bad file."""
+"""Workflow state files: both schemas, every normalisation rule of README, "`data` of each kind", and every bad file."""
 
 import json
 import os
