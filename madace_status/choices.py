@@ -1,5 +1,5 @@
 """The values the commands' options and exits take, defined once: the exit codes, the change detectors, the
-output formats and the compression modes (README, "Command line"). Standard library only: every layer may
+output formats and the compression modes (README, "Options"). Standard library only: every layer may
 import it, and `cli` builds its `choices=` from it without loading what the commands run."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The command line: argparse for `status` and `serve` (README, "Command line"), nothing else. Each command
-resolves its own settings and does its work in its own module, loaded only when it runs."""
+"""The command line: argparse for `status` and `serve`, nothing else (README, "`madace-status status`" and
+"`madace-status serve`"). Each command resolves its own settings and does its work in its own module, loaded only
+when it runs."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def _add_status_parser(commands: Any) -> None:
         "(pm-planning) or a story id (STORY-V3-020, US-001, V3-015).\n\n"
         "Every option can also be set by an environment variable (the option wins):\n"
         "  MADACE_STATUS_ROOT, MADACE_STATUS_STATE_DIR (list separated by %r), MADACE_STATUS_STATUS_FILE,\n"
-        "  MADACE_STATUS_EPICS_DIR, MADACE_STATUS_FORMAT, MADACE_STATUS_ASCII (1/true/yes/on).\n\n"
+        "  MADACE_STATUS_EPICS_DIR, MADACE_STATUS_FORMAT, MADACE_STATUS_ASCII (1/true/yes/on);\n"
+        "  with --watch: MADACE_STATUS_INTERVAL, MADACE_STATUS_SERVER, MADACE_STATUS_TOKEN, MADACE_STATUS_WATCHER.\n\n"
         "Exit codes: 0 found, 1 not found, 2 usage error or unrecognised ENTITY, 3 project unreadable."
         % os.pathsep,
     )
@@ -91,13 +93,17 @@ def _add_serve_parser(commands: Any) -> None:
         description="Serve the dashboard and JSON API over HTTP, and push every change of the project to "
         "WebSocket clients in real time.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Every option can also be set by an environment variable MADACE_STATUS_<OPTION> (the option wins),\n"
-        "e.g. MADACE_STATUS_PORT, MADACE_STATUS_WS_PORT, MADACE_STATUS_TOKEN, MADACE_STATUS_ALLOW_ORIGIN and\n"
-        "MADACE_STATUS_ALLOWED_HOSTS (comma-separated), MADACE_STATUS_NO_SYNC=1. The HTTP limits have variables\n"
-        "only: MADACE_STATUS_HTTP_IDLE_TIMEOUT, _HTTP_HEAD_TIMEOUT, _HTTP_BODY_TIMEOUT (seconds) and\n"
-        "MADACE_STATUS_HTTP_MAX_CONNECTIONS.\n\n"
+        epilog="Every option can also be set by an environment variable (the option wins):\n"
+        "  MADACE_STATUS_HOST, MADACE_STATUS_PORT, MADACE_STATUS_WS_PORT, MADACE_STATUS_ROOT,\n"
+        "  MADACE_STATUS_STATE_DIR (list separated by %r), MADACE_STATUS_STATUS_FILE, MADACE_STATUS_EPICS_DIR,\n"
+        "  MADACE_STATUS_POLL_INTERVAL, MADACE_STATUS_WATCHER, MADACE_STATUS_HEARTBEAT, MADACE_STATUS_TOKEN,\n"
+        "  MADACE_STATUS_ALLOW_ORIGIN and MADACE_STATUS_ALLOWED_HOSTS (comma-separated), MADACE_STATUS_NO_SYNC=1,\n"
+        "  MADACE_STATUS_HISTORY=off (or MADACE_STATUS_NO_HISTORY=1), MADACE_STATUS_DEMO=1, MADACE_STATUS_INSECURE=1,\n"
+        "  MADACE_STATUS_COMPRESSION, MADACE_STATUS_LOG_LEVEL.\n"
+        "The HTTP limits have variables only: MADACE_STATUS_HTTP_IDLE_TIMEOUT, MADACE_STATUS_HTTP_HEAD_TIMEOUT,\n"
+        "MADACE_STATUS_HTTP_BODY_TIMEOUT (seconds) and MADACE_STATUS_HTTP_MAX_CONNECTIONS.\n\n"
         "Exit codes: 0 stopped by SIGINT/SIGTERM, 1 a port is in use or cannot be bound, 2 usage error,\n"
-        "3 project unreadable.",
+        "3 project unreadable." % os.pathsep,
     )
     serve.add_argument("--host", default=None,
                        help="address to bind, for HTTP and WebSocket (default: 127.0.0.1; anything but loopback "
@@ -108,8 +114,9 @@ def _add_serve_parser(commands: Any) -> None:
     serve.add_argument("--poll-interval", type=float, metavar="S", default=None,
                        help="seconds between polls of the project files (default: 0.1)")
     serve.add_argument("--watcher", choices=WATCHER_CHOICES, default=None,
-                       help="change detection: kernel events (inotify) with a slow safety rescan, or polling "
-                       "every --poll-interval (default: auto: inotify where available, else poll)")
+                       help="change detection: kernel events (inotify on Linux, kqueue on macOS and the BSDs) with "
+                       "a slow safety rescan, or polling every --poll-interval (default: auto: the kernel's events "
+                       "where available, else poll)")
     serve.add_argument("--heartbeat", type=float, metavar="S", default=None,
                        help="seconds between protocol pings; a peer silent for two is closed (default: 20)")
     serve.add_argument("--token", metavar="T", default=None,

@@ -1,4 +1,4 @@
-"""Options that can also come from the environment: `MADACE_STATUS_<OPTION>` (README, Options). The command line
+"""Options that can also come from the environment: `MADACE_STATUS_<OPTION>` (README, "Options"). The command line
 wins."""
 
 from __future__ import annotations

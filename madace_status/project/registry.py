@@ -1,4 +1,4 @@
-"""ENTITY string → what to show (README, ENTITY), and the lookup that finds it in a Project."""
+"""ENTITY string → what to show (README, "ENTITY"), and the lookup that finds it in a Project."""
 
 from __future__ import annotations
 

@@ -201,7 +201,7 @@ class SyncService:
             responder.close()
             await responder.wait_closed()
 
-    # -- the handshake checks (README, Security) ---------------------------------------------------------------------
+    # -- the handshake checks (README, "Security") -------------------------------------------------------------------
 
     def allowed_origin(self, origin: str, http_port: int | None) -> bool:
         if origin in self.allowed_origins:

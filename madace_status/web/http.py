@@ -170,7 +170,7 @@ class DashboardHandler(TimedRequestHandler):
     # -- security ---------------------------------------------------------------------------------------------
 
     def _check_host(self):
-        """DNS rebinding: answer only to the names this server is known by (README, Security: "Host names"); the host
+        """DNS rebinding: answer only to the names this server is known by (README, "Security"); the host
         of an absolute-form target is the one checked, and two Host headers are a bad request."""
         try:
             host = request_host(self.path, self.headers.get_all("Host") or [])

@@ -1,4 +1,4 @@
-"""Fair under attack (README, Security): each hostile peer of issue 19 mounted against a real `serve`, with a
+"""Fair under attack (README, "Security"): each hostile peer of issue 19 mounted against a real `serve`, with a
 well-behaved client measuring its own write → event latency beside a no-attack baseline of the same run.
 
 For each attack: the good client's latency (p50 / p99 / worst) over a state-file write every SPACING_S, its

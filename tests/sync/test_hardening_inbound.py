@@ -1,4 +1,4 @@
-"""Fair under attack (issue 19; README, Security): what one peer sends cannot slow, starve or bloat the others.
+"""Fair under attack (issue 19; README, "Security"): what one peer sends cannot slow, starve or bloat the others.
 Each defence of websocket/inbound.py is mounted against a real server: the WebSocket server in this process
 with its limits shortened where a default would make the test wait, and a real `serve` with the defaults."""
 

@@ -1,4 +1,4 @@
-"""GitHub-flavoured markdown: headings, tables and bullet lists (README, Formats: `markdown`)."""
+"""GitHub-flavoured markdown: headings, tables and bullet lists (README, "Formats")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Terminal output: box-drawing tables fitted to the width, optional colour (README, Formats: `table`)."""
+"""Terminal output: box-drawing tables fitted to the width, optional colour (README, "Formats")."""
 
 from __future__ import annotations
 
