@@ -87,13 +87,13 @@ def test_prose_lines_are_at_most_120_characters(document):
 
 
 def test_every_section_the_code_cites_exists():
-    known = {"README": headings(read("README.md")), "madace_status/README.md": headings(read("madace_status/README.md"))}
+    known = {document: headings(read(document)) for document in ("README.md", "madace_status/README.md")}
     unresolved = []
     for path in source_files():
         with open(path, encoding="utf-8") as source:
             text = source.read()
         for document, sections in CITATION.findall(text):
-            document = "madace_status/README.md" if document.startswith("madace_status/") else "README"
+            document = "madace_status/README.md" if document.startswith("madace_status/") else "README.md"
             for section in QUOTED.findall(sections):
                 # A section is cited by its heading, or by the start of a long one ("`madace-status serve`").
                 if not any(heading == section or heading.startswith(section) for heading in known[document]):
