@@ -24,7 +24,11 @@ if TYPE_CHECKING:  # typing is not loaded at run time: every `status` pays for e
 
     from madace_status.project.loader import ProjectPaths
 
-__all__ = ["StatusSettings", "run"]
+__all__ = ["StatusSettings", "WATCH_ONLY_OPTIONS", "refuse_watch_only_options", "run"]
+
+# Options (argparse destinations) that only the live view reads; their variables may be set for every run, so only
+# the command line is checked.
+WATCH_ONLY_OPTIONS = ("interval", "server", "token", "watcher")
 
 
 class StatusSettings:
@@ -53,6 +57,13 @@ class StatusSettings:
                    settings.flag(getattr(args, "ascii", False), "ASCII", env), bool(getattr(args, "watch", False)))
 
 
+def refuse_watch_only_options(args: argparse.Namespace) -> None:
+    """UsageError when an option of the live view is given without --watch (it would be silently ignored)."""
+    given = ["--" + option for option in WATCH_ONLY_OPTIONS if getattr(args, option, None) is not None]
+    if given:
+        raise UsageError("%s only %s with --watch" % (" and ".join(given), "applies" if len(given) == 1 else "apply"))
+
+
 def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None,
         environ: Optional[Mapping[str, str]] = None) -> int:
     """Run the status command for parsed `args`; returns the exit code."""
@@ -61,14 +72,19 @@ def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optio
     env = os.environ if environ is None else environ
     try:
         options = StatusSettings.from_args(args, env)
+        if not options.watch:
+            refuse_watch_only_options(args)
     except UsageError as exc:
         return fail(stderr, str(exc), ExitCode.USAGE)
-    if options.watch:
-        from madace_status import watch   # asyncio and the WebSocket client load only for --watch
-        return watch.run(options, args, stdout, stderr, env)
+    # The root is checked once, as one-shot status does, before a watch starts: a root that cannot be read is an
+    # exit code, not a live view of an error. Whether the entity exists is the shown project's to say (the
+    # server's, once connected), so the watch decides that.
     try:
         check_entity_text(options.entity.strip())
         project = load_project(options.paths)
+        if options.watch:
+            from madace_status import watch   # asyncio and the WebSocket client load only for --watch
+            return watch.run(options, args, stdout, stderr, env)
         entity = resolve(project, options.entity)
     except UnrecognisedEntity as exc:
         return fail(stderr, "%s\n%s" % (exc, ACCEPTED_PATTERNS), ExitCode.USAGE)

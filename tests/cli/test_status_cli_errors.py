@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from status_cli_helpers import run_status
+from status_cli_helpers import SAMPLE_PROJECT, clean_env, run_status
 
 
 def write(path, content):
@@ -196,3 +196,33 @@ def test_an_unknown_format_is_a_usage_error(sample_root):
     result = run_status("--root", sample_root, "-f", "xml")
     assert_clean(result, 2)
     assert "invalid choice: 'xml'" in result.stderr
+
+
+@pytest.mark.parametrize("options, named", [
+    (["--token", "secret"], "--token only applies with --watch"),
+    (["-i", "3"], "--interval only applies with --watch"),
+    (["--server", "ws://127.0.0.1:1", "--watcher", "poll"], "--server and --watcher only apply with --watch"),
+])
+def test_an_option_of_the_live_view_without_watch_is_a_usage_error_not_ignored(options, named):
+    result = run_status(*options, "--root", SAMPLE_PROJECT)
+    assert result.returncode == 2, result
+    assert result.stderr == "madace-status: %s\n" % named and result.stdout == ""
+
+
+def test_the_live_views_variables_without_watch_are_not_an_error():
+    # Variables may be set for every run (a shell profile): only the command line is checked.
+    env = clean_env(MADACE_STATUS_TOKEN="secret", MADACE_STATUS_INTERVAL="3", MADACE_STATUS_WATCHER="poll")
+    result = run_status("--root", SAMPLE_PROJECT, env=env)
+    assert result.returncode == 0 and "Stories" in result.stdout, result
+
+
+@pytest.mark.parametrize("arguments, code, message", [
+    (["--root", "/nonexistent/madace"], 3,
+     "madace-status: cannot read the project: the project root /nonexistent/madace does not exist\n"),
+])
+def test_watch_checks_the_root_before_it_starts_like_one_shot_status(arguments, code, message):
+    one_shot = run_status(*arguments)
+    # No server anywhere near: were the watch to start, it would draw a frame and poll until the timeout.
+    watch = run_status("--watch", "--server", "ws://127.0.0.1:9", *arguments, timeout=20)
+    assert one_shot.returncode == watch.returncode == code, (one_shot, watch)
+    assert watch.stderr.startswith(message) and watch.stderr == one_shot.stderr and watch.stdout == "", watch
