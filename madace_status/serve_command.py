@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 from madace_status.choices import ExitCode
 from madace_status.logsafe import SafeFormatter
-from madace_status.project.loader import ProjectPaths, ProjectUnreadable, check_root
+from madace_status.project.loader import ProjectPaths, ProjectUnreadable, check_root, load_project
+from madace_status.project.model import Project
 from madace_status.security import Credentials, HostPolicy
 from madace_status.serve_settings import DEFAULT_LOG_LEVEL, ServeSettings
 from madace_status.settings import SettingError
@@ -136,6 +137,7 @@ def _serve(settings: ServeSettings, paths: ProjectPaths) -> int:
                                        name="http", daemon=True)
         http_thread.start()
         _announce(settings, app, http_port)
+        _warn_when_nothing_found(service.project if service.project is not None else load_project(paths))
         loop.run_until_complete(_run_until_signalled(settings, paths, stop))
         logger.info("shutting down")
         loop.run_until_complete(service.stop(1001, "server shutting down", WS_CLOSE_TIMEOUT_S))
@@ -171,6 +173,14 @@ def _announce(settings: ServeSettings, app: DashboardApp, http_port: int) -> Non
     if settings.demo:
         print("Demo:       a sample project in %s changes every few seconds" % app.paths.root, flush=True)
     print("Press Ctrl+C to stop.", flush=True)
+
+
+def _warn_when_nothing_found(project: Project) -> None:
+    """A root without a single MADACE source is most likely the wrong --root: say so in the log, not only in the
+    API and on the page (README, "`madace-status serve`")."""
+    if not (project.workflows or project.stories or project.epics):
+        logger.warning("nothing to show: no MADACE sources under %s (%s); check --root", project.root,
+                       "; ".join(project.warnings))
 
 
 async def _run_until_signalled(settings: ServeSettings, paths: ProjectPaths, stop: asyncio.Event) -> None:

@@ -168,6 +168,20 @@ def test_unreadable_root_exits_3(tmp_path):
     assert "Traceback" not in err
 
 
+def test_a_root_without_any_madace_source_is_a_warning_in_the_log_and_a_project_root_is_not(project, serve, tmp_path):
+    empty = tmp_path / "not-a-project"
+    empty.mkdir()
+    servers = {"empty": serve(str(empty)), "project": serve(project.root)}
+    for server in servers.values():
+        assert server.get("/healthz").status == 200
+        server.stop()  # SIGTERM, then every line of its log read
+        assert server.process.returncode == 0, server.stderr_text
+    warnings = [line for line in servers["empty"].stderr_lines if "WARNING" in line]
+    assert len(warnings) == 1 and "nothing to show: no MADACE sources under %s" % empty in warnings[0], warnings
+    assert "no story status file (looked for docs/workflow-status.md" in warnings[0] and "check --root" in warnings[0]
+    assert "nothing to show" not in servers["project"].stderr_text
+
+
 # -- --demo --------------------------------------------------------------------------------------------------------
 
 def test_demo_serves_a_changing_sample_project_and_removes_it_on_sigterm(serve):
