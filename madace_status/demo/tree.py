@@ -7,19 +7,24 @@ so a fresh demo always looks current:
 - `{{time}}`, `{{time-30m}}`: now, or 30 minutes ago, as an ISO 8601 UTC timestamp with milliseconds;
 - `{{date}}`, `{{date-5d}}`, `{{date+30d}}`: today, 5 days ago, in 30 days, as YYYY-MM-DD.
 
-The tree is read next to this module (`__file__`), so it works installed (it is package data, see
-pyproject.toml) and from a plain copy of the package folder alike. Every write is atomic: a `.tmp-…` file
-in the same directory, then `os.replace`, so a watcher never reads half a file and never mistakes the
-temporary file for a state file (`.<name>.state.json`), a status file or an epic (`*.md`).
+The tree is read as the package's resources (importlib.resources), so it works installed (it is package data, see
+pyproject.toml), from a plain copy of the package folder and from a single-file zip application alike. Every write
+is atomic: a `.tmp-…` file in the same directory, then `os.replace`, so a watcher never reads half a file and never
+mistakes the temporary file for a state file (`.<name>.state.json`), a status file or an epic (`*.md`).
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib.resources
 import os
 import re
 import tempfile
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
 __all__ = ["STATE_DIR", "STATUS_FILE", "EPICS_DIR", "SAMPLE_DIR", "utcnow", "iso", "fill_times", "sample_files",
            "sample_text", "sample_state_files", "sample_epic_files", "create_demo_project", "atomic_write",
@@ -30,7 +35,7 @@ STATE_DIR = "madace-data/workflow-states"
 STATUS_FILE = "docs/workflow-status.md"
 EPICS_DIR = "docs/v3-planning/epics"
 
-SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample")
+SAMPLE_DIR = "sample"  # a resource directory of this package
 _TEMP_PREFIX = ".tmp-"
 _REPLACE_ATTEMPTS = 10  # Windows: replacing a file another process holds open fails for a moment
 _REPLACE_RETRY_S = 0.02
@@ -60,20 +65,30 @@ def fill_times(text: str, now: datetime.datetime) -> str:
 
 # -- the sample tree ------------------------------------------------------------------------------------
 
+def _sample_root() -> Traversable:
+    return importlib.resources.files(__package__) / SAMPLE_DIR
+
+
 def sample_files() -> list[str]:
     """The sample tree's files as paths relative to its root, with `/` separators, sorted."""
     found = []
-    for folder, folders, files in os.walk(SAMPLE_DIR):
-        folders.sort()
-        for name in files:
-            found.append(os.path.relpath(os.path.join(folder, name), SAMPLE_DIR).replace(os.sep, "/"))
+    folders = [(_sample_root(), "")]
+    while folders:
+        folder, prefix = folders.pop()
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                folders.append((entry, prefix + entry.name + "/"))
+            elif entry.name != "__pycache__":
+                found.append(prefix + entry.name)
     return sorted(found)
 
 
 def sample_text(relative: str, now: datetime.datetime) -> str:
     """One file of the sample tree, its placeholders filled in for `now`."""
-    with open(os.path.join(SAMPLE_DIR, *relative.split("/")), "r", encoding="utf-8") as handle:
-        return fill_times(handle.read(), now)
+    resource = _sample_root()
+    for part in relative.split("/"):
+        resource = resource / part
+    return fill_times(resource.read_bytes().decode("utf-8"), now)
 
 
 def sample_state_files() -> list[str]:

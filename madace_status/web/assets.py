@@ -9,14 +9,14 @@ revalidates each time, and an unchanged file costs a 304 with no body.
 """
 
 import hashlib
-import os
+import importlib.resources
 import re
 
 ASSET_NAME = re.compile(r"\A[a-z0-9-]+\.(js|css|svg)\Z")
 CONTENT_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8", "svg": "image/svg+xml"}
 ETAG_HEX_CHARS = 32  # 128 bits of the SHA-256: no accidental collision between two versions of a file
 CACHE_CONTROL = "no-cache"  # revalidate every time (the ETag makes it a cheap 304): an upgrade shows at once
-_STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+STATIC_DIR = "static"  # a resource directory of the package, read through importlib.resources: a zip works too
 _cache = {}
 
 
@@ -38,6 +38,15 @@ class Asset:
         return False
 
 
+def static_file(name):
+    """The bytes of `static/<name>`, from the package folder or from a zip application alike; OSError if missing
+    (a zip archive says KeyError)."""
+    try:
+        return (importlib.resources.files(__package__) / STATIC_DIR / name).read_bytes()
+    except KeyError:
+        raise FileNotFoundError("no static file %s in the archive" % name) from None
+
+
 def find(name):
     """The Asset called `name`, or None when the name is not one we serve or no such file exists."""
     match = ASSET_NAME.match(name)
@@ -45,8 +54,7 @@ def find(name):
         return None
     if name not in _cache:
         try:
-            with open(os.path.join(_STATIC_DIR, name), "rb") as handle:
-                body = handle.read()
+            body = static_file(name)
         except OSError:
             return None  # not cached: a name nobody ships costs one failed open, never memory
         _cache[name] = Asset(body, CONTENT_TYPES[match.group(1)])

@@ -10,18 +10,17 @@ scripts read.
 """
 
 import html
-import os
+
+from madace_status.web.assets import static_file
 
 PAGE_FILES = {"status": "status.html", "sync": "sync.html"}
-_STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _cache = {}
 
 
 def _load(name):
     """The template text, read once per process."""
     if name not in _cache:
-        with open(os.path.join(_STATIC_DIR, PAGE_FILES[name]), encoding="utf-8") as page:
-            _cache[name] = page.read()
+        _cache[name] = static_file(PAGE_FILES[name]).decode("utf-8")
     return _cache[name]
 
 
