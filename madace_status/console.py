@@ -1,4 +1,4 @@
-"""What `status` and `status --watch` share on the terminal side: exit codes, usage errors, an entity rendered
+"""What `status` and `status --watch` share on the terminal side: usage errors, an entity rendered
 for a stream, and writing to a stream that may refuse characters or go away.
 
 Both commands import this module and neither imports the other's internals (`status_command` only starts
@@ -25,15 +25,7 @@ if TYPE_CHECKING:
         @property
         def ascii(self) -> bool: ...
 
-__all__ = ["EXIT_OK", "EXIT_NOT_FOUND", "EXIT_USAGE", "EXIT_UNREADABLE", "UsageError", "render", "is_terminal",
-           "can_encode", "write_text", "silence_stdout", "fail"]
-
-# The exit codes (README, "Exit codes"): the values of choices.ExitCode, which `status` does not import (every
-# module on its path adds to its start-up time).
-EXIT_OK = 0
-EXIT_NOT_FOUND = 1
-EXIT_USAGE = 2
-EXIT_UNREADABLE = 3
+__all__ = ["UsageError", "render", "is_terminal", "can_encode", "write_text", "silence_stdout", "fail"]
 
 PROG = "madace-status"
 

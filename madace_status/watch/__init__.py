@@ -10,19 +10,31 @@ One job per module: `settings` (options, the subscription, the server URL), `bac
 frames), `keyboard` (`q`), `live` (the session, the polling fallback, the redraws); `run()` below is the command.
 """
 
+from __future__ import annotations
+
+import argparse
 import asyncio
 import os
 import sys
+from typing import TYPE_CHECKING, Mapping, Optional, TextIO
 
-from madace_status.console import EXIT_OK, EXIT_USAGE, UsageError, fail
+from madace_status.choices import ExitCode
+from madace_status.console import UsageError, fail
 from madace_status.project.registry import ACCEPTED_PATTERNS, UnrecognisedEntity
 from madace_status.watch.live import LiveView
 from madace_status.watch.settings import WatchSettings, initial_query
 
+if TYPE_CHECKING:
+    from madace_status.watch.live import ViewOptions
+
+__all__ = ["STOPPED_MESSAGE", "run"]
+
 STOPPED_MESSAGE = "Watch mode stopped"
 
 
-def run(options, args, stdout=None, stderr=None, environ=None, stdin=None):
+def run(options: ViewOptions, args: argparse.Namespace, stdout: Optional[TextIO] = None,
+        stderr: Optional[TextIO] = None, environ: Optional[Mapping[str, str]] = None,
+        stdin: Optional[TextIO] = None) -> int:
     """Run `status --watch` until q, Ctrl+C or a signal; returns the exit code."""
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
@@ -32,14 +44,14 @@ def run(options, args, stdout=None, stderr=None, environ=None, stdin=None):
         settings = WatchSettings.from_args(args, environ)
         query = initial_query(options.entity, options.paths)
     except UsageError as error:
-        return fail(stderr, str(error), EXIT_USAGE)
+        return fail(stderr, str(error), ExitCode.USAGE)
     except UnrecognisedEntity as error:
-        return fail(stderr, "%s\n%s" % (error, ACCEPTED_PATTERNS), EXIT_USAGE)
+        return fail(stderr, "%s\n%s" % (error, ACCEPTED_PATTERNS), ExitCode.USAGE)
     view = LiveView(options, settings, query, stdout, environ)
     try:
         code = asyncio.run(view.main(stdin))
     except KeyboardInterrupt:  # Ctrl+C before the signal handlers were in place
-        code = EXIT_OK
+        code = ExitCode.OK
     if view.fatal_message is not None:
         return fail(stderr, view.fatal_message, code)
     try:

@@ -1,5 +1,8 @@
 """The live view: the WebSocket session that keeps the replica in step, the polling fallback while the server
-cannot be reached, and the redraws (the replica's rules: `madace_status.sync.replica`)."""
+cannot be reached, and the redraws (README, "`madace-status status --watch`"; the replica's rules:
+`madace_status.sync.replica`)."""
+
+from __future__ import annotations
 
 import asyncio
 import json
@@ -7,19 +10,37 @@ import math
 import os
 import signal
 import time
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO, Tuple
 
 from madace_status import __version__
-from madace_status.console import EXIT_OK, EXIT_USAGE, can_encode, is_terminal, render
-from madace_status.project.loader import ProjectUnreadable, load_project
-from madace_status.project.registry import WORKFLOW, EntityError, resolve
+from madace_status.choices import ExitCode
+from madace_status.console import can_encode, is_terminal, render
+from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_project
+from madace_status.project.model import Project
+from madace_status.project.registry import WORKFLOW, EntityError, Query, resolve
 from madace_status.project.render.envelope import envelope, utc_timestamp
 from madace_status.settings import ENV_PREFIX
 from madace_status.sync import SAFETY_RESCAN_S, ChangeSignal, Replica, ReplicaOutOfStep, parse_message, project_watcher
 from madace_status.watch.backoff import Backoff
 from madace_status.watch.keyboard import KeyboardMode
 from madace_status.watch.screen import EMOJI_SAMPLE, POLLING, WEBSOCKET, Link, Screen
-from madace_status.watch.settings import subscription, subscription_url
-from madace_status.websocket import ConnectionClosed, HandshakeError, connect
+from madace_status.watch.settings import WatchSettings, subscription, subscription_url
+from madace_status.websocket import ClientWebSocket, ConnectionClosed, HandshakeError, Message, connect
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from madace_status.watch.keyboard import KeyboardMode as Keyboard
+
+    class ViewOptions(Protocol):
+        """What the view reads of the status command's settings (status_command.StatusSettings)."""
+
+        entity: str
+        format: str
+        ascii: bool
+        paths: ProjectPaths
+
+__all__ = ["CLOSE_TIMEOUT_S", "HANDSHAKE_TIMEOUT_S", "HEADER_TICK_S", "PING_INTERVAL_S", "PONG_TIMEOUT_S", "LiveView"]
 
 HANDSHAKE_TIMEOUT_S = 10.0
 PING_INTERVAL_S = 5.0  # JSON ping → pong: the round-trip time shown in the header, and liveness
@@ -29,10 +50,11 @@ HEADER_TICK_S = 1.0  # the in-place header (retry countdown) is refreshed this o
 _HTTP_FATAL = range(400, 500)  # a refusal no retry can fix (403: the token; 404: the path; 400: the query)
 
 
-class LiveView(object):
+class LiveView:
     """Runs the watch: the WebSocket session, the polling fallback, the screen and the keyboard."""
 
-    def __init__(self, options, settings, query, stdout, environ):
+    def __init__(self, options: ViewOptions, settings: WatchSettings, query: Query, stdout: TextIO,
+                 environ: Mapping[str, str]) -> None:
         self.options = options
         self.settings = settings
         self.query = query
@@ -47,27 +69,28 @@ class LiveView(object):
         epics_dir = os.path.relpath(paths.epics_dir_path()[0], paths.root).replace(os.sep, "/")
         self.replica = Replica(paths.root, epics_dir)
         self.backoff = Backoff()
-        self.exit_code = EXIT_OK
-        self.fatal_message = None
-        self.keyboard = None
+        self.exit_code = ExitCode.OK
+        self.fatal_message: Optional[str] = None
+        self.keyboard: Optional[Keyboard] = None
         # connection state
         self.synced = False  # connected, and the replica is up to date with the server
-        self.rtt_s = None
-        self.retry_at = None
-        self._barrier = None  # the ping whose pong says "everything sent before it has been applied"
-        self._pings = {}  # JSON ping timestamp → loop time sent
+        self.rtt_s: Optional[float] = None
+        self.retry_at: Optional[float] = None
+        self._barrier: Optional[int] = None  # the ping whose pong says "everything sent before it has been applied"
+        self._pings: Dict[int, float] = {}  # JSON ping timestamp → loop time sent
         self._last_ping_ms = 0
-        self._websocket = None
+        self._websocket: Optional[ClientWebSocket] = None
         # polling state
         self._files = project_watcher(paths)
-        self._changes = None  # while offline: the event backend (inotify, kqueue) or plain polling; see watch_select
-        self._local = None  # (project, error message) read from the files
+        # While offline: the event backend (inotify, kqueue) or plain polling; see watch_select.
+        self._changes: Optional[ChangeSignal] = None
+        self._local: Optional[Tuple[Optional[Project], Optional[str]]] = None  # (project, error) read from the files
         self._render_scheduled = False
         self._resized = False
 
     # -- running --------------------------------------------------------------------------------------------
 
-    async def main(self, stdin):
+    async def main(self, stdin: TextIO) -> int:
         loop = asyncio.get_running_loop()
         self.loop = loop
         self._stop = asyncio.Event()
@@ -79,12 +102,13 @@ class LiveView(object):
         if self.screen.in_place:
             loop.add_signal_handler(signal.SIGWINCH, self._on_resize)
             handled.append(signal.SIGWINCH)
-        tasks = []
-        stopped = None
+        tasks: List[asyncio.Task[Any]] = []
+        stopped: Optional[asyncio.Task[Any]] = None
         with KeyboardMode(stdin) as keyboard:
             self.keyboard = keyboard
             try:
                 if keyboard.active:
+                    assert keyboard.fd is not None  # active only once its descriptor was set
                     loop.add_reader(keyboard.fd, self._on_key)
                 tasks = [loop.create_task(self._connection_loop()), loop.create_task(self._poll_loop())]
                 if self.screen.in_place:
@@ -92,8 +116,9 @@ class LiveView(object):
                 stopped = loop.create_task(self._stop.wait())
                 await asyncio.wait(tasks + [stopped], return_when=asyncio.FIRST_COMPLETED)
                 for task in tasks:
-                    if task.done() and not task.cancelled() and task.exception() is not None:
-                        raise task.exception()
+                    failure = task.exception() if task.done() and not task.cancelled() else None
+                    if failure is not None:
+                        raise failure
             finally:
                 self._stop.set()  # also on an exception: every loop ends
                 for task in tasks + ([stopped] if stopped is not None else []):
@@ -102,6 +127,7 @@ class LiveView(object):
                     await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
                 await self._close_websocket()
                 if keyboard.active:
+                    assert keyboard.fd is not None
                     loop.remove_reader(keyboard.fd)
                 keyboard.restore()
                 self.screen.finish()
@@ -109,13 +135,14 @@ class LiveView(object):
                     loop.remove_signal_handler(signum)
         return self.exit_code
 
-    def stop(self, exit_code=EXIT_OK, message=None):
+    def stop(self, exit_code: ExitCode = ExitCode.OK, message: Optional[str] = None) -> None:
         if not self._stop.is_set():
             self.exit_code = exit_code
             self.fatal_message = message
             self._stop.set()
 
-    def _on_key(self):
+    def _on_key(self) -> None:
+        assert self.keyboard is not None and self.keyboard.fd is not None  # read only while the keyboard is ours
         try:
             data = os.read(self.keyboard.fd, 64)
         except OSError:
@@ -126,18 +153,18 @@ class LiveView(object):
         if b"q" in data or b"Q" in data:
             self.stop()
 
-    def _on_resize(self):
+    def _on_resize(self) -> None:
         self._resized = True
         self._schedule_render()
 
-    async def _header_ticks(self):
+    async def _header_ticks(self) -> None:
         while not self._stop.is_set():
             await asyncio.sleep(HEADER_TICK_S)
             self.screen.refresh_header(self._link())
 
     # -- rendering ------------------------------------------------------------------------------------------
 
-    def _link(self):
+    def _link(self) -> Link:
         retry_in = None
         if self.retry_at is not None:
             retry_in = max(0, int(math.ceil(self.retry_at - self.loop.time())))
@@ -145,14 +172,16 @@ class LiveView(object):
             return Link(WEBSOCKET, self.rtt_s, None, self.settings.server)
         return Link(POLLING, None, retry_in, self.settings.server)
 
-    def _schedule_render(self):
+    def _schedule_render(self) -> None:
         # Called once per message: rendering after the loop's next turn draws a burst of events once.
         if not self._render_scheduled:
             self._render_scheduled = True
             self.loop.call_soon(self._render)
 
-    def _render(self):
+    def _render(self) -> None:
         self._render_scheduled = False
+        project: Optional[Project]
+        problem: Optional[str]
         if self.synced:
             project, problem = self.replica.project(), None
         elif self._local is not None:
@@ -161,10 +190,13 @@ class LiveView(object):
             return  # nothing to show yet: the first frame waits for data
         entity = None
         if problem is None:
+            assert project is not None  # a project, or the problem that kept it from being read
             try:
                 entity = resolve(project, self.text)
             except EntityError as error:
                 problem = str(error)
+        content: object
+        body: Any
         if self.options.format == "json":
             if entity is not None:
                 body = envelope(entity)
@@ -176,7 +208,7 @@ class LiveView(object):
         elif entity is not None:
             content = body = render(entity, self.options, self.stdout, self.environ)
         else:
-            content = body = problem + "\n"
+            content = body = "%s\n" % problem
         force, self._resized = self._resized, False
         self.screen.show(content, body, self._link(), force)
         if self.screen.broken:
@@ -184,7 +216,7 @@ class LiveView(object):
 
     # -- polling --------------------------------------------------------------------------------------------
 
-    async def _poll_loop(self):
+    async def _poll_loop(self) -> None:
         await self._wait_offline(self.settings.interval)  # the first attempt failed, or one interval went by
         try:
             while not self._stop.is_set():
@@ -204,8 +236,9 @@ class LiveView(object):
         finally:
             self._close_changes()
 
-    async def _wait_for_change(self):
+    async def _wait_for_change(self) -> None:
         interval = self.settings.interval
+        assert self._changes is not None  # opened by _poll_loop before it waits
         if self._changes.backend is None:
             # Polling, as without events: every --interval, and at each failed connection attempt.
             await self._changes.wait(interval, interval, interrupts=(self._offline,))
@@ -213,18 +246,18 @@ class LiveView(object):
             # Events say when to look; --interval (at least the safety period) is only the net for a missed one.
             await self._changes.wait(interval, max(interval, SAFETY_RESCAN_S), interrupts=(self._online,))
 
-    def _close_changes(self):
+    def _close_changes(self) -> None:
         changes, self._changes = self._changes, None
         if changes is not None:
             changes.close()
 
-    async def _wait_offline(self, timeout):
+    async def _wait_offline(self, timeout: float) -> None:
         try:
             await asyncio.wait_for(self._offline.wait(), timeout)
         except asyncio.TimeoutError:
             pass
 
-    def _poll_once(self):
+    def _poll_once(self) -> None:
         full_read = self._files.take_full_read_request()  # events were lost: read again whatever poll() says
         changes = self._files.poll()
         if changes or full_read or self._local is None or self._local[1] is not None:
@@ -236,7 +269,7 @@ class LiveView(object):
 
     # -- the WebSocket session ------------------------------------------------------------------------------
 
-    async def _connection_loop(self):
+    async def _connection_loop(self) -> None:
         # Every loop here checks the stop flag too: before Python 3.12, wait_for() can swallow a cancellation
         # that arrives as the awaited thing finishes.
         while not self._stop.is_set():
@@ -247,7 +280,7 @@ class LiveView(object):
                                           open_timeout=HANDSHAKE_TIMEOUT_S)
             except HandshakeError as error:
                 if error.status in _HTTP_FATAL:
-                    self.stop(EXIT_USAGE, self._refusal_message(error))
+                    self.stop(ExitCode.USAGE, self._refusal_message(error))
                     return
             except (OSError, ValueError, ConnectionClosed):
                 pass
@@ -261,18 +294,18 @@ class LiveView(object):
             await asyncio.sleep(max(0.0, self.retry_at - self.loop.time()))
             self.retry_at = None
 
-    def _url(self):
+    def _url(self) -> str:
         run_id, since = self.replica.position()
         token = self.settings.token
         in_query = token is not None and not _is_header_safe(token)
         return subscription_url(self.settings.server, self.topics, self.workflow_filter, run_id, since,
                                 token if in_query else None)
 
-    def _authorization(self):
+    def _authorization(self) -> Optional[str]:
         token = self.settings.token
         return "Bearer " + token if token is not None and _is_header_safe(token) else None
 
-    def _refusal_message(self, error):
+    def _refusal_message(self, error: HandshakeError) -> str:
         server = self.settings.server
         if error.status == 403:
             if self.settings.token is None:
@@ -282,14 +315,14 @@ class LiveView(object):
                     % (server, ENV_PREFIX))
         return "the sync server at %s refused the connection: %s" % (server, error.reason)
 
-    def _went_offline(self):
+    def _went_offline(self) -> None:
         was_synced = self.synced
         self.synced = False
         self._offline.set()
         if not was_synced:
             self.screen.refresh_header(self._link())
 
-    async def _session(self, websocket):
+    async def _session(self, websocket: ClientWebSocket) -> None:
         self._websocket = websocket
         self._pings.clear()
         self._barrier = self._send_ping(websocket)
@@ -305,7 +338,7 @@ class LiveView(object):
                 if not websocket.closed:
                     websocket.transport.abort()
 
-    async def _keepalive(self, websocket):
+    async def _keepalive(self, websocket: ClientWebSocket) -> None:
         last_sent = self.loop.time()
         while not self._stop.is_set():
             await asyncio.sleep(min(1.0, PING_INTERVAL_S))
@@ -317,7 +350,7 @@ class LiveView(object):
                 self._send_ping(websocket)
                 last_sent = now
 
-    def _send_ping(self, websocket):
+    def _send_ping(self, websocket: ClientWebSocket) -> Optional[int]:
         stamp = max(int(time.time() * 1000), self._last_ping_ms + 1)
         self._last_ping_ms = stamp
         try:
@@ -327,7 +360,7 @@ class LiveView(object):
         self._pings[stamp] = self.loop.time()
         return stamp
 
-    def _on_message(self, websocket, text):
+    def _on_message(self, websocket: ClientWebSocket, text: Message) -> None:
         message = parse_message(text)
         if message is None:
             return  # not a message of the protocol: nothing to apply
@@ -342,12 +375,12 @@ class LiveView(object):
             self.replica.forget_position()
             websocket.transport.abort()
 
-    def _changed(self):
+    def _changed(self) -> None:
         if self.synced:
             self._schedule_render()
 
-    def _on_pong(self, websocket, stamp):
-        sent = self._pings.pop(stamp, None)
+    def _on_pong(self, websocket: ClientWebSocket, stamp: object) -> None:
+        sent = self._pings.pop(stamp, None) if isinstance(stamp, int) else None
         if sent is None:
             return
         self.rtt_s = self.loop.time() - sent
@@ -356,10 +389,11 @@ class LiveView(object):
             return
         self._barrier = None
         if self.workflow_filter is not None and self.query.kind == WORKFLOW and \
-                self.replica.project().workflow(self.query.key) is None:
+                self.replica.project().workflow(self.query.key or "") is None:  # a workflow query has its name
             # Not under its exact name: one-shot also matches a workflow's name in any case, so ask for them all.
             self.workflow_filter = None
             try:
+                assert self.topics is not None  # a workflow view subscribes to the workflows topic
                 websocket.send(json.dumps({"type": "subscribe", "topics": list(self.topics)}, allow_nan=False))
             except ConnectionClosed:
                 return
@@ -370,7 +404,7 @@ class LiveView(object):
         self._online.set()  # the offline fallback stops watching the files
         self._schedule_render()
 
-    async def _close_websocket(self):
+    async def _close_websocket(self) -> None:
         websocket = self._websocket
         if websocket is None or websocket.closed:
             return
@@ -380,5 +414,5 @@ class LiveView(object):
             websocket.transport.abort()
 
 
-def _is_header_safe(token):
+def _is_header_safe(token: str) -> bool:
     return all(0x20 <= ord(ch) < 0x7f for ch in token)

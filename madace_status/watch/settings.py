@@ -1,16 +1,26 @@
 """The watch's settings and URLs: --interval, --server, --token and --watcher (command line first, then
-MADACE_STATUS_*),
-the entity classified before any data arrived, the subscription it needs, and the sync server URL to ask."""
+MADACE_STATUS_*), the entity classified before any data arrived, the subscription it needs, and the sync server URL
+to ask (README, "`madace-status status --watch`")."""
 
+from __future__ import annotations
+
+import argparse
 import math
+from typing import Mapping, Optional, Sequence, Tuple, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from madace_status.console import UsageError
-from madace_status.project.loader import ProjectUnreadable, load_workflows
+from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_workflows
 from madace_status.project.registry import (EPIC, EPICS, STORIES, STORY, SUMMARY, WORKFLOWS, UnrecognisedEntity,
-                                            check_entity_text, classify, shown)
-from madace_status.settings import SettingError, setting
+                                            Query, check_entity_text, classify, shown)
+from madace_status.settings import SettingError, setting, text_setting
 from madace_status.choices import WATCHER_CHOICES
+
+__all__ = ["CLIENT_SOURCE", "DEFAULT_INTERVAL_S", "DEFAULT_SERVER", "MIN_INTERVAL_S", "WatchSettings",
+           "check_server_url", "initial_query", "subscription", "subscription_url"]
+
+# What the view subscribes to: topics and workflow names, None meaning "all".
+Subscription = Tuple[Optional[Tuple[str, ...]], Optional[Tuple[str, ...]]]
 
 DEFAULT_SERVER = "ws://127.0.0.1:3001"
 DEFAULT_INTERVAL_S = 2.0
@@ -18,41 +28,41 @@ MIN_INTERVAL_S = 0.1
 CLIENT_SOURCE = "cli"
 
 
-class WatchSettings(object):
+class WatchSettings:
     """--interval, --server, --token and --watcher, from the command line first, then MADACE_STATUS_* variables.
     `watcher` is the offline fallback's change detector, chosen as `serve --watcher` chooses its own."""
 
     __slots__ = ("interval", "server", "token", "watcher")
 
-    def __init__(self, interval=DEFAULT_INTERVAL_S, server=DEFAULT_SERVER, token=None, watcher="auto"):
+    def __init__(self, interval: float = DEFAULT_INTERVAL_S, server: str = DEFAULT_SERVER, token: Optional[str] = None,
+                 watcher: str = "auto") -> None:
         self.interval = interval
         self.server = server
         self.token = token
         self.watcher = watcher
 
     @classmethod
-    def from_args(cls, args, environ):
+    def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> WatchSettings:
         try:
-            interval = setting(getattr(args, "interval", None), "INTERVAL", environ, convert=float)
+            given = setting(getattr(args, "interval", None), "INTERVAL", environ, convert=float)
         except SettingError as error:
             raise UsageError(str(error))
-        if interval is None:
-            interval = DEFAULT_INTERVAL_S
+        interval = DEFAULT_INTERVAL_S if given is None else cast(float, given)  # argparse's type=float, or convert
         if not (math.isfinite(interval) and interval >= MIN_INTERVAL_S):
             raise UsageError("--interval must be a number of seconds, at least %g (got %s)"
                              % (MIN_INTERVAL_S, interval))
-        server = setting(getattr(args, "server", None), "SERVER", environ) or DEFAULT_SERVER
+        server = text_setting(getattr(args, "server", None), "SERVER", environ) or DEFAULT_SERVER
         check_server_url(server)
-        token = setting(getattr(args, "token", None), "TOKEN", environ)
+        token = text_setting(getattr(args, "token", None), "TOKEN", environ)
         if token is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in token):
             raise UsageError("--token must not contain control characters")
-        watcher = setting(getattr(args, "watcher", None), "WATCHER", environ) or "auto"
+        watcher = text_setting(getattr(args, "watcher", None), "WATCHER", environ) or "auto"
         if watcher not in WATCHER_CHOICES:  # MADACE_STATUS_WATCHER is not checked by argparse
             raise UsageError("--watcher must be one of %s (got '%s')" % (", ".join(WATCHER_CHOICES), shown(watcher)))
         return cls(interval, server, token, watcher)
 
 
-def check_server_url(url):
+def check_server_url(url: str) -> None:
     """Raise UsageError unless `url` is a usable ws:// or wss:// URL."""
     example = "e.g. ws://127.0.0.1:3001"
     if any(ch <= " " or ch == "\x7f" for ch in url):
@@ -72,7 +82,7 @@ def check_server_url(url):
         raise UsageError("--server URL '%s' must not have a #fragment" % shown(url))
 
 
-def initial_query(text, paths):
+def initial_query(text: str, paths: ProjectPaths) -> Query:
     """Classify ENTITY before any data arrived (UnrecognisedEntity is a usage error, exit 2).
 
     Rule 5 (a workflow state file's name) needs the workflow names: the local ones are asked only when the
@@ -90,7 +100,7 @@ def initial_query(text, paths):
         return classify(text, names)
 
 
-def subscription(text, query):
+def subscription(text: str, query: Query) -> Subscription:
     """(topics, workflow names) the view needs; None means "all"."""
     kind = query.kind
     if kind == SUMMARY:
@@ -106,10 +116,12 @@ def subscription(text, query):
         return ("epics",), None
     if kind == WORKFLOWS:
         return ("workflows",), None
+    assert query.key is not None  # a single workflow's query always names it
     return ("workflows",), (query.key,)
 
 
-def subscription_url(base, topics, workflows, run_id=None, since=None, token=None):
+def subscription_url(base: str, topics: Optional[Sequence[str]], workflows: Optional[Sequence[str]],
+                     run_id: Optional[str] = None, since: Optional[int] = None, token: Optional[str] = None) -> str:
     """`base` with the query the sync server reads: source, topics, workflows, and runId/since to resume."""
     parts = urlsplit(base)
     ours = {"source", "topics", "workflows", "runId", "since"}
