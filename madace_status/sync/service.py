@@ -143,7 +143,10 @@ class SyncService:
         self._rescan_due = False
         self._failed_looks = 0
         self._confirm = None
-        self.hub = hub = Hub(loop, self._snapshot_for, heartbeat_s=self.heartbeat_s)
+        # The previous run's activity carries over: a restart does not empty the dashboard's "Recent activity".
+        previous = self.hub
+        self.hub = hub = Hub(loop, self._snapshot_for, heartbeat_s=self.heartbeat_s,
+                             earlier_activity=previous.activity() if previous is not None else ())
         try:
             self._server = server = await serve(
                 host=self.host, port=self.ws_port, on_connect=hub.client_connected,
@@ -153,7 +156,7 @@ class SyncService:
                 inbound_limits=self.inbound_limits or InboundLimits(), on_rate_limited=hub.client_rate_limited)
         except OSError as error:
             self.last_error = str(error)
-            self.hub = None
+            self.hub = previous  # not started: the last run's hub, and its activity, stay
             raise
         self.last_error = None
         self.ws_port = server.port  # after --ws-port 0 too, a stop/start or restart comes back on this port

@@ -394,6 +394,31 @@ def test_activity_outlives_a_stopped_sync_service(live, project):
     assert [e["seq"] for e in live.get_json("/api/activity")["events"]] == [1]
 
 
+def test_activity_outlives_a_restart_and_a_failed_start_and_new_events_come_first(live, project):
+    project.remove_state("route-workflow")
+    live.wait_seq(1)
+    first_run = live.get_json("/api/sync")["runId"]
+    post_action(live, {"action": "restart"})
+    assert live.get_json("/api/sync")["runId"] != first_run and live.get_json("/api/sync")["seq"] == 0
+    events = live.get_json("/api/activity")["events"]
+    assert [(e["type"], e["seq"]) for e in events] == [("workflow_removed", 1)]  # the last run's, kept
+
+    project.remove_state("code-review")
+    live.wait_seq(1)  # the new run's first event
+    events = live.get_json("/api/activity")["events"]
+    assert [(e["type"], e["data"]["workflowName"]) for e in events] == [
+        ("workflow_removed", "code-review"), ("workflow_removed", "route-workflow")]
+    assert events[0]["timestamp"] >= events[1]["timestamp"]  # newest first, across runs
+
+    post_action(live, {"action": "stop"})
+    with socket.socket() as busy:  # a start that fails keeps both runs' events
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        post_action(live, {"action": "start", "wsPort": busy.getsockname()[1]}, status=409)
+    post_action(live, {"action": "start"})
+    assert len(live.get_json("/api/activity")["events"]) == 2
+
+
 @pytest.mark.parametrize("request_bytes,status,code", [
     (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414, "URI_TOO_LONG"),
     (b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431, "HEADERS_TOO_LARGE"),

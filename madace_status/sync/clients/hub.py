@@ -25,7 +25,7 @@ import logging
 import secrets
 import threading
 import time
-from typing import Any, Callable, ClassVar, Dict
+from typing import Any, Callable, ClassVar, Dict, Iterable
 
 from madace_status.logsafe import escape
 from madace_status.project.render.envelope import compact_json
@@ -67,7 +67,8 @@ class Hub:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, snapshot_data: SnapshotData, heartbeat_s: float = HEARTBEAT_S,
                  high_water_bytes: int = HIGH_WATER_BYTES, lagging_close_s: float = LAGGING_CLOSE_S,
-                 ring_size: int = RING_BUFFER_EVENTS, ring_max_bytes: int = RING_BUFFER_MAX_BYTES) -> None:
+                 ring_size: int = RING_BUFFER_EVENTS, ring_max_bytes: int = RING_BUFFER_MAX_BYTES,
+                 earlier_activity: Iterable[Event] = ()) -> None:
         self.loop = loop
         self.run_id = secrets.token_hex(8)
         self.seq = 0
@@ -75,6 +76,12 @@ class Hub:
         self.ring_size = ring_size
         self.ring_max_bytes = ring_max_bytes
         self.ring_bytes = 0  # payload bytes of the events in `ring`
+        # The events of the runs before this one (a restart of the sync service), oldest first: listed by
+        # recent_events() after this run's own, never replayed (their seq belongs to another run). They give way
+        # as this run's ring fills: together they hold at most what one ring may.
+        self.earlier: collections.deque[Event] = collections.deque(earlier_activity)
+        self.earlier_bytes = sum(event.payload_bytes for event in self.earlier)
+        self._trim_earlier()
         self.clients: dict[ServerWebSocket, Client] = {}
         self.metrics = Metrics()
         self.heartbeat_s = heartbeat_s
@@ -170,6 +177,18 @@ class Hub:
         self.ring_bytes += event.payload_bytes
         while len(ring) > 1 and (len(ring) > self.ring_size or self.ring_bytes > self.ring_max_bytes):
             self.ring_bytes -= ring.popleft().payload_bytes
+        self._trim_earlier()
+
+    def _trim_earlier(self) -> None:
+        earlier = self.earlier
+        while earlier and (len(earlier) + len(self.ring) > self.ring_size
+                           or self.earlier_bytes + self.ring_bytes > self.ring_max_bytes):
+            self.earlier_bytes -= earlier.popleft().payload_bytes
+
+    def activity(self) -> list[Event]:
+        """Every event kept, of this run and of the runs before it, oldest first: what a successor hub lists."""
+        with self._lock:
+            return list(self.earlier) + list(self.ring)
 
     def _replay_or_resync(self, client: Client, run_id: str, since: int) -> bool:
         """Send the events after `since` of run `run_id`, or a resync snapshot when they are not all kept."""
@@ -407,8 +426,7 @@ class Hub:
 
     def recent_events(self, limit: int, brief: bool = False) -> list[Message]:
         """The newest `limit` events, newest first; `brief` leaves out each `stories_updated`'s story list."""
-        with self._lock:
-            events = list(self.ring)[-limit:] if limit > 0 else []
+        events = self.activity()[-limit:] if limit > 0 else []
         return [event.brief if brief else event.message() for event in reversed(events)]
 
     def client_list(self) -> list[dict[str, Any]]:

@@ -135,3 +135,21 @@ def test_an_event_of_no_topic_reaches_every_client_live_and_on_resume():
     fan_out(workflows_event, [stories_only], 1024, Metrics())
     assert held == [] and [m["type"] for m in stories_only.websocket.messages()] == ["notices_updated"]
     assert Client.wants(stories_only, hub.ring[0]) and not Client.wants(stories_only, workflows_event)
+
+
+def test_a_successor_lists_the_earlier_runs_events_after_its_own_and_they_give_way_as_its_ring_fills():
+    before = make_hub(ring_size=4)
+    for index in range(3):
+        before.publish("workflow_removed", {"workflowName": "old%d" % index}, "workflows", "old%d" % index)
+    after = make_hub(ring_size=4, earlier_activity=before.activity())
+    assert after.run_id != before.run_id and after.seq == 0 and list(after.ring) == []
+    assert [m["data"]["workflowName"] for m in after.recent_events(10)] == ["old2", "old1", "old0"]
+    for index in range(2):
+        after.publish("workflow_removed", {"workflowName": "new%d" % index}, "workflows", "new%d" % index)
+    # Together they hold at most one ring: the oldest earlier event went.
+    assert [m["data"]["workflowName"] for m in after.recent_events(10)] == ["new1", "new0", "old2", "old1"]
+    assert after.earlier_bytes == sum(event.payload_bytes for event in after.earlier)
+    for index in range(2, 6):
+        after.publish("workflow_removed", {"workflowName": "new%d" % index}, "workflows", "new%d" % index)
+    assert list(after.earlier) == [] and after.earlier_bytes == 0
+    assert [m["seq"] for m in after.recent_events(10)] == [6, 5, 4, 3]
