@@ -106,11 +106,8 @@ stage() {
 "
 }
 
-# The package's annotations (pyproject.toml [tool.mypy]: every def annotated, but for the modules its override
-# lists); websocket/ and project/ in strict mode.
-stage "type check (mypy)" "$venv/bin/python" -m mypy
-stage "type check, strict: websocket/ project/" "$venv/bin/python" -m mypy --strict --follow-imports=silent \
-    madace_status/websocket madace_status/project
+# The package's annotations: mypy --strict on the whole package (pyproject.toml [tool.mypy]).
+stage "type check (mypy --strict)" "$venv/bin/python" -m mypy
 stage "unit tests on $("$venv39/bin/python" --version 2>&1) (package on sys.path, not installed)" \
     "$venv39/bin/python" -m pytest -q -p no:cacheprovider tests/unit
 stage "unit tests on $("$venvpypy/bin/python" -c 'import platform; print(platform.python_implementation(), platform.python_version())')" \

@@ -9,12 +9,12 @@ from __future__ import annotations
 from madace_status.sync.clients.hub import HEARTBEAT_S
 from madace_status.sync.detect.watch_select import SAFETY_RESCAN_S, ChangeSignal
 from madace_status.sync.detect.watcher import project_watcher
-from madace_status.sync.history.samples import HISTORY_MAX_SAMPLES
+from madace_status.sync.history.samples import HISTORY_MAX_SAMPLES, Sample as HistorySample
 from madace_status.sync.history.store import HistoryStore
 from madace_status.sync.replica import Replica, ReplicaOutOfStep, parse_message
 from madace_status.sync.service import DEFAULT_WS_PORT, POLL_INTERVAL_S, SyncService
 
 __all__ = [
     "DEFAULT_WS_PORT", "HEARTBEAT_S", "HISTORY_MAX_SAMPLES", "POLL_INTERVAL_S", "SAFETY_RESCAN_S", "ChangeSignal",
-    "HistoryStore", "Replica", "ReplicaOutOfStep", "SyncService", "parse_message", "project_watcher",
+    "HistorySample", "HistoryStore", "Replica", "ReplicaOutOfStep", "SyncService", "parse_message", "project_watcher",
 ]

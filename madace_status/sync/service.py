@@ -29,7 +29,8 @@ from madace_status.project.loader import ProjectPaths
 from madace_status.project.model import Project
 from madace_status.security import Credentials, HostPolicy, own_origins
 from madace_status.sync.clients.admission import WEBSOCKET_PATHS, check_handshake
-from madace_status.sync.clients.hub import HEARTBEAT_S, Hub, Metrics, Topics, Workflows
+from madace_status.sync.clients.hub import HEARTBEAT_S, Hub, Metrics
+from madace_status.sync.clients.subscribers import Topics, Workflows
 from madace_status.sync.detect.sources import ProjectSources, ReadScope
 from madace_status.sync.detect.watch_select import SAFETY_RESCAN_S, ChangeSignal
 from madace_status.sync.detect.watcher import Changes, PollingWatcher, project_watcher

@@ -1,15 +1,20 @@
 """What the HTTP handlers ask of the running server: the project, the event log, the sync service.
 
 The HTTP server runs in its own threads; the sync service lives on the asyncio loop. Reads take the latest
-immutable model by reference; start/stop/restart are handed to the loop and waited for.
+immutable model by reference; start/stop/restart are handed to the loop and waited for (README, "HTTP API").
 """
+
+from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from madace_status.project.loader import ProjectUnreadable, load_project
+from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_project
+from madace_status.project.model import Project
 from madace_status.project.render.envelope import utc_timestamp
 from madace_status.security import Credentials, HostPolicy, own_origins
+from madace_status.sync import HistorySample, HistoryStore, SyncService
 
 SYNC_ACTION_TIMEOUT_S = 10.0
 
@@ -21,8 +26,10 @@ class SyncActionError(Exception):
 class DashboardApp:
     """The shared state behind the routes: built by the serve command."""
 
-    def __init__(self, paths, service, loop, token=None, http_port=3000, public_host="127.0.0.1", credentials=None,
-                 host_policy=None, allowed_origins=(), history=None):
+    def __init__(self, paths: ProjectPaths, service: SyncService, loop: asyncio.AbstractEventLoop,
+                 token: Optional[str] = None, http_port: int = 3000, public_host: str = "127.0.0.1",
+                 credentials: Optional[Credentials] = None, host_policy: Optional[HostPolicy] = None,
+                 allowed_origins: Iterable[str] = (), history: Optional[HistoryStore] = None) -> None:
         self.paths = paths
         self.history = history  # the flow history (sync/history/store.py); it outlives a stopped sync service
         self.service = service
@@ -35,11 +42,10 @@ class DashboardApp:
         # Origins whose writes (POST /api/sync) are not refused as cross-site: the dashboard's and --allow-origin's.
         self.write_origins = own_origins(self.host_policy, http_port) | set(allowed_origins)
         self.started_at = time.time()
-        self.last_hub = None  # the event log outlives a stopped sync service
 
     # -- the project ------------------------------------------------------------------------------------------
 
-    def project(self):
+    def project(self) -> Project:
         """The latest model: the sync service's when it runs, else read from the files now."""
         if self.service.running and self.service.project is not None:
             return self.service.project
@@ -47,29 +53,22 @@ class DashboardApp:
 
     # -- events and sync --------------------------------------------------------------------------------------
 
-    @property
-    def hub(self):
-        """The running service's hub, else the last run's: its event log and counters outlive a stop."""
+    def recent_events(self, limit: int, brief: bool = False) -> List[Dict[str, Any]]:
+        """The event log, newest first: the service's hub keeps it, stopped or not, and hands it on at a restart."""
         hub = self.service.hub
-        if hub is not None:
-            self.last_hub = hub
-        return self.last_hub
-
-    def recent_events(self, limit, brief=False):
-        hub = self.hub
         return hub.recent_events(limit, brief) if hub is not None else []
 
-    def history_samples(self, limit):
+    def history_samples(self, limit: int) -> List[HistorySample]:
         return self.history.samples(limit) if self.history is not None else []
 
-    def ws_url(self, host=None):
+    def ws_url(self, host: Optional[str] = None) -> str:
         """The WebSocket URL as a browser that reached us at `host` (a Host header's name) should use."""
         host = host or self.public_host
         if ":" in host and not host.startswith("["):
             host = "[%s]" % host
         return "ws://%s:%d/ws" % (host, self.service.bound_port)
 
-    def sync_info(self, host=None):
+    def sync_info(self, host: Optional[str] = None) -> Dict[str, Any]:
         service = self.service
         hub = service.hub if service.running else None
         return {
@@ -93,13 +92,11 @@ class DashboardApp:
                                                                                "reason": "no flow history"},
         }
 
-    def sync_action(self, action, ws_port=None):
+    def sync_action(self, action: str, ws_port: Optional[int] = None) -> str:
         """Run start/stop/restart on the loop; returns the message. Raises SyncActionError."""
         service = self.service
 
-        async def act():
-            if service.hub is not None:
-                self.last_hub = service.hub  # a start that fails drops the service's hub: keep its event log
+        async def act() -> str:
             if action == "stop":
                 if not service.running:
                     return "sync service is already stopped"
@@ -125,21 +122,21 @@ class DashboardApp:
 
     # -- metrics ----------------------------------------------------------------------------------------------
 
-    def metrics_text(self):
-        hub = self.hub
+    def metrics_text(self) -> str:
         service = self.service
+        hub = service.hub  # the last run's counters while stopped
         metrics = hub.metrics if hub is not None else None
-        lines = []
+        lines: List[str] = []
 
-        def metric(name, kind, help_text, value):
+        def metric(name: str, kind: str, help_text: str, value: object) -> None:
             lines.append("# HELP madace_%s %s" % (name, help_text))
             lines.append("# TYPE madace_%s %s" % (name, kind))
             lines.append("madace_%s %s" % (name, _number(value)))
 
-        def counter(name, help_text, attribute):
+        def counter(name: str, help_text: str, attribute: str) -> None:
             metric(name, "counter", help_text, getattr(metrics, attribute) if metrics is not None else 0)
 
-        def summary(name, help_text, sum_attribute, count_attribute):
+        def summary(name: str, help_text: str, sum_attribute: str, count_attribute: str) -> None:
             lines.append("# HELP madace_%s %s" % (name, help_text))
             lines.append("# TYPE madace_%s summary" % name)
             for suffix, attribute in (("sum", sum_attribute), ("count", count_attribute)):
@@ -185,13 +182,13 @@ class DashboardApp:
         return "\n".join(lines) + "\n"
 
 
-def _help_text(value):
+def _help_text(value: object) -> str:
     """Free text for a Prometheus HELP line: backslash and newline escaped, nothing else unprintable."""
     text = str(value).replace("\\", "\\\\").replace("\n", "\\n")
     return "".join(character if character.isprintable() else "?" for character in text)
 
 
-def _number(value):
+def _number(value: object) -> str:
     if isinstance(value, float):
         return repr(round(value, 6))
     return str(value)

@@ -5,10 +5,13 @@ No route serves files from disk by path: the two pages are fixed documents of th
 serves only the package's own static files whose name `assets.ASSET_NAME` accepts.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import re
 import socket
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from madace_status import __version__
@@ -21,11 +24,16 @@ from madace_status.security import CSRF_HEADER, BadHost, request_host, write_ref
 from madace_status.sync import HISTORY_MAX_SAMPLES
 from madace_status.web import assets, pages
 from madace_status.web.api_values import ascii_number
-from madace_status.web.app import SyncActionError
-from madace_status.web.limits import DEFAULT_LIMITS, BoundedHTTPServer, TimedRequestHandler
+from madace_status.web.app import DashboardApp, SyncActionError
+from madace_status.web.limits import DEFAULT_LIMITS, BoundedHTTPServer, HttpLimits, TimedRequestHandler
 from madace_status.web.request_reader import HTTP_BODY_MAX_BYTES
 
+__all__ = ["ACTIVITY_DEFAULT", "ACTIVITY_MAX", "API_TYPES", "HISTORY_DEFAULT", "MAX_ENTITY_ID_CHARS", "SYNC_ACTIONS",
+           "ApiError", "DashboardHandler", "DashboardServer"]
+
 logger = logging.getLogger("madace_status.http")
+
+Headers = Iterable[Tuple[str, str]]
 
 MAX_ENTITY_ID_CHARS = 200
 ACTIVITY_DEFAULT = 20
@@ -39,7 +47,9 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class ApiError(Exception):
-    def __init__(self, status, code, message, **extra):
+    """An answer in the JSON error envelope: its HTTP status, its code, its message and any extra members."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -48,7 +58,10 @@ class ApiError(Exception):
 
 
 class DashboardServer(BoundedHTTPServer):
-    def __init__(self, address, app, limits=DEFAULT_LIMITS):
+    """The HTTP server of `serve`; its `app` is set once the sync service it reports on exists."""
+
+    def __init__(self, address: Tuple[str, int], app: Optional[DashboardApp],
+                 limits: HttpLimits = DEFAULT_LIMITS) -> None:
         self.app = app
         if ":" in address[0]:
             self.address_family = socket.AF_INET6  # an IPv6 --host such as ::1 (the class default is IPv4)
@@ -61,14 +74,19 @@ class DashboardHandler(TimedRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------------------------------------
 
-    @property
-    def app(self):
-        return self.server.app
+    server: DashboardServer
+    query: Dict[str, List[str]]
 
-    def log_message(self, format, *args):
+    @property
+    def app(self) -> DashboardApp:
+        app = self.server.app
+        assert app is not None  # set by serve before the server's thread starts
+        return app
+
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), escape(format % args))  # the request line is the peer's
 
-    def _send(self, status, body, content_type, headers=()):
+    def _send(self, status: int, body: bytes, content_type: str, headers: Headers = ()) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -79,16 +97,16 @@ class DashboardHandler(TimedRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _send_json(self, status, document, headers=()):
+    def _send_json(self, status: int, document: Dict[str, Any], headers: Headers = ()) -> None:
         body = json.dumps(document, ensure_ascii=False, allow_nan=False).encode("utf-8")
         self._send(status, body, "application/json; charset=utf-8", (("Cache-Control", "no-store"),) + tuple(headers))
 
-    def _send_error_envelope(self, error):
+    def _send_error_envelope(self, error: ApiError) -> None:
         document = {"success": False, "error": error.message, "code": error.code}
         document.update(error.extra)
         self._send_json(error.status, document)
 
-    def send_error(self, code, message=None, explain=None):
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """http.server's own errors (bad request line, unsupported method) in the JSON envelope too."""
         self.close_connection = True
         if getattr(self, "request_version", None) in ("HTTP/0.9", None):
@@ -101,7 +119,7 @@ class DashboardHandler(TimedRequestHandler):
         except (OSError, AttributeError):
             pass  # the request was too broken to answer (no request version yet, or the peer left)
 
-    def _host_name(self):
+    def _host_name(self) -> str:
         """The host name the client used to reach us (for the WebSocket URL), else the bind address."""
         host = self.headers.get("Host", "") if self.headers else ""
         match = re.match(r"\A(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d+)?\Z", host)
@@ -109,28 +127,28 @@ class DashboardHandler(TimedRequestHandler):
 
     # -- routing ----------------------------------------------------------------------------------------------
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         self._route("GET")
 
-    def do_HEAD(self):
+    def do_HEAD(self) -> None:
         self._route("GET")
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         self._route("POST")
 
-    def do_PUT(self):
+    def do_PUT(self) -> None:
         self._method_not_allowed()
 
     do_DELETE = do_PATCH = do_PUT
 
-    def _method_not_allowed(self):
+    def _method_not_allowed(self) -> None:
         try:
             self._check_host()
             raise ApiError(405, "METHOD_NOT_ALLOWED", "%s is not supported" % self.command)
         except ApiError as error:
             self._send_error_envelope(error)
 
-    def _route(self, method):
+    def _route(self, method: str) -> None:
         self.query = {}
         try:
             self._check_host()
@@ -169,7 +187,7 @@ class DashboardHandler(TimedRequestHandler):
 
     # -- security ---------------------------------------------------------------------------------------------
 
-    def _check_host(self):
+    def _check_host(self) -> None:
         """DNS rebinding: answer only to the names this server is known by (README, "Security"); the host
         of an absolute-form target is the one checked, and two Host headers are a bad request."""
         try:
@@ -182,29 +200,29 @@ class DashboardHandler(TimedRequestHandler):
             logger.info("refused %s from %s: %s", escape(self.command), self.address_string(), escape(reason))
             raise ApiError(403, "HOST_NOT_ALLOWED", reason)
 
-    def _explicit_token(self):
+    def _explicit_token(self) -> Optional[str]:
         """The token given in ?token= or Authorization: Bearer (what a page on another site cannot send)."""
         values = self.query.get("token")
         if values:
             return values[0]
-        authorization = self.headers.get("Authorization", "")
+        authorization = self.headers.get("Authorization") or ""
         if authorization.lower().startswith("bearer "):
             return authorization[7:].strip()
         return None
 
-    def _token_ok(self, cookie=True):
+    def _token_ok(self, cookie: bool = True) -> bool:
         credentials = self.app.credentials
         if credentials.token is None:
             return True
         return credentials.token_ok(self._explicit_token()) or (
             cookie and credentials.cookie_ok(self.headers.get("Cookie")))
 
-    def _check_token(self):
+    def _check_token(self) -> None:
         if not self._token_ok():
             raise ApiError(401, "UNAUTHORIZED", "a valid token is required (Authorization: Bearer, ?token= or the "
                                                 "dashboard cookie)")
 
-    def _check_write(self):
+    def _check_write(self) -> None:
         """CSRF: a write another site started is refused, and the cookie alone never authorises one."""
         reason = write_refusal(self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site"), self.app.write_origins)
         if reason is not None:
@@ -220,14 +238,14 @@ class DashboardHandler(TimedRequestHandler):
 
     # -- pages ------------------------------------------------------------------------------------------------
 
-    def _redirect_root(self):
+    def _redirect_root(self) -> None:
         query = urlsplit(self.path).query
         self.send_response(302)
         self.send_header("Location", "/status" + ("?" + query if query else ""))
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _page(self, name):
+    def _page(self, name: str) -> None:
         host = self._host_name()
         ws_url = self.app.ws_url(host)
         credentials = self.app.credentials
@@ -243,13 +261,13 @@ class DashboardHandler(TimedRequestHandler):
             headers.append(("Set-Cookie", credentials.set_cookie_header()))
         self._send(200, body, "text/html; charset=utf-8", headers)
 
-    def _status_page(self):
+    def _status_page(self) -> None:
         self._page("status")
 
-    def _sync_page(self):
+    def _sync_page(self) -> None:
         self._page("sync")
 
-    def _static(self, name):
+    def _static(self, name: str) -> None:
         """A script, style or image of the pages: strong ETag, 304 when the browser has this version."""
         asset = assets.find(name)
         if asset is None:
@@ -264,16 +282,16 @@ class DashboardHandler(TimedRequestHandler):
             return
         self._send(200, asset.body, asset.content_type, headers)
 
-    def _healthz(self):
+    def _healthz(self) -> None:
         self._send(200, b"ok\n", "text/plain; charset=utf-8", (("Cache-Control", "no-store"),))
 
     # -- API --------------------------------------------------------------------------------------------------
 
-    def _api_status(self):
+    def _api_status(self) -> None:
         project = self.app.project()
         self._send_json(200, envelope(registry.find(project, registry.Query(registry.SUMMARY))))
 
-    def _api_entity(self, rest):
+    def _api_entity(self, rest: str) -> None:
         entity_type, slash, entity_id = rest.partition("/")
         try:
             entity_id = unquote(entity_id, errors="strict")
@@ -297,7 +315,7 @@ class DashboardHandler(TimedRequestHandler):
             raise ApiError(404, "ENTITY_NOT_FOUND", str(error), suggestions=error.suggestions)
         self._send_json(200, {"success": True, "result": envelope(entity)})
 
-    def _api_activity(self):
+    def _api_activity(self) -> None:
         limit = ascii_number(self.query.get("limit", [str(ACTIVITY_DEFAULT)])[0])
         if limit is None or limit < 1:
             raise ApiError(400, "VALIDATION_ERROR", "limit must be a positive integer of ASCII digits (at most %d "
@@ -309,7 +327,7 @@ class DashboardHandler(TimedRequestHandler):
         events = self.app.recent_events(limit, brief == "1")
         self._send_json(200, {"success": True, "count": len(events), "events": events})
 
-    def _api_history(self):
+    def _api_history(self) -> None:
         limit = ascii_number(self.query.get("limit", [str(HISTORY_DEFAULT)])[0])
         if limit is None or limit < 1:
             raise ApiError(400, "VALIDATION_ERROR", "limit must be a positive integer of ASCII digits (at most %d "
@@ -318,10 +336,10 @@ class DashboardHandler(TimedRequestHandler):
         self._send_json(200, {"success": True, "states": list(STORY_STATES), "count": len(samples),
                               "samples": samples})
 
-    def _api_sync(self):
+    def _api_sync(self) -> None:
         self._send_json(200, dict(self.app.sync_info(self._host_name()), success=True))
 
-    def _api_sync_action(self):
+    def _api_sync_action(self) -> None:
         request = self._read_json_body()
         action = request.get("action")
         if action not in SYNC_ACTIONS:
@@ -330,6 +348,7 @@ class DashboardHandler(TimedRequestHandler):
         if ws_port is not None and (not isinstance(ws_port, int) or isinstance(ws_port, bool)
                                     or not 0 <= ws_port <= 65535):
             raise ApiError(400, "VALIDATION_ERROR", "wsPort must be an integer from 0 to 65535")
+        assert isinstance(action, str)  # one of SYNC_ACTIONS
         try:
             message = self.app.sync_action(action, ws_port)
             success, status = True, 200
@@ -342,7 +361,7 @@ class DashboardHandler(TimedRequestHandler):
             document.update(error=message, code="SYNC_ACTION_FAILED")
         self._send_json(status, document)
 
-    def _read_json_body(self):
+    def _read_json_body(self) -> Dict[str, Any]:
         raw_length = self.headers.get("Content-Length")
         length = ascii_number(raw_length.strip() if raw_length is not None else None)
         if length is None:
@@ -363,11 +382,11 @@ class DashboardHandler(TimedRequestHandler):
             raise ApiError(400, "INVALID_JSON", "the body must be a JSON object")
         return document
 
-    def _metrics(self):
+    def _metrics(self) -> None:
         body = self.app.metrics_text().encode("utf-8")
         self._send(200, body, "text/plain; version=0.0.4; charset=utf-8", (("Cache-Control", "no-store"),))
 
-    _ROUTES = {
+    _ROUTES: ClassVar[Dict[Tuple[str, str], Callable[[DashboardHandler], None]]] = {
         ("GET", "/"): _redirect_root,
         ("GET", "/status"): _status_page,
         ("GET", "/sync-status"): _sync_page,

@@ -1,8 +1,8 @@
 """The HTTP server's bounds: deadlines for a request, caps on connections and threads, and an accept loop that
 survives running out of file descriptors. The routes know nothing of this (see http.py).
 
-A connection gets a thread only once its whole request is in. One thread (`request_reader.RequestReader`, a selector loop)
-reads every connection's request head, and its body when it declares one: a half-sent request costs a socket
+A connection gets a thread only once its whole request is in. One thread (`request_reader.RequestReader`, a
+selector loop) reads every connection's request head, and its body when it declares one: a half-sent request costs a socket
 and the bytes it sent, never a thread. A complete request goes to one of at most `HTTP_WORKERS` handler
 threads, which answer it from memory (nothing of the peer is read there) and close the connection.
 
@@ -18,9 +18,12 @@ threads, which answer it from memory (nothing of the peer is read there) and clo
   most READY_QUEUE_MAX; beyond, they get the same 503.
 - Out of descriptors (EMFILE/ENFILE) on accept: wait, doubling from ACCEPT_BACKOFF_MIN_S to
   ACCEPT_BACKOFF_MAX_S, instead of retrying at once (which spins a core); accepting resumes by itself.
+
+(README, "Security").
 """
 
-import collections
+from __future__ import annotations
+
 import errno
 import io
 import logging
@@ -31,11 +34,18 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Type
 
 from madace_status.logsafe import escape
 from madace_status.web.request_reader import RequestReader, close_quietly, raw_response
 
+__all__ = ["DEFAULT_LIMITS", "HTTP_BODY_TIMEOUT_S", "HTTP_HEAD_TIMEOUT_S", "HTTP_IDLE_TIMEOUT_S", "HTTP_WORKERS",
+           "MAX_HTTP_CONNECTIONS", "READY_QUEUE_MAX", "BoundedHTTPServer", "CompleteRequest", "HttpLimits",
+           "TimedRequestHandler"]
+
 logger = logging.getLogger("madace_status.http")
+
+Address = Tuple[Any, ...]  # a peer's address as accept() gives it: (host, port) or (host, port, flow, scope)
 
 HTTP_IDLE_TIMEOUT_S = 30.0  # from the connection to the first byte of its request
 HTTP_HEAD_TIMEOUT_S = 10.0  # for the whole request line and headers: a browser sends them in one packet
@@ -52,7 +62,17 @@ ACCEPT_BACKOFF_MAX_S = 0.5  # also bounds how long a shutdown waits for the acce
 OUT_OF_DESCRIPTORS_LOG_EVERY_S = 60.0  # one warning for a run of episodes (accepts freeing and taking descriptors)
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
-HttpLimits = collections.namedtuple("HttpLimits", "idle_timeout_s head_timeout_s body_timeout_s max_connections")
+
+
+class HttpLimits(NamedTuple):
+    """The HTTP server's deadlines and connection cap (README, "Security"; MADACE_STATUS_HTTP_*)."""
+
+    idle_timeout_s: float
+    head_timeout_s: float
+    body_timeout_s: float
+    max_connections: int
+
+
 DEFAULT_LIMITS = HttpLimits(HTTP_IDLE_TIMEOUT_S, HTTP_HEAD_TIMEOUT_S, HTTP_BODY_TIMEOUT_S, MAX_HTTP_CONNECTIONS)
 
 
@@ -61,7 +81,7 @@ class CompleteRequest:
 
     __slots__ = ("sock", "data")
 
-    def __init__(self, sock, data):
+    def __init__(self, sock: socket.socket, data: bytes) -> None:
         self.sock = sock
         self.data = data
 
@@ -70,15 +90,16 @@ class TimedRequestHandler(BaseHTTPRequestHandler):
     """BaseHTTPRequestHandler for a request read in full by `RequestReader`: it parses it from memory, and only
     writes to the peer (each write within HTTP_SEND_TIMEOUT_S)."""
 
-    def setup(self):
+    def setup(self) -> None:
         complete = self.request
+        assert isinstance(complete, CompleteRequest)  # what BoundedHTTPServer hands its handlers
         self.request = complete.sock
         super().setup()
         self.rfile.close()  # the socket's own reader: the request is already in memory
         self.rfile = io.BytesIO(complete.data)
         self.connection.settimeout(HTTP_SEND_TIMEOUT_S)
 
-    def read_body(self, length):
+    def read_body(self, length: int) -> bytes:
         """`length` bytes of the body (it was read with the head, within the body deadline)."""
         return self.rfile.read(length)
 
@@ -87,26 +108,26 @@ class _HandlerThreads:
     """At most `count` daemon threads taking work from one queue, started as the work needs them (daemon: a
     thread stuck writing to a peer that reads nothing never holds the process's exit)."""
 
-    def __init__(self, count, work):
+    def __init__(self, count: int, work: Callable[..., None]) -> None:
         self._count = count
         self._work = work
-        self._queue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Optional[Tuple[Any, ...]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._started = 0
         self._idle = 0
 
-    def submit(self, *item):
+    def submit(self, *item: Any) -> None:
         self._queue.put(item)
         with self._lock:
             if self._idle == 0 and self._started < self._count:
                 self._started += 1
                 threading.Thread(target=self._run, name="http-%d" % self._started, daemon=True).start()
 
-    def stop(self):
+    def stop(self) -> None:
         for _ in range(self._started):
             self._queue.put(None)
 
-    def _run(self):
+    def _run(self) -> None:
         while True:
             with self._lock:
                 self._idle += 1
@@ -126,7 +147,8 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the listen backlog: connections the kernel completes while we are busy
 
-    def __init__(self, address, handler_class, limits=DEFAULT_LIMITS):
+    def __init__(self, address: Tuple[str, int], handler_class: Type[BaseHTTPRequestHandler],
+                 limits: HttpLimits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         self._slots = threading.BoundedSemaphore(limits.max_connections)
         self._refuser = _Refuser(raw_response(503, "Service Unavailable", "SERVER_BUSY",
@@ -134,17 +156,18 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         self._busy = raw_response(503, "Service Unavailable", "SERVER_BUSY",
                                   "too many requests waiting (limit %d); try again" % READY_QUEUE_MAX)
         self._backoff_s = 0.0
-        self._warned_at = None  # when "out of file descriptors" was last logged
+        self._warned_at: Optional[float] = None  # when "out of file descriptors" was last logged
         self._recovery_untold = False  # that warning was logged, and the recovery that ends it not yet
         self._at_capacity = False
         self._waiting = 0  # complete requests handed to the handler threads and not done yet
         self._waiting_lock = threading.Lock()
         self._workers = _HandlerThreads(HTTP_WORKERS, self._answer)
-        self._reader = None  # started once the port is bound (a port in use closes the server in __init__)
+        # Started once the port is bound (a port in use closes the server in __init__).
+        self._reader: Optional[RequestReader] = None
         super().__init__(address, handler_class)
         self._reader = RequestReader(limits, self._dispatch, self._slots.release)
 
-    def get_request(self):
+    def get_request(self) -> Tuple[socket.socket, Address]:
         try:
             request = super().get_request()
         except OSError as error:
@@ -167,7 +190,7 @@ class BoundedHTTPServer(ThreadingHTTPServer):
                 logger.warning("HTTP server accepting connections again")
         return request
 
-    def process_request(self, request, client_address):
+    def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
             if not self._at_capacity:
                 self._at_capacity = True
@@ -176,9 +199,10 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             self._refuser.refuse(request)
             return
         self._at_capacity = False
+        assert self._reader is not None  # requests come only once serving, after __init__
         self._reader.add(request, client_address)  # its request is read without a thread of its own
 
-    def _dispatch(self, sock, address, data):
+    def _dispatch(self, sock: socket.socket, address: Address, data: bytes) -> None:
         """A whole request: to a handler thread, or 503 when READY_QUEUE_MAX are waiting already."""
         with self._waiting_lock:
             full = self._waiting >= HTTP_WORKERS + READY_QUEUE_MAX
@@ -194,30 +218,30 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             return
         self._workers.submit(sock, address, data)
 
-    def _answer(self, sock, address, data):
+    def _answer(self, sock: socket.socket, address: Address, data: bytes) -> None:
         try:
-            self.finish_request(CompleteRequest(sock, data), address)
+            self.finish_request(CompleteRequest(sock, data), address)  # type: ignore[arg-type]  # setup() unwraps it
         except Exception:  # noqa: BLE001 — one escaped line, never a traceback of what a peer sent
             self.handle_error(sock, address)
         finally:
             self._done_waiting()
             self._finish(sock)
 
-    def _done_waiting(self):
+    def _done_waiting(self) -> None:
         with self._waiting_lock:
             self._waiting -= 1
 
-    def _finish(self, sock):
+    def _finish(self, sock: socket.socket) -> None:
         self.shutdown_request(sock)
         self._slots.release()
 
-    def handle_error(self, request, client_address):
+    def handle_error(self, request: Any, client_address: Any) -> None:
         """One escaped line instead of socketserver's traceback on stderr: a peer must not write tracebacks."""
         error = sys.exc_info()[1]
         logger.info("error handling a request from %s: %s", escape(client_address[0] if client_address else ""),
                     escape(repr(error)))
 
-    def server_close(self):
+    def server_close(self) -> None:
         super().server_close()
         if self._reader is not None:
             self._reader.stop()
@@ -229,14 +253,14 @@ class _Refuser:
     """One thread that answers 503 to the connections beyond the cap: it reads what each sent (at most
     REFUSAL_READ_BYTES, for at most REFUSAL_READ_TIMEOUT_S), writes the answer and closes."""
 
-    def __init__(self, response):
+    def __init__(self, response: bytes) -> None:
         self._response = response
-        self._queue = queue.Queue(REFUSAL_QUEUE_MAX)
+        self._queue: queue.Queue[socket.socket] = queue.Queue(REFUSAL_QUEUE_MAX)
         self._stopped = False
-        self._thread = None
+        self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
 
-    def refuse(self, sock):
+    def refuse(self, sock: socket.socket) -> None:
         try:
             sock.setblocking(False)
             self._queue.put_nowait(sock)
@@ -248,12 +272,12 @@ class _Refuser:
                 self._thread = threading.Thread(target=self._run, name="http-refuser", daemon=True)
                 self._thread.start()
 
-    def stop(self):
+    def stop(self) -> None:
         self._stopped = True
 
-    def _run(self):
+    def _run(self) -> None:
         selector = selectors.DefaultSelector()
-        pending = {}  # socket → (deadline, bytes received)
+        pending: Dict[socket.socket, Tuple[float, bytearray]] = {}  # socket → (deadline, bytes received)
         while not self._stopped:
             try:
                 block = not pending

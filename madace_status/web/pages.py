@@ -9,22 +9,27 @@ The per-request values (`{{WS_URL}}`, `{{TOKEN_REQUIRED}}`, `{{CSRF_TOKEN}}`) go
 scripts read.
 """
 
+from __future__ import annotations
+
 import html
+from typing import Dict, Tuple
 
 from madace_status.web.assets import static_file
 
+__all__ = ["PAGE_FILES", "content_security_policy", "render"]
+
 PAGE_FILES = {"status": "status.html", "sync": "sync.html"}
-_cache = {}
+_cache: Dict[str, str] = {}
 
 
-def _load(name):
+def _load(name: str) -> str:
     """The template text, read once per process."""
     if name not in _cache:
         _cache[name] = static_file(PAGE_FILES[name]).decode("utf-8")
     return _cache[name]
 
 
-def content_security_policy(ws_url):
+def content_security_policy(ws_url: str) -> str:
     """The pages' CSP: everything from our own origin only, plus the sync service's WebSocket."""
     ws_origin = ws_url.split("/ws", 1)[0]
     return "; ".join([
@@ -39,7 +44,7 @@ def content_security_policy(ws_url):
     ])
 
 
-def render(name, ws_url, token_required=False, csrf_token=""):
+def render(name: str, ws_url: str, token_required: bool = False, csrf_token: str = "") -> Tuple[bytes, str]:
     """The page as bytes, and its Content-Security-Policy header value."""
     body = _load(name).replace("{{WS_URL}}", html.escape(ws_url, quote=True)).replace(
         "{{TOKEN_REQUIRED}}", "true" if token_required else "false").replace(
