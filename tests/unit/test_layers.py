@@ -180,3 +180,13 @@ def readme_part(cell):
 
 def test_the_readme_states_exactly_the_rules_this_test_enforces():
     assert readme_rules() == {part: frozenset(allowed) for part, allowed in ALLOWED.items()}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_every_module_says_what_it_exports_with_all(module):
+    path = MODULES[module]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = [target.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+             for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+             if isinstance(target, ast.Name)]
+    assert "__all__" in names
