@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_STATE_DIRS", "DEFAULT_STATUS_FILES", "DEFAULT_EPICS_DIR", "ProjectUnreadable", "ProjectPaths",
            "check_root", "load_project", "load_workflows", "list_workflow_sources", "assemble_workflows",
-           "load_stories", "load_epics"]
+           "load_stories", "load_epics", "ROOT_FINGERPRINT_HEX", "root_identity"]
 
 DEFAULT_STATE_DIRS = ("madace-data/workflow-states", ".madace/workflow-states")
 DEFAULT_STATUS_FILES = ("docs/workflow-status.md", "docs/mam-workflow-status.md")
@@ -64,6 +64,19 @@ class ProjectPaths:
     def __repr__(self) -> str:
         return "ProjectPaths(root=%r, state_dirs=%r, status_file=%r, epics_dir=%r)" % (
             self.root, self.state_dirs, self.status_file, self.epics_dir)
+
+
+ROOT_FINGERPRINT_HEX = 16  # 64 bits of a SHA-256: tells two project roots apart, says nothing of the path
+
+
+def root_identity(root: str) -> dict[str, str]:
+    """What a server tells its clients of the project it serves (README, "The WebSocket protocol"): `name`, the
+    root folder's name, and `root`, a fingerprint of its real path, which a client compares with its own --root's
+    (the path itself is not sent)."""
+    import hashlib  # here: one-shot `status` never needs it
+    real = os.path.realpath(root)
+    digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:ROOT_FINGERPRINT_HEX]
+    return {"name": os.path.basename(real) or real, "root": digest}
 
 
 def check_root(root: str) -> None:

@@ -25,7 +25,7 @@ import os
 import time
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
-from madace_status.project.loader import ProjectPaths
+from madace_status.project.loader import ProjectPaths, root_identity
 from madace_status.project.model import Project
 from madace_status.security import Credentials, HostPolicy, own_origins
 from madace_status.sync.clients.admission import WEBSOCKET_PATHS, check_handshake
@@ -147,7 +147,8 @@ class SyncService:
         # The previous run's activity carries over: a restart does not empty the dashboard's "Recent activity".
         previous = self.hub
         self.hub = hub = Hub(loop, self._snapshot_for, heartbeat_s=self.heartbeat_s,
-                             earlier_activity=previous.activity() if previous is not None else ())
+                             earlier_activity=previous.activity() if previous is not None else (),
+                             project=root_identity(self.paths.root))
         try:
             self._server = server = await serve(
                 host=self.host, port=self.ws_port, on_connect=hub.client_connected,

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO, Tu
 from madace_status import __version__
 from madace_status.choices import ExitCode
 from madace_status.console import can_encode, is_terminal, render
-from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_project
+from madace_status.logsafe import escape
+from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_project, root_identity
 from madace_status.project.model import Project
 from madace_status.project.registry import WORKFLOW, EntityError, Query, resolve
 from madace_status.project.render.envelope import envelope, utc_timestamp
@@ -47,6 +48,7 @@ PING_INTERVAL_S = 5.0  # JSON ping → pong: the round-trip time shown in the he
 PONG_TIMEOUT_S = 10.0  # a ping unanswered this long means the connection is dead
 CLOSE_TIMEOUT_S = 1.0
 HEADER_TICK_S = 1.0  # the in-place header (retry countdown) is refreshed this often
+MAX_PROJECT_NAME_SHOWN = 60  # of the name a server gives its project: a peer's text, escaped and cut
 _HTTP_FATAL = range(400, 500)  # a refusal no retry can fix (403: the token; 404: the path; 400: the query)
 
 
@@ -80,6 +82,9 @@ class LiveView:
         self._pings: Dict[int, float] = {}  # JSON ping timestamp → loop time sent
         self._last_ping_ms = 0
         self._websocket: Optional[ClientWebSocket] = None
+        self._own_root = root_identity(paths.root)["root"]
+        self.note: Optional[str] = None  # the server serves another project than --root (the header says so)
+        self._foreign = False  # this session's server serves another project: none of its messages is applied
         # polling state
         self._files = project_watcher(paths)
         # While offline: the event backend (inotify, kqueue) or plain polling; see watch_select.
@@ -169,8 +174,8 @@ class LiveView:
         if self.retry_at is not None:
             retry_in = max(0, int(math.ceil(self.retry_at - self.loop.time())))
         if self.synced:
-            return Link(WEBSOCKET, self.rtt_s, None, self.settings.server)
-        return Link(POLLING, None, retry_in, self.settings.server)
+            return Link(WEBSOCKET, self.rtt_s, None, self.settings.server, self.note)
+        return Link(POLLING, None, retry_in, self.settings.server, self.note)
 
     def _schedule_render(self) -> None:
         # Called once per message: rendering after the loop's next turn draws a burst of events once.
@@ -324,6 +329,7 @@ class LiveView:
 
     async def _session(self, websocket: ClientWebSocket) -> None:
         self._websocket = websocket
+        self._foreign = False
         self._pings.clear()
         self._barrier = self._send_ping(websocket)
         keepalive = self.loop.create_task(self._keepalive(websocket))
@@ -362,9 +368,13 @@ class LiveView:
 
     def _on_message(self, websocket: ClientWebSocket, text: Message) -> None:
         message = parse_message(text)
-        if message is None:
-            return  # not a message of the protocol: nothing to apply
+        if message is None or self._foreign:
+            return  # not a message of the protocol, or from a server of another project: nothing to apply
         kind, data, seq = message
+        if kind == "ping" and isinstance(data, dict) and not self._accepts_project(data.get("project")):
+            self._foreign = True
+            websocket.transport.abort()
+            return
         try:
             if kind == "pong":
                 self._on_pong(websocket, data.get("timestamp"))
@@ -374,6 +384,22 @@ class LiveView:
             # A message this replica cannot apply: start over from a fresh snapshot rather than show a wrong view.
             self.replica.forget_position()
             websocket.transport.abort()
+
+    def _accepts_project(self, project: object) -> bool:
+        """Whether to show what this server sends, from its welcome's `project` (README, "`madace-status status
+        --watch`"): the same root as --root, yes; another one, only when --server named this server (then the
+        header says so); a server that does not say (an older one), yes."""
+        if not isinstance(project, dict) or not isinstance(project.get("root"), str):
+            return True
+        if project["root"] == self._own_root:
+            self.note = None
+            return True
+        name = escape(project.get("name"), MAX_PROJECT_NAME_SHOWN)
+        if self.settings.server_chosen:
+            self.note = "the server's project is %s, not --root" % name
+            return True
+        self.note = "the server at %s serves another project (%s)" % (self.settings.server, name)
+        return False
 
     def _changed(self) -> None:
         if self.synced:

@@ -29,29 +29,29 @@ _SGR = re.compile(r"\x1b\[[0-9;]*m")
 class Link:
     """The connection as the header shows it."""
 
-    __slots__ = ("mode", "rtt_s", "retry_in_s", "server")
+    __slots__ = ("mode", "rtt_s", "retry_in_s", "server", "note")
 
     def __init__(self, mode: str, rtt_s: Optional[float] = None, retry_in_s: Optional[int] = None,
-                 server: Optional[str] = None) -> None:
+                 server: Optional[str] = None, note: Optional[str] = None) -> None:
         self.mode = mode
         self.rtt_s = rtt_s
         self.retry_in_s = retry_in_s  # None while a connection attempt is under way
         self.server = server
+        self.note = note  # what the header adds: the server serves another project than --root
 
     def words(self, emoji: bool) -> str:
         if self.mode == WEBSOCKET:
             text = "WebSocket" if self.rtt_s is None else "WebSocket (rtt %d ms)" % math.ceil(self.rtt_s * 1000)
-            return ("\U0001f7e2 " if emoji else "") + text
-        if self.retry_in_s is None:
-            text = "Polling (reconnecting)"
+            text = ("\U0001f7e2 " if emoji else "") + text
         else:
-            text = "Polling (retry in %d s)" % self.retry_in_s
-        return ("\U0001f534 " if emoji else "") + text
+            text = "Polling (reconnecting)" if self.retry_in_s is None else "Polling (retry in %d s)" % self.retry_in_s
+            text = ("\U0001f534 " if emoji else "") + text
+        return text if self.note is None else "%s | %s%s" % (text, "\u26a0 " if emoji else "", self.note)
 
     def to_dict(self) -> Dict[str, Any]:
         return {"mode": self.mode, "server": self.server,
                 "rttMs": None if self.rtt_s is None else round(self.rtt_s * 1000, 1),
-                "retryInS": self.retry_in_s}
+                "retryInS": self.retry_in_s, "note": self.note}
 
 
 class Screen:

@@ -32,14 +32,16 @@ class WatchSettings:
     """--interval, --server, --token and --watcher, from the command line first, then MADACE_STATUS_* variables.
     `watcher` is the offline fallback's change detector, chosen as `serve --watcher` chooses its own."""
 
-    __slots__ = ("interval", "server", "token", "watcher")
+    __slots__ = ("interval", "server", "token", "watcher", "server_chosen")
 
     def __init__(self, interval: float = DEFAULT_INTERVAL_S, server: str = DEFAULT_SERVER, token: Optional[str] = None,
-                 watcher: str = "auto") -> None:
+                 watcher: str = "auto", server_chosen: bool = False) -> None:
         self.interval = interval
         self.server = server
         self.token = token
         self.watcher = watcher
+        # --server or MADACE_STATUS_SERVER named the server: its project is shown even when it is not --root's.
+        self.server_chosen = server_chosen
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> WatchSettings:
@@ -51,7 +53,8 @@ class WatchSettings:
         if not (math.isfinite(interval) and interval >= MIN_INTERVAL_S):
             raise UsageError("--interval must be a number of seconds, at least %g (got %s)"
                              % (MIN_INTERVAL_S, interval))
-        server = text_setting(getattr(args, "server", None), "SERVER", environ) or DEFAULT_SERVER
+        chosen_server = text_setting(getattr(args, "server", None), "SERVER", environ)
+        server = chosen_server or DEFAULT_SERVER
         check_server_url(server)
         token = text_setting(getattr(args, "token", None), "TOKEN", environ)
         if token is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in token):
@@ -59,7 +62,7 @@ class WatchSettings:
         watcher = text_setting(getattr(args, "watcher", None), "WATCHER", environ) or "auto"
         if watcher not in WATCHER_CHOICES:  # MADACE_STATUS_WATCHER is not checked by argparse
             raise UsageError("--watcher must be one of %s (got '%s')" % (", ".join(WATCHER_CHOICES), shown(watcher)))
-        return cls(interval, server, token, watcher)
+        return cls(interval, server, token, watcher, chosen_server is not None)
 
 
 def check_server_url(url: str) -> None:

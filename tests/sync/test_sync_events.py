@@ -3,6 +3,7 @@ files as a workflow engine or an editor would (in place, and by atomic rename), 
 (the `websockets` library and the package's own client) must receive exactly the events of README, "The WebSocket
 protocol", in order, with their data and consecutive `seq`."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ def assert_envelope(message, seq):
 # -- connecting ----------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("client_kind", CLIENT_KINDS)
-def test_connect_gets_welcome_ping_then_full_snapshot(live, client_kind):
+def test_connect_gets_welcome_ping_then_full_snapshot(live, project, client_kind):
     sync_info = live.get_json("/api/sync")
     summary = live.get_json("/api/status")["data"]
 
@@ -42,7 +43,12 @@ def test_connect_gets_welcome_ping_then_full_snapshot(live, client_kind):
             snapshot = await recv_json(ws)
             assert welcome["type"] == "ping"
             assert_envelope(welcome, 0)
-            assert set(welcome["data"]) == {"clientId", "message", "runId", "heartbeatMs"}
+            assert set(welcome["data"]) == {"clientId", "message", "runId", "heartbeatMs", "project"}
+            # The root's folder name, and a fingerprint of its real path (the path itself is not sent).
+            real_root = os.path.realpath(project.root)
+            assert welcome["data"]["project"] == {
+                "name": "project", "root": hashlib.sha256(real_root.encode()).hexdigest()[:16]}
+            assert real_root not in json.dumps(welcome)
             assert welcome["data"]["message"] == "Connected to MADACE sync server"
             assert welcome["data"]["runId"] == sync_info["runId"]
             assert welcome["data"]["heartbeatMs"] == 20000

@@ -16,8 +16,8 @@ import pytest
 
 from madace_status import cli, status_command
 
-from watch_helpers import (ESCAPE, CuttableProxy, clean_env, documents, free_port, mode, set_story_title,
-                           set_workflow_step, visible, wait_documents, wait_until, workflow_step)
+from watch_helpers import (ESCAPE, CuttableProxy, clean_env, copy_project, documents, free_port, mode,
+                           set_story_title, set_workflow_step, visible, wait_documents, wait_until, workflow_step)
 
 UPDATE_DEADLINE_S = 0.3
 WEBSOCKET, POLLING = "websocket", "polling"
@@ -351,3 +351,40 @@ def test_on_a_terminal_q_ctrl_c_and_sigterm_stop_with_exit_0_and_restore_the_ter
     assert tty.wait() == 0
     tty.output.wait_for("Watch mode stopped")
     assert tty.attributes() == tty.attributes_before
+
+
+# -- the server's project and --root ---------------------------------------------------------------------------
+
+DEFAULT_WS_PORT = 3001  # the port `status --watch` asks when no --server names one
+
+
+def another_project(tmp_path):
+    """A second copy of the sample project, told apart by pm-planning's step (5, where the first has 3)."""
+    root = copy_project(str(tmp_path / "another"))
+    set_workflow_step(root, "pm-planning", 5)
+    return root
+
+
+def test_the_default_server_serving_another_project_is_not_shown_and_the_header_says_why(
+        project, start_server, watch, tmp_path):
+    server = start_server(project, ws_port=DEFAULT_WS_PORT)  # a `serve` of project A on the default port
+    mine = another_project(tmp_path)
+    view = watch("-f", "json", "--root", mine, "--interval", "0.2", "pm-planning")
+    docs, index = wait_documents(view.stdout, lambda doc: (doc["connection"]["note"] or "").startswith(
+        "the server at ws://127.0.0.1:3001 serves another project (project)"))
+    assert docs[index]["data"]["currentStep"] == 5  # --root's project, read from its files
+    assert all(mode(doc) == POLLING for doc in docs)  # never the other project's data
+    assert server.metric("madace_connections_total") >= 1  # it did ask, and heard whose project it is
+
+
+def test_a_server_named_with_server_is_shown_even_for_another_project_with_a_note(project, start_server, watch,
+                                                                                  tmp_path):
+    server = start_server(project)
+    url = "ws://127.0.0.1:%d" % server.ws_port
+    view = watch("-f", "json", "--root", another_project(tmp_path), "--server", url, "pm-planning")
+    docs, index = wait_documents(view.stdout, lambda doc: mode(doc) == WEBSOCKET)
+    assert docs[index]["data"]["currentStep"] == 3  # the server's project
+    assert docs[index]["connection"]["note"] == "the server's project is project, not --root"
+    same_root = watch("-f", "json", "--root", project, "--server", url, "pm-planning")
+    docs, index = wait_documents(same_root.stdout, lambda doc: mode(doc) == WEBSOCKET)
+    assert docs[index]["connection"]["note"] is None

@@ -211,3 +211,13 @@ def test_keyboard_mode_is_restored_when_the_view_raises():
     finally:
         os.close(slave)
         os.close(master)
+
+
+def test_the_header_names_a_server_of_another_project_with_and_without_emoji():
+    from madace_status.watch.screen import POLLING, WEBSOCKET, Link
+    note = "the server at ws://127.0.0.1:3001 serves another project (acme)"
+    with_emoji = Link(POLLING, retry_in_s=4, note=note).words(emoji=True)
+    assert with_emoji == "\U0001f534 Polling (retry in 4 s) | \u26a0 " + note
+    assert Link(POLLING, retry_in_s=4, note=note).words(emoji=False) == "Polling (retry in 4 s) | " + note
+    assert Link(WEBSOCKET, rtt_s=0.002).words(emoji=False) == "WebSocket (rtt 2 ms)"
+    assert Link(WEBSOCKET, note="x").to_dict()["note"] == "x" and Link(WEBSOCKET).to_dict()["note"] is None

@@ -68,9 +68,10 @@ class Hub:
     def __init__(self, loop: asyncio.AbstractEventLoop, snapshot_data: SnapshotData, heartbeat_s: float = HEARTBEAT_S,
                  high_water_bytes: int = HIGH_WATER_BYTES, lagging_close_s: float = LAGGING_CLOSE_S,
                  ring_size: int = RING_BUFFER_EVENTS, ring_max_bytes: int = RING_BUFFER_MAX_BYTES,
-                 earlier_activity: Iterable[Event] = ()) -> None:
+                 earlier_activity: Iterable[Event] = (), project: dict[str, str] | None = None) -> None:
         self.loop = loop
         self.run_id = secrets.token_hex(8)
+        self.project = project  # the welcome's `project`: loader.root_identity of the root served
         self.seq = 0
         self.ring: collections.deque[Event] = collections.deque()
         self.ring_size = ring_size
@@ -281,9 +282,11 @@ class Hub:
         self.metrics.connections_total += 1
         logger.info("client %s connected from %s (%s), %d connected", client.id, client.remote, escape(client.source),
                     len(self.clients))
-        self._send(client, self._envelope("ping", {
-            "clientId": client.id, "message": WELCOME_MESSAGE, "runId": self.run_id,
-            "heartbeatMs": int(self.heartbeat_s * 1000)}))
+        welcome: dict[str, Any] = {"clientId": client.id, "message": WELCOME_MESSAGE, "runId": self.run_id,
+                                   "heartbeatMs": int(self.heartbeat_s * 1000)}
+        if self.project is not None:
+            welcome["project"] = self.project
+        self._send(client, self._envelope("ping", welcome))
         run_id = request.query_value("runId")
         try:
             since = parse_since(request.query_value("since"))  # refused with 400 at the handshake
