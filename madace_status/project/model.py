@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STORY_STATES", "STATE_LABELS", "WIP_LIMITS", "WORKFLOW_STATUSES", "INVALID_STATUS", "Record", "Workflow",
            "Story", "Epic", "Violation", "Summary", "Project", "violation_prefix", "story_violations",
-           "build_summary", "whole_number"]
+           "build_summary", "whole_number", "VIOLATION_IDS_SHOWN", "named_with_more"]
 
 STORY_STATES: tuple[str, ...] = ("BACKLOG", "TODO", "IN_PROGRESS", "DONE")
 STATE_LABELS: dict[str, str] = {"BACKLOG": "BACKLOG", "TODO": "TODO", "IN_PROGRESS": "IN PROGRESS", "DONE": "DONE"}
@@ -193,6 +193,16 @@ class Epic(Record):
         self.warnings: list[str] = warnings if warnings is not None else []
 
 
+VIOLATION_IDS_SHOWN = 5  # a message names this many of a state's stories, then "and N more" (the JSON has them all)
+
+
+def named_with_more(ids: list[str], shown: int = VIOLATION_IDS_SHOWN) -> str:
+    """`ids` joined with commas, the first `shown` of them, then "and N more" for the rest."""
+    if len(ids) <= shown:
+        return ", ".join(ids)
+    return "%s and %d more" % (", ".join(ids[:shown]), len(ids) - shown)
+
+
 def violation_prefix(state: str) -> str:
     """How every violation message of `state` starts (renderers find a story's violation by it)."""
     return "WIP limit exceeded: %s holds " % STATE_LABELS[state]
@@ -216,7 +226,7 @@ class Violation(Record):
     @property
     def message(self) -> str:
         return "%s%d stories (limit %d): %s" % (
-            violation_prefix(self.state), self.count, self.limit, ", ".join(self.story_ids))
+            violation_prefix(self.state), self.count, self.limit, named_with_more(self.story_ids))
 
     def to_dict(self) -> dict[str, Any]:
         data = Record.to_dict(self)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from madace_status.project.model import violation_prefix
+
 TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time (it would slow every `status`)
 if TYPE_CHECKING:
     from typing import Any, Callable, ClassVar, Protocol, Sequence
@@ -182,7 +184,10 @@ def find(project: Project, query: Query) -> Entity:
         if story is None:
             raise EntityNotFound(STORY, key, suggest(key, [s.id for s in project.stories], "STORY-"))
         mentions = _mentioning(story.id)
-        return Entity(STORY, story.id, story, [m for m in project.story_warnings if mentions(m)],
+        # Its state's WIP violation concerns it even where the message names only the first few stories.
+        violation = violation_prefix(story.status)
+        return Entity(STORY, story.id, story,
+                      [m for m in project.story_warnings if mentions(m) or m.startswith(violation)],
                       list(project.story_errors))
     if kind == EPIC:
         epic = project.epic(key) or project.epic("EPIC-" + key)

@@ -65,6 +65,12 @@
     return h("time", { datetime: valid ? date.toISOString() : null, title: valid ? date.toLocaleString() : null, text: shortTime(value) });
   }
   function plural(count, word) { return count + " " + word + (count === 1 ? "" : "s"); }
+  // A few ids, then "and N more": as the server's messages name them (VIOLATION_IDS_SHOWN, project/model.py).
+  var IDS_SHOWN = 5;
+  function namedWithMore(ids) {
+    if (ids.length <= IDS_SHOWN) return ids.join(", ");
+    return ids.slice(0, IDS_SHOWN).join(", ") + " and " + (ids.length - IDS_SHOWN) + " more";
+  }
   function stateLabel(state) { return state ? (STATE_LABELS[state] || state) : "—"; }
 
   // -- the model the page shows ------------------------------------------------------------------------------------
@@ -131,7 +137,7 @@
     filterBoard: early.filterBoard || null,  // set by board.js: filterBoard(text)
     // What connection.js, lookup.js and status.js also share (not part of the views' contract):
     $: $, meta: meta, STATUS_LABELS: STATUS_LABELS, statusClass: statusClass, statusBadge: statusBadge,
-    clockTime: clockTime, timeElement: timeElement, plural: plural, stateLabel: stateLabel,
+    clockTime: clockTime, timeElement: timeElement, plural: plural, namedWithMore: namedWithMore, stateLabel: stateLabel,
     ApiError: ApiError, isUnauthorized: isUnauthorized, renderViews: renderViews,
     epicsChanged: function () { epicIndex = null; },  // the epics changed: storyEpic rebuilds its index
     onUnauthorized: null,  // set by connection.js: a 401 from any request shows the token problem

@@ -9,7 +9,7 @@
   var $ = D.$, h = D.h, setText = D.setText, model = D.model, api = D.api;
   var STATES = D.STATES, STATE_LABELS = D.STATE_LABELS, STATUS_LABELS = D.STATUS_LABELS;
   var statusClass = D.statusClass, statusBadge = D.statusBadge, clockTime = D.clockTime, timeElement = D.timeElement;
-  var plural = D.plural, stateLabel = D.stateLabel, renderViews = D.renderViews;
+  var plural = D.plural, namedWithMore = D.namedWithMore, stateLabel = D.stateLabel, renderViews = D.renderViews;
   function renderKnownIds() { D.renderKnownIds(); }  // lookup.js: the lookup's suggestions
 
   var FEED_MAX_ITEMS = 50;
@@ -81,7 +81,7 @@
       var flag = card.querySelector(".flag");
       flag.hidden = !violated;
       if (violated) {
-        var ids = violation && violation.storyIds ? ": " + violation.storyIds.join(", ") : "";
+        var ids = violation && violation.storyIds ? ": " + namedWithMore(violation.storyIds) : "";
         setText(flag, "⚠ WIP limit exceeded — " + row.count + " stories, max " + row.limit + ids);
       }
       card.setAttribute("aria-label", STATE_LABELS[state] + ": " + plural(row.count, "story") +

@@ -126,3 +126,14 @@ def test_any_entity_text_resolves_or_raises_one_of_the_two_lookup_errors(text):
         assert not any(ord(ch) < 32 for ch in str(exc))
     else:
         assert entity.kind in ("summary", "stories", "epics", "workflows")
+
+
+def test_a_story_past_the_ones_a_violation_names_still_shows_its_states_violation(tmp_path):
+    root = tmp_path / "project"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "workflow-status.md").write_text(
+        "## TODO\n" + "".join("- [US-%d] story %d\n" % (n, n) for n in range(1, 9)) + "## DONE\n- [US-9] done\n")
+    loaded = load_project(ProjectPaths(str(root)))
+    warnings = resolve(loaded, "US-8").warnings
+    assert warnings == ["WIP limit exceeded: TODO holds 8 stories (limit 1): US-1, US-2, US-3, US-4, US-5 and 3 more"]
+    assert resolve(loaded, "US-9").warnings == []

@@ -205,3 +205,16 @@ def test_any_text_parses_without_raising(lines):
     assert len(ids) == len(set(ids))
     for s in result.stories:
         assert s.status in ("BACKLOG", "TODO", "IN_PROGRESS", "DONE") and s.title
+
+
+@pytest.mark.parametrize("count, named", [
+    (5, "US-1, US-2, US-3, US-4, US-5"),
+    (6, "US-1, US-2, US-3, US-4, US-5 and 1 more"),
+    (500, "US-1, US-2, US-3, US-4, US-5 and 495 more"),
+])
+def test_a_violation_message_names_a_few_stories_then_how_many_more_and_the_json_keeps_them_all(count, named):
+    text = "## TODO\n" + "".join("- [US-%d] story %d\n" % (n, n) for n in range(1, count + 1))
+    violation, = story_violations(parse(text).stories)
+    assert violation.message == "WIP limit exceeded: TODO holds %d stories (limit 1): %s" % (count, named)
+    document = violation.to_dict()
+    assert document["count"] == count and document["storyIds"] == ["US-%d" % n for n in range(1, count + 1)]
