@@ -42,12 +42,13 @@ def render(entity: Entity, options: RenderOptions, stdout: TextIO, environ: Mapp
         if not can_encode(stdout, text):
             text = render_json(entity, ensure_ascii=True)
         return text
+    from madace_status.project.render.text import glyphs_for
+    glyphs = glyphs_for(_encoding(stdout), options.ascii)  # as the table format: ASCII when asked, or needed
     if options.format == "markdown":
         from madace_status.project.render.markdown import render_markdown
-        return render_markdown(entity)
+        return render_markdown(entity, glyphs)
     from madace_status.project.render.table import TableStyle, render_table
-    from madace_status.project.render.text import glyphs_for
-    style = TableStyle(glyphs=glyphs_for(_encoding(stdout), options.ascii), color=use_color(stdout, environ),
+    style = TableStyle(glyphs=glyphs, color=use_color(stdout, environ),
                        width=terminal_width())
     return render_table(entity, style)
 

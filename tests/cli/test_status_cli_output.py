@@ -49,6 +49,25 @@ def test_ascii_flag_and_env_draw_plain_ascii(sample_root):
         assert re.search(r"\| BACKLOG\s+\|\s+5 \|\s+15 \|\s+inf \|", result.stdout)
 
 
+@pytest.mark.parametrize("how", ["--ascii", "PYTHONIOENCODING=ascii"])
+@pytest.mark.parametrize("entity", ["summary", "pm-planning", "stories"])
+def test_markdown_falls_back_to_ascii_like_the_table_not_to_question_marks(sample_root, how, entity):
+    env = clean_env(PYTHONIOENCODING="ascii") if how.startswith("PYTHONIOENCODING") else clean_env()
+    flags = ["--ascii"] if how == "--ascii" else []
+    result = subprocess.run([sys.executable, "-m", "madace_status", "status", entity, "-f", "markdown", "--root",
+                             sample_root] + flags, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert result.returncode == 0 and result.stderr == b""
+    text = result.stdout.decode("ascii")  # nothing but ASCII, and no character replaced by "?"
+    assert "?" not in text
+    if entity == "summary":
+        assert "| BACKLOG | 5 | 15 | inf |" in text and "`[########------------] 40%`" in text
+    elif entity == "pm-planning":
+        assert "- **Progress:** `[########------------] 40%`" in text
+    else:
+        assert "| STORY-V3-020 |" in text
+
+
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_an_output_encoding_without_box_drawing_falls_back_to_ascii(sample_root, encoding):
     env = clean_env(PYTHONIOENCODING=encoding)

@@ -71,6 +71,9 @@ def test_story_v3_020_is_assigned_to_alex_in_every_format(status, sample_root):
     assert json.loads(status("STORY-V3-020", "--root", sample_root, "-f", "json").stdout)["data"]["assignee"] == "alex"
     assert re.search(r"│ Assignee\s+│ @alex", status("STORY-V3-020", "--root", sample_root).stdout)
     assert "- **Assignee:** @alex" in status("STORY-V3-020", "--root", sample_root, "-f", "markdown").stdout
+    # The lists write it the same way as the single story (the JSON keeps the bare name).
+    assert re.search(r"│ STORY-V3-020 .*│ @alex ", status("stories", "--root", sample_root).stdout)
+    assert "| @alex |" in status("stories", "--root", sample_root, "-f", "markdown").stdout
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "markdown"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from madace_status.project.model import INVALID_STATUS, STATE_LABELS, STORY_STATES, story_violations, violation_prefix
 from madace_status.project.registry import EPIC, EPICS, STORIES, STORY, SUMMARY, WORKFLOW, WORKFLOWS
-from madace_status.project.render.text import (UNICODE, clean, context_value, number, progress_bar, short_time,
-                                               step_text, workflow_detail)
+from madace_status.project.render.text import (UNICODE, Glyphs, clean, context_value, number, progress_bar,
+                                               short_time, step_text, workflow_detail)
 
 TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time (it would slow every `status`)
 if TYPE_CHECKING:
@@ -37,65 +37,66 @@ def _bullets(pairs: list[tuple[str, str | None]]) -> list[str]:
     return ["- **%s:** %s" % (key, value) for key, value in pairs if value not in (None, "")]
 
 
-def render_markdown(entity: Entity) -> str:
-    """The whole markdown text for a resolved entity (ends with a newline)."""
-    lines = _RENDERERS[entity.kind](entity)
-    for title, messages, mark in (("Warnings", entity.warnings, "⚠"), ("Errors", entity.errors, "✖")):
+def render_markdown(entity: Entity, glyphs: Glyphs = UNICODE) -> str:
+    """The whole markdown text for a resolved entity (ends with a newline); `glyphs` are the marks, bars and ∞ it
+    draws with (ASCII for --ascii or an output that cannot carry the Unicode ones, as the table format)."""
+    lines = _RENDERERS[entity.kind](entity, glyphs)
+    for title, messages, mark in (("Warnings", entity.warnings, glyphs.warn), ("Errors", entity.errors, glyphs.error)):
         if messages:
             lines.extend(["", "## %s (%d)" % (title, len(messages)), ""])
             lines.extend("- %s %s" % (mark, md(m)) for m in messages)
     return "\n".join(lines) + "\n"
 
 
-def _summary(entity: Entity) -> list[str]:
+def _summary(entity: Entity, g: Glyphs) -> list[str]:
     summary: Summary = entity.record
     rows = []
     for state in STORY_STATES:
         row = summary.states[state]
-        label = STATE_LABELS[state] + (" ⚠" if row["violated"] else "")
-        limit = "∞" if row["limit"] is None else str(row["limit"])
+        label = STATE_LABELS[state] + (" " + g.warn if row["violated"] else "")
+        limit = g.infinity if row["limit"] is None else str(row["limit"])
         rows.append([label, str(row["count"]), number(row["points"]), limit])
     rows.append(["**TOTAL**", "**%d**" % summary.total["count"], "**%s**" % number(summary.total["points"]), ""])
     lines = ["# Project status", "", "## Stories", ""]
     lines.extend(_table(["State", "Count", "Points", "Limit"], ["left", "right", "right", "right"], rows))
     for violation in summary.violations:
-        lines.extend(["", "> ⚠ **%s**" % md(violation.message)])
+        lines.extend(["", "> %s **%s**" % (g.warn, md(violation.message))])
     lines.extend(["", "## Workflows (%d)" % len(summary.workflows), ""])
-    lines.extend(_workflow_table(summary.workflows))
+    lines.extend(_workflow_table(summary.workflows, g))
     lines.extend(["", "## Epics", "", "%d epic%s." % (summary.epic_count, "" if summary.epic_count == 1 else "s")])
     return lines
 
 
-def _workflow_table(workflows: list[WorkflowBrief]) -> list[str]:
+def _workflow_table(workflows: list[WorkflowBrief], g: Glyphs) -> list[str]:
     if not workflows:
         return ["No workflows."]
     rows = [[md(w["name"]), "`%s`" % md(w["status"]), step_text(w),
-             "" if w["status"] == INVALID_STATUS else "`%s`" % progress_bar(w["progress"], UNICODE),
+             "" if w["status"] == INVALID_STATUS else "`%s`" % progress_bar(w["progress"], g),
              md(short_time(w["updatedAt"])), md(workflow_detail(w))] for w in workflows]
     return _table(["Workflow", "Status", "Step", "Progress", "Updated", "Detail"],
                   ["left"] * 6, rows)
 
 
-def _workflows(entity: Entity) -> list[str]:
+def _workflows(entity: Entity, g: Glyphs) -> list[str]:
     workflows: list[Workflow] = entity.record
-    return ["# Workflows (%d)" % len(workflows), ""] + _workflow_table([w.brief() for w in workflows])
+    return ["# Workflows (%d)" % len(workflows), ""] + _workflow_table([w.brief() for w in workflows], g)
 
 
-def _stories(entity: Entity) -> list[str]:
+def _stories(entity: Entity, g: Glyphs) -> list[str]:
     stories: list[Story] = entity.record
     lines = ["# Stories (%d)" % len(stories), ""]
     if not stories:
         return lines + ["No stories."]
     violations = story_violations(stories)
     violated = {v.state for v in violations}
-    rows = [[md(s.id), STATE_LABELS[s.status] + (" ⚠" if s.status in violated else ""), md(s.title),
+    rows = [[md(s.id), STATE_LABELS[s.status] + (" " + g.warn if s.status in violated else ""), md(s.title),
              number(s.points), md("@" + s.assignee if s.assignee else ""), md(s.milestone)] for s in stories]
     lines.extend(_table(["ID", "State", "Title", "Points", "Assignee", "Milestone"],
                         ["left", "left", "left", "right", "left", "left"], rows))
     return lines
 
 
-def _epics(entity: Entity) -> list[str]:
+def _epics(entity: Entity, g: Glyphs) -> list[str]:
     epics: list[Epic] = entity.record
     lines = ["# Epics (%d)" % len(epics), ""]
     if not epics:
@@ -112,19 +113,19 @@ def _epics(entity: Entity) -> list[str]:
     return lines
 
 
-def _story(entity: Entity) -> list[str]:
+def _story(entity: Entity, g: Glyphs) -> list[str]:
     s: Story = entity.record
     violated = any(m.startswith(violation_prefix(s.status)) for m in entity.warnings)
     lines = ["# Story %s: %s" % (md(s.id), md(s.title)), ""]
     lines.extend(_bullets([
-        ("Status", STATE_LABELS[s.status] + (" ⚠ (WIP limit exceeded)" if violated else "")),
+        ("Status", STATE_LABELS[s.status] + (" %s (WIP limit exceeded)" % g.warn if violated else "")),
         ("Points", number(s.points)), ("Assignee", md("@" + s.assignee) if s.assignee else None),
         ("Milestone", md(s.milestone)), ("Checked", "yes" if s.checked else "no"), ("Due", md(s.due_date)),
         ("Started", md(s.started_date)), ("Completed", md(s.completed_date)), ("Note", md(s.note))]))
     return lines
 
 
-def _epic(entity: Entity) -> list[str]:
+def _epic(entity: Entity, g: Glyphs) -> list[str]:
     e: Epic = entity.record
     lines = ["# Epic %s%s" % (md(e.id), ": " + md(e.name) if e.name else ""), ""]
     lines.extend(_bullets([
@@ -139,7 +140,7 @@ def _epic(entity: Entity) -> list[str]:
     return lines
 
 
-def _workflow(entity: Entity) -> list[str]:
+def _workflow(entity: Entity, g: Glyphs) -> list[str]:
     w: Workflow = entity.record
     step = step_text(w.brief())
     if w.current_step_name:
@@ -147,7 +148,7 @@ def _workflow(entity: Entity) -> list[str]:
     lines = ["# Workflow %s" % md(w.name), ""]
     lines.extend(_bullets([
         ("Status", "`%s`" % md(w.status)), ("Step", step),
-        ("Progress", None if w.is_invalid else "`%s`" % progress_bar(w.progress, UNICODE)),
+        ("Progress", None if w.is_invalid else "`%s`" % progress_bar(w.progress, g)),
         ("Completed steps", None if w.is_invalid else "%d of %d" % (w.completed_steps, w.total_steps)),
         ("Started", md(short_time(w.started_at))), ("Updated", md(short_time(w.updated_at))),
         ("Error", md(w.error)), ("Schema", w.schema), ("Source", "`%s`" % md(w.source) if w.source else None)]))
@@ -168,6 +169,6 @@ def _workflow(entity: Entity) -> list[str]:
     return lines
 
 
-_RENDERERS: dict[str, Callable[[Entity], list[str]]] = {
+_RENDERERS: dict[str, Callable[[Entity, Glyphs], list[str]]] = {
     SUMMARY: _summary, WORKFLOWS: _workflows, STORIES: _stories, EPICS: _epics, STORY: _story, EPIC: _epic,
     WORKFLOW: _workflow}

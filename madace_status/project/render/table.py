@@ -260,7 +260,8 @@ def _stories(entity: Entity, style: TableStyle) -> list[str]:
         state = STATE_LABELS[s.status]
         state_cell: Cell = (state + " " + style.glyphs.warn, "warn") if s.status in violated else \
             (state, _STATUS_STYLE[s.status])
-        rows.append([s.id, state_cell, s.title, number(s.points), s.assignee or "", s.milestone or ""])
+        assignee = "@" + s.assignee if s.assignee else ""  # as every view writes it (the JSON has the bare name)
+        rows.append([s.id, state_cell, s.title, number(s.points), assignee, s.milestone or ""])
     lines.extend(draw_table(columns, rows, style))
     return lines
 
