@@ -78,13 +78,13 @@ def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optio
         return fail(stderr, str(exc), ExitCode.USAGE)
     # The root is checked once, as one-shot status does, before a watch starts: a root that cannot be read is an
     # exit code, not a live view of an error. Whether the entity exists is the shown project's to say (the
-    # server's, once connected), so the watch decides that.
+    # server's when --server names one), so the watch decides that.
     try:
         check_entity_text(options.entity.strip())
         project = load_project(options.paths)
         if options.watch:
             from madace_status import watch   # asyncio and the WebSocket client load only for --watch
-            return watch.run(options, args, stdout, stderr, env)
+            return watch.run(options, args, stdout, stderr, env, project=project)
         entity = resolve(project, options.entity)
     except UnrecognisedEntity as exc:
         return fail(stderr, "%s\n%s" % (exc, ACCEPTED_PATTERNS), ExitCode.USAGE)

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Mapping, Optional, TextIO
 
 from madace_status.choices import ExitCode
 from madace_status.console import UsageError, fail
-from madace_status.project.registry import ACCEPTED_PATTERNS, UnrecognisedEntity
+from madace_status.project.model import Project
+from madace_status.project.registry import ACCEPTED_PATTERNS, EntityNotFound, UnrecognisedEntity, resolve
 from madace_status.watch.live import LiveView
 from madace_status.watch.settings import WatchSettings, initial_query
 
@@ -34,8 +35,10 @@ STOPPED_MESSAGE = "Watch mode stopped"
 
 def run(options: ViewOptions, args: argparse.Namespace, stdout: Optional[TextIO] = None,
         stderr: Optional[TextIO] = None, environ: Optional[Mapping[str, str]] = None,
-        stdin: Optional[TextIO] = None) -> int:
-    """Run `status --watch` until q, Ctrl+C or a signal; returns the exit code."""
+        stdin: Optional[TextIO] = None, project: Optional[Project] = None) -> int:
+    """Run `status --watch` until q, Ctrl+C or a signal; returns the exit code. `project`, --root's as the command
+    read it: unless --server named a server (whose project is shown, whatever it is), an entity it does not hold
+    is exit 1 at once, as for one-shot `status`."""
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     environ = os.environ if environ is None else environ
@@ -47,6 +50,11 @@ def run(options: ViewOptions, args: argparse.Namespace, stdout: Optional[TextIO]
         return fail(stderr, str(error), ExitCode.USAGE)
     except UnrecognisedEntity as error:
         return fail(stderr, "%s\n%s" % (error, ACCEPTED_PATTERNS), ExitCode.USAGE)
+    if project is not None and not settings.server_chosen:
+        try:
+            resolve(project, options.entity)
+        except EntityNotFound as error:
+            return fail(stderr, str(error), ExitCode.NOT_FOUND)
     view = LiveView(options, settings, query, stdout, environ)
     try:
         code = asyncio.run(view.main(stdin))

@@ -2,10 +2,12 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
-from status_cli_helpers import SAMPLE_PROJECT, clean_env, run_status
+from status_cli_helpers import REPO_ROOT, SAMPLE_PROJECT, clean_env, run_status
 
 
 def write(path, content):
@@ -219,10 +221,26 @@ def test_the_live_views_variables_without_watch_are_not_an_error():
 @pytest.mark.parametrize("arguments, code, message", [
     (["--root", "/nonexistent/madace"], 3,
      "madace-status: cannot read the project: the project root /nonexistent/madace does not exist\n"),
+    (["STORY-404", "--root", SAMPLE_PROJECT], 1, "madace-status: story STORY-404 not found; did you mean "),
 ])
-def test_watch_checks_the_root_before_it_starts_like_one_shot_status(arguments, code, message):
+def test_watch_checks_the_root_and_the_entity_before_it_starts_like_one_shot_status(arguments, code, message):
     one_shot = run_status(*arguments)
-    # No server anywhere near: were the watch to start, it would draw a frame and poll until the timeout.
-    watch = run_status("--watch", "--server", "ws://127.0.0.1:9", *arguments, timeout=20)
+    # No server on the default port in the tests: were the watch to start, it would poll until the timeout.
+    watch = run_status("--watch", *arguments, timeout=20)
     assert one_shot.returncode == watch.returncode == code, (one_shot, watch)
     assert watch.stderr.startswith(message) and watch.stderr == one_shot.stderr and watch.stdout == "", watch
+
+
+def test_watch_of_a_server_named_with_server_leaves_the_entity_to_the_servers_project():
+    # Its project may hold what --root's does not: the view starts (and, with no server there, polls).
+    process = subprocess.Popen([sys.executable, "-m", "madace_status", "status", "--watch", "STORY-404", "--root",
+                                SAMPLE_PROJECT, "--server", "ws://127.0.0.1:9", "-f", "json"], cwd=REPO_ROOT,
+                               env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = json.loads(process.stdout.readline())  # the first frame: drawn, not an exit
+        assert first["errors"][0].startswith("story STORY-404 not found")
+    finally:
+        process.kill()
+        process.wait(10)
+        process.stdout.close()
+        process.stderr.close()
