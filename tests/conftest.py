@@ -27,3 +27,22 @@ else:
     configuration.set_hypothesis_home_dir(HYPOTHESIS_DIR)
     settings.register_profile("madace", database=DirectoryBasedExampleDatabase(HYPOTHESIS_DIR))
     settings.load_profile("madace")
+
+
+import pytest  # noqa: E402  (after the path set-up above)
+
+
+@pytest.fixture(scope="session")
+def single_file_app(tmp_path_factory):
+    """madace-status.pyz built as the README's Install says (a copy of the package folder without caches, then the
+    standard library's zipapp), then copied alone into an empty directory: its path there."""
+    import zipapp
+    build = tmp_path_factory.mktemp("pyz-build")
+    shutil.copytree(os.path.join(REPO_ROOT, "madace_status"), str(build / "pyz" / "madace_status"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    built = str(build / "madace-status.pyz")
+    zipapp.create_archive(str(build / "pyz"), built, interpreter="/usr/bin/env python3", compressed=True,
+                          main="madace_status.cli:main")
+    alone = tmp_path_factory.mktemp("pyz-alone")
+    shutil.copy(built, str(alone))
+    return str(alone / "madace-status.pyz")

@@ -152,6 +152,18 @@ def variables_the_package_reads():
     return found - {ENV_PREFIX}
 
 
+# Flags the README gives to other programs than ours: the benchmark scripts and mypy.
+OTHER_PROGRAMS_FLAGS = {"--backends", "--clients", "--files", "--minutes", "--seed", "--strict", "--help"}
+FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+
+
+def test_every_flag_the_readme_names_is_an_option_of_ours_or_of_a_program_it_names():
+    ours = command_options("status") | command_options("serve") | {"--version"}
+    named = set(FLAG.findall(read("README.md")))
+    assert sorted(named - ours - OTHER_PROGRAMS_FLAGS) == []
+    assert sorted(OTHER_PROGRAMS_FLAGS - named - {"--help"}) == []  # the allowance holds only what is used
+
+
 def test_every_environment_variable_the_package_reads_is_documented_and_every_documented_one_is_read():
     package_variables = variables_the_package_reads()
     readme_variables = set(ENVIRONMENT_VARIABLE.findall(read("README.md")))

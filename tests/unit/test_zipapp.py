@@ -1,16 +1,16 @@
-"""The package as one file (README, "Install"): a zip application built with the standard library's `zipapp`
-runs `status`, and what `serve` reads besides its modules — the pages, their scripts and the demo's sample tree —
-comes out of the archive. Run by every interpreter of the test command (3.9, PyPy, the newest)."""
+"""The package as one file (README, "Install"): a zip application built with the standard library's `zipapp` and
+copied alone into an empty directory runs `status`, `status --watch` and `serve --demo`, and what `serve` reads
+besides its modules — the pages, their scripts and the demo's sample tree — comes out of the archive. Run by every
+interpreter of the test command (3.9, PyPy, the newest); tests/browser/test_zipapp_dashboard.py loads the dashboard
+from it in Chromium."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import urllib.request
-import zipapp
 
 import pytest
 
@@ -19,16 +19,9 @@ SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
 RUN_TIMEOUT_S = 60
 
 
-@pytest.fixture(scope="module")
-def pyz(tmp_path_factory):
-    """madace-status.pyz, built as the README says: a copy of the package folder without caches, then zipapp."""
-    build = tmp_path_factory.mktemp("build")
-    shutil.copytree(os.path.join(REPO_ROOT, "madace_status"), str(build / "pyz" / "madace_status"),
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    target = str(build / "madace-status.pyz")
-    zipapp.create_archive(str(build / "pyz"), target, interpreter="/usr/bin/env python3", compressed=True,
-                          main="madace_status.cli:main")
-    return target
+@pytest.fixture
+def pyz(single_file_app):
+    return single_file_app
 
 
 def run(pyz, *args):
@@ -65,7 +58,7 @@ def test_the_pages_their_assets_and_the_demo_tree_come_out_of_the_archive(pyz):
     assert has_page == "True"
 
 
-def test_serve_demo_from_the_single_file_serves_the_dashboard_its_assets_and_the_api(pyz):
+def test_serve_demo_and_status_watch_from_the_single_file(pyz):
     env = {name: value for name, value in os.environ.items() if not name.startswith(("MADACE_STATUS_", "PYTHON"))}
     env["PYTHONUNBUFFERED"] = "1"
     process = subprocess.Popen([sys.executable, pyz, "serve", "--demo", "--port", "0", "--ws-port", "0"],
@@ -74,8 +67,15 @@ def test_serve_demo_from_the_single_file_serves_the_dashboard_its_assets_and_the
     timer = threading.Timer(RUN_TIMEOUT_S, process.kill)  # no announcement fails the test, never hangs it
     timer.start()
     try:
-        dashboard = next((line.split()[1] for line in process.stdout if line.startswith("Dashboard:")), None)
-        assert dashboard is not None, process.stderr.read() if process.poll() is not None else "no announcement"
+        announced = {}
+        for line in process.stdout:
+            name, _, value = line.partition(":")
+            announced[name] = value.strip()
+            if name == "Demo":
+                break
+        assert "Dashboard" in announced, process.stderr.read() if process.poll() is not None else announced
+        dashboard, ws_url = announced["Dashboard"], announced["WebSocket"]
+        demo_root = next(word for word in announced["Demo"].split() if word.startswith(os.sep))
         base = dashboard.rsplit("/", 1)[0]
         with urllib.request.urlopen(dashboard, timeout=10) as page:
             assert page.status == 200 and b"/static/dashboard-core.js" in page.read()
@@ -83,6 +83,20 @@ def test_serve_demo_from_the_single_file_serves_the_dashboard_its_assets_and_the
             assert script.status == 200 and len(script.read()) > 1000
         with urllib.request.urlopen(base + "/api/status", timeout=10) as api:
             assert json.loads(api.read())["data"]["workflowCount"] >= 1  # the demo tree, out of the archive
+        watch = subprocess.Popen([sys.executable, pyz, "status", "--watch", "-f", "json", "--root", demo_root,
+                                  "--server", ws_url], cwd=os.path.dirname(pyz), env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, encoding="utf-8")
+        watch_timer = threading.Timer(RUN_TIMEOUT_S, watch.kill)  # no pushed frame fails the test, never hangs it
+        watch_timer.start()
+        try:
+            pushed = next(document for document in map(json.loads, watch.stdout)
+                          if document["connection"]["mode"] == "websocket")
+            assert pushed["entityType"] == "summary" and pushed["connection"]["note"] is None  # the same project
+        finally:
+            watch_timer.cancel()
+            watch.kill()
+            watch.wait(10)
+            watch.stdout.close()
     finally:
         timer.cancel()
         process.send_signal(signal.SIGTERM)
