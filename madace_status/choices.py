@@ -12,9 +12,10 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     NOT_FOUND = 1  # status: no such story, epic or workflow
-    FAILED = 1  # serve: a port in use or that cannot be bound
+    FAILED = 1  # serve: a port in use or that cannot be bound; status --watch --exit-status: the workflow failed
     USAGE = 2  # a bad option, variable or ENTITY
     UNREADABLE = 3  # the project root cannot be read
+    TIMED_OUT = 124  # status --watch --timeout: what timeout(1) exits with
     INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 

@@ -61,6 +61,14 @@ def _add_status_parser(commands: Any) -> None:
     status.add_argument("--server", metavar="URL", default=None,
                         help="sync server for --watch (default: ws://127.0.0.1:3001)")
     status.add_argument("--token", metavar="T", default=None, help="token for the sync server")
+    status.add_argument("--exit-status", action="store_true", default=None,
+                        help="with --watch: exit when the workflow finishes, 0 if it completed, 1 if it failed (a "
+                        "story: when DONE; the summary: when every workflow finished, 1 if one failed)")
+    status.add_argument("--until", metavar="STATE", default=None,
+                        help="with --watch: exit 0 when the entity reaches STATE (a workflow status, a story state, "
+                        "or finished/completed for the whole project)")
+    status.add_argument("--timeout", type=float, metavar="SECONDS", default=None,
+                        help="with --exit-status or --until: give up after SECONDS, exit 124")
     status.add_argument("--watcher", choices=WATCHER_CHOICES, default=None,
                         help="change detection of --watch while the server cannot be reached: file-system events "
                         "(--interval is then only a safety rescan) or poll every --interval (default: auto, as "

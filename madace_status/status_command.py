@@ -28,7 +28,7 @@ __all__ = ["StatusSettings", "WATCH_ONLY_OPTIONS", "refuse_watch_only_options", 
 
 # Options (argparse destinations) that only the live view reads; their variables may be set for every run, so only
 # the command line is checked.
-WATCH_ONLY_OPTIONS = ("interval", "server", "token", "watcher")
+WATCH_ONLY_OPTIONS = ("interval", "server", "token", "watcher", "exit_status", "until", "timeout")
 
 
 class StatusSettings:
@@ -59,7 +59,8 @@ class StatusSettings:
 
 def refuse_watch_only_options(args: argparse.Namespace) -> None:
     """UsageError when an option of the live view is given without --watch (it would be silently ignored)."""
-    given = ["--" + option for option in WATCH_ONLY_OPTIONS if getattr(args, option, None) is not None]
+    given = ["--" + option.replace("_", "-") for option in WATCH_ONLY_OPTIONS
+             if getattr(args, option, None) is not None]
     if given:
         raise UsageError("%s only %s with --watch" % (" and ".join(given), "applies" if len(given) == 1 else "apply"))
 

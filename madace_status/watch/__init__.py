@@ -22,6 +22,7 @@ from madace_status.choices import ExitCode
 from madace_status.console import UsageError, fail
 from madace_status.project.model import Project
 from madace_status.project.registry import ACCEPTED_PATTERNS, EntityNotFound, UnrecognisedEntity, resolve
+from madace_status.watch.goal import Goal
 from madace_status.watch.live import LiveView
 from madace_status.watch.settings import WatchSettings, initial_query
 
@@ -46,6 +47,7 @@ def run(options: ViewOptions, args: argparse.Namespace, stdout: Optional[TextIO]
     try:
         settings = WatchSettings.from_args(args, environ)
         query = initial_query(options.entity, options.paths)
+        goal = Goal(query.kind, settings.until) if settings.exit_status or settings.until is not None else None
     except UsageError as error:
         return fail(stderr, str(error), ExitCode.USAGE)
     except UnrecognisedEntity as error:
@@ -55,13 +57,15 @@ def run(options: ViewOptions, args: argparse.Namespace, stdout: Optional[TextIO]
             resolve(project, options.entity)
         except EntityNotFound as error:
             return fail(stderr, str(error), ExitCode.NOT_FOUND)
-    view = LiveView(options, settings, query, stdout, environ)
+    view = LiveView(options, settings, query, stdout, environ, goal)
     try:
         code = asyncio.run(view.main(stdin))
     except KeyboardInterrupt:  # Ctrl+C before the signal handlers were in place
         code = ExitCode.OK
     if view.fatal_message is not None:
         return fail(stderr, view.fatal_message, code)
+    if view.goal_reached:
+        return code  # a script's wait is over: its exit code says how, nothing more to say
     try:
         stderr.write(STOPPED_MESSAGE + "\n")
         stderr.flush()

@@ -23,6 +23,7 @@ from madace_status.project.render.envelope import envelope, utc_timestamp
 from madace_status.settings import ENV_PREFIX
 from madace_status.sync import SAFETY_RESCAN_S, ChangeSignal, Replica, ReplicaOutOfStep, parse_message, project_watcher
 from madace_status.watch.backoff import Backoff
+from madace_status.watch.goal import Goal
 from madace_status.watch.keyboard import KeyboardMode
 from madace_status.watch.screen import EMOJI_SAMPLE, POLLING, WEBSOCKET, Link, Screen
 from madace_status.watch.settings import WatchSettings, subscription, subscription_url
@@ -56,7 +57,7 @@ class LiveView:
     """Runs the watch: the WebSocket session, the polling fallback, the screen and the keyboard."""
 
     def __init__(self, options: ViewOptions, settings: WatchSettings, query: Query, stdout: TextIO,
-                 environ: Mapping[str, str]) -> None:
+                 environ: Mapping[str, str], goal: Optional[Goal] = None) -> None:
         self.options = options
         self.settings = settings
         self.query = query
@@ -66,7 +67,11 @@ class LiveView:
         self.topics, self.workflow_filter = subscription(self.text, query)
         in_place = options.format == "table" and is_terminal(stdout) and environ.get("TERM") != "dumb"
         emoji = not options.ascii and environ.get("TERM") != "linux" and can_encode(stdout, EMOJI_SAMPLE)
-        self.screen = Screen(stdout, options.format, in_place, emoji)
+        self.goal = goal
+        self.goal_reached = False
+        # Waiting in a script: one line per state change where a person is not watching frames redrawn.
+        lines = goal is not None and options.format != "json" and not is_terminal(stdout)
+        self.screen = Screen(stdout, options.format, in_place, emoji, lines)
         paths = options.paths
         epics_dir = os.path.relpath(paths.epics_dir_path()[0], paths.root).replace(os.sep, "/")
         self.replica = Replica(paths.root, epics_dir)
@@ -109,6 +114,7 @@ class LiveView:
             handled.append(signal.SIGWINCH)
         tasks: List[asyncio.Task[Any]] = []
         stopped: Optional[asyncio.Task[Any]] = None
+        timeout = loop.call_later(self.settings.timeout, self._timed_out) if self.settings.timeout else None
         with KeyboardMode(stdin) as keyboard:
             self.keyboard = keyboard
             try:
@@ -138,6 +144,8 @@ class LiveView:
                 self.screen.finish()
                 for signum in handled:
                     loop.remove_signal_handler(signum)
+                if timeout is not None:
+                    timeout.cancel()
         return self.exit_code
 
     def stop(self, exit_code: ExitCode = ExitCode.OK, message: Optional[str] = None) -> None:
@@ -145,6 +153,11 @@ class LiveView:
             self.exit_code = exit_code
             self.fatal_message = message
             self._stop.set()
+
+    def _timed_out(self) -> None:
+        shown = self.screen.content if self.screen.lines else None
+        self.stop(ExitCode.TIMED_OUT, "timed out after %g s waiting for %s%s" % (
+            self.settings.timeout or 0, self.text or "the project", " (%s)" % shown if isinstance(shown, str) else ""))
 
     def _on_key(self) -> None:
         assert self.keyboard is not None and self.keyboard.fd is not None  # read only while the keyboard is ours
@@ -210,6 +223,9 @@ class LiveView:
                         "timestamp": utc_timestamp(), "warnings": [], "errors": [problem]}
             content = dict(body)
             del content["timestamp"]
+        elif entity is not None and self.screen.lines:
+            assert self.goal is not None  # lines are drawn only while waiting for a goal
+            content = body = self.goal.state_line(entity)
         elif entity is not None:
             content = body = render(entity, self.options, self.stdout, self.environ)
         else:
@@ -218,6 +234,11 @@ class LiveView:
         self.screen.show(content, body, self._link(), force)
         if self.screen.broken:
             self.stop()
+        elif self.goal is not None and entity is not None:
+            code = self.goal.exit_code(entity)
+            if code is not None:
+                self.goal_reached = True
+                self.stop(code)
 
     # -- polling --------------------------------------------------------------------------------------------
 

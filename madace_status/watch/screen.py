@@ -57,8 +57,9 @@ class Link:
 class Screen:
     """Where the frames go. `show()` writes only when the content or the connection mode changed."""
 
-    def __init__(self, stream: TextIO, fmt: str, in_place: bool, emoji: bool) -> None:
+    def __init__(self, stream: TextIO, fmt: str, in_place: bool, emoji: bool, lines: bool = False) -> None:
         self.stream = stream
+        self.lines = lines  # one "HH:MM:SS state" line per change of the content (waiting in a script, no TTY)
         self.fmt = fmt
         self.in_place = in_place
         self.emoji = emoji
@@ -78,6 +79,12 @@ class Screen:
     def show(self, content: object, body: Union[str, Dict[str, Any]], link: Link, force: bool = False) -> bool:
         """Write a frame for `content` (`body`: its text, or its envelope for json) if anything changed."""
         changed = self.frames == 0 or content != self.content
+        if self.lines:
+            if changed:  # the connection's changes are not a state change
+                self.content = content
+                self.frames += 1
+                self._write("%s %s\n" % (time.strftime("%H:%M:%S"), str(content).rstrip("\n")))
+            return changed
         if not (changed or force or link.mode != self.mode):
             self.refresh_header(link)
             return False

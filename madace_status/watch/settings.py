@@ -32,16 +32,21 @@ class WatchSettings:
     """--interval, --server, --token and --watcher, from the command line first, then MADACE_STATUS_* variables.
     `watcher` is the offline fallback's change detector, chosen as `serve --watcher` chooses its own."""
 
-    __slots__ = ("interval", "server", "token", "watcher", "server_chosen")
+    __slots__ = ("interval", "server", "token", "watcher", "server_chosen", "exit_status", "until", "timeout")
 
     def __init__(self, interval: float = DEFAULT_INTERVAL_S, server: str = DEFAULT_SERVER, token: Optional[str] = None,
-                 watcher: str = "auto", server_chosen: bool = False) -> None:
+                 watcher: str = "auto", server_chosen: bool = False, exit_status: bool = False,
+                 until: Optional[str] = None, timeout: Optional[float] = None) -> None:
         self.interval = interval
         self.server = server
         self.token = token
         self.watcher = watcher
         # --server or MADACE_STATUS_SERVER named the server: its project is shown even when it is not --root's.
         self.server_chosen = server_chosen
+        # Waiting in scripts (watch/goal.py): --exit-status or --until ends the watch, --timeout gives up.
+        self.exit_status = exit_status
+        self.until = until
+        self.timeout = timeout
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> WatchSettings:
@@ -62,7 +67,15 @@ class WatchSettings:
         watcher = text_setting(getattr(args, "watcher", None), "WATCHER", environ) or "auto"
         if watcher not in WATCHER_CHOICES:  # MADACE_STATUS_WATCHER is not checked by argparse
             raise UsageError("--watcher must be one of %s (got '%s')" % (", ".join(WATCHER_CHOICES), shown(watcher)))
-        return cls(interval, server, token, watcher, chosen_server is not None)
+        until = getattr(args, "until", None)
+        exit_status = bool(getattr(args, "exit_status", None))
+        timeout = getattr(args, "timeout", None)
+        if timeout is not None:
+            if not (exit_status or until is not None):
+                raise UsageError("--timeout only applies with --exit-status or --until")
+            if not (math.isfinite(timeout) and timeout > 0):
+                raise UsageError("--timeout must be a number of seconds above 0 (got %s)" % timeout)
+        return cls(interval, server, token, watcher, chosen_server is not None, exit_status, until, timeout)
 
 
 def check_server_url(url: str) -> None:
