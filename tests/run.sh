@@ -81,6 +81,8 @@ missing=""
 [ -x /usr/bin/chromium ] || missing="chromium"
 # the font on its own too: a machine with Chromium but no emoji font draws the indicator as an empty box
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$missing fonts-noto-color-emoji"
+# curl: the README's `curl -N …/api/events`, run as written by tests/sync/test_sse.py
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
 [ -z "$missing" ] || apt_install $missing
 
 # PyPy is supported too: the package's unit tests also run on Debian's pypy3 (Python 3.9).

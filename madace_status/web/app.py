@@ -7,6 +7,8 @@ immutable model by reference; start/stop/restart are handed to the loop and wait
 from __future__ import annotations
 
 import asyncio
+import secrets
+import socket
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
@@ -14,7 +16,7 @@ from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_p
 from madace_status.project.model import Project
 from madace_status.project.render.envelope import utc_timestamp
 from madace_status.security import Credentials, HostPolicy, own_origins
-from madace_status.sync import HistorySample, HistoryStore, SyncService
+from madace_status.sync import MAX_STREAMS, HistorySample, HistoryStore, SyncService
 
 SYNC_ACTION_TIMEOUT_S = 10.0
 
@@ -60,6 +62,30 @@ class DashboardApp:
 
     def history_samples(self, limit: int) -> List[HistorySample]:
         return self.history.samples(limit) if self.history is not None else []
+
+    def stream_refusal(self) -> Optional[str]:
+        """Why an event stream cannot be opened now, or None."""
+        hub = self.service.hub
+        if not self.service.running or hub is None:
+            return "the sync service is stopped; POST /api/sync {\"action\": \"start\"} starts it"
+        if len(hub.streams.streams) >= MAX_STREAMS:
+            return "too many event streams (limit %d); try again" % MAX_STREAMS
+        return None
+
+    def adopt_event_stream(self, sock: socket.socket, topics: Any, workflows: Any,
+                           last_event_id: Optional[str]) -> None:
+        """Hand the connection (its response head sent) to the sync service's loop, which serves the stream from
+        now on (README, "Server-Sent Events"): a duplicate of the socket goes, this one is closed by the caller."""
+        hub = self.service.hub
+        assert hub is not None  # checked by stream_refusal() just before
+        stream_socket = sock.dup()
+        future = asyncio.run_coroutine_threadsafe(
+            hub.streams.adopt(stream_socket, secrets.token_hex(4), topics, workflows, last_event_id), self.loop)
+        try:
+            future.result(SYNC_ACTION_TIMEOUT_S)
+        except Exception:
+            stream_socket.close()
+            raise
 
     def ws_url(self, host: Optional[str] = None) -> str:
         """The WebSocket URL as a browser that reached us at `host` (a Host header's name) should use."""

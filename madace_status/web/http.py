@@ -21,7 +21,7 @@ from madace_status.project.model import STORY_STATES
 from madace_status.project.render.envelope import envelope
 from madace_status.logsafe import escape
 from madace_status.security import CSRF_HEADER, BadHost, request_host, write_refusal
-from madace_status.sync import HISTORY_MAX_SAMPLES
+from madace_status.sync import HISTORY_MAX_SAMPLES, SubscriptionError, parse_topics, parse_workflows
 from madace_status.web import assets, pages
 from madace_status.web.api_values import ascii_number
 from madace_status.web.app import DashboardApp, SyncActionError
@@ -336,6 +336,28 @@ class DashboardHandler(TimedRequestHandler):
         self._send_json(200, {"success": True, "states": list(STORY_STATES), "count": len(samples),
                               "samples": samples})
 
+    def _api_events(self) -> None:
+        """GET /api/events: the sync service's events as Server-Sent Events (README, "Server-Sent Events")."""
+        try:
+            topics = parse_topics(self.query["topics"][0] if "topics" in self.query else None)
+            workflows = parse_workflows(self.query["workflows"][0] if "workflows" in self.query else None)
+        except SubscriptionError as error:
+            raise ApiError(400, "VALIDATION_ERROR", str(error))
+        refusal = self.app.stream_refusal()
+        if refusal is not None:
+            raise ApiError(503, "SYNC_STOPPED" if "stopped" in refusal else "SERVER_BUSY", refusal)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Accel-Buffering", "no")  # a reverse proxy passes each event on at once
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        self.wfile.flush()
+        self.app.adopt_event_stream(self.connection, topics, workflows, self.headers.get("Last-Event-ID"))
+        self.complete.handed_over = True
+
     def _api_sync(self) -> None:
         self._send_json(200, dict(self.app.sync_info(self._host_name()), success=True))
 
@@ -396,5 +418,6 @@ class DashboardHandler(TimedRequestHandler):
         ("GET", "/api/activity"): _api_activity,
         ("GET", "/api/history"): _api_history,
         ("GET", "/api/sync"): _api_sync,
+        ("GET", "/api/events"): _api_events,
         ("POST", "/api/sync"): _api_sync_action,
     }

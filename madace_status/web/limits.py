@@ -79,20 +79,26 @@ DEFAULT_LIMITS = HttpLimits(HTTP_IDLE_TIMEOUT_S, HTTP_HEAD_TIMEOUT_S, HTTP_BODY_
 class CompleteRequest:
     """A connection whose whole request (head and body) has been read: what a handler thread is given."""
 
-    __slots__ = ("sock", "data")
+    __slots__ = ("sock", "data", "handed_over")
 
     def __init__(self, sock: socket.socket, data: bytes) -> None:
         self.sock = sock
         self.data = data
+        # The handler gave the connection to the event loop (an event stream holds a duplicate of the socket):
+        # this one is closed without a shutdown, which would end the stream too.
+        self.handed_over = False
 
 
 class TimedRequestHandler(BaseHTTPRequestHandler):
     """BaseHTTPRequestHandler for a request read in full by `RequestReader`: it parses it from memory, and only
     writes to the peer (each write within HTTP_SEND_TIMEOUT_S)."""
 
+    complete: CompleteRequest
+
     def setup(self) -> None:
         complete = self.request
         assert isinstance(complete, CompleteRequest)  # what BoundedHTTPServer hands its handlers
+        self.complete = complete
         self.request = complete.sock
         super().setup()
         self.rfile.close()  # the socket's own reader: the request is already in memory
@@ -219,13 +225,18 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         self._workers.submit(sock, address, data)
 
     def _answer(self, sock: socket.socket, address: Address, data: bytes) -> None:
+        complete = CompleteRequest(sock, data)
         try:
-            self.finish_request(CompleteRequest(sock, data), address)  # type: ignore[arg-type]  # setup() unwraps it
+            self.finish_request(complete, address)  # type: ignore[arg-type]  # setup() unwraps it
         except Exception:  # noqa: BLE001 — one escaped line, never a traceback of what a peer sent
             self.handle_error(sock, address)
         finally:
             self._done_waiting()
-            self._finish(sock)
+            if complete.handed_over:
+                close_quietly(sock)
+                self._slots.release()  # the stream is counted by the sync service (MAX_STREAMS) from now on
+            else:
+                self._finish(sock)
 
     def _done_waiting(self) -> None:
         with self._waiting_lock:

@@ -30,6 +30,7 @@ from typing import Any, Callable, ClassVar, Dict, Iterable
 from madace_status.logsafe import escape
 from madace_status.project.render.envelope import compact_json
 from madace_status.sync.clients.broadcast import fan_out
+from madace_status.sync.clients.streams import EventStreams
 from madace_status.sync.clients.subscribers import (MAX_SEQ, MAX_SEQ_DIGITS, TOPICS, Client, Event, Message, Metrics,
                                                     SubscriptionError, Topics, Workflows, now_ms, parse_since,
                                                     parse_topics, parse_workflows, source_from_user_agent)
@@ -92,6 +93,7 @@ class Hub:
         # (topics, workflows) → the snapshot's data as JSON, spliced between each client's ends (see send_snapshot)
         self._snapshot_cache: dict[tuple[Topics, Workflows], SplicedText] = {}
         self._lock = threading.Lock()
+        self.streams = EventStreams(self, high_water_bytes, lagging_close_s)  # GET /api/events
         self._heartbeat_handle: asyncio.TimerHandle | None = None
         self._last_ping_at = loop.time()
 
@@ -101,6 +103,7 @@ class Hub:
         self._heartbeat_handle = self.loop.call_later(self.heartbeat_s, self._heartbeat)
 
     def stop(self) -> None:
+        self.streams.close_all()
         if self._heartbeat_handle is not None:
             self._heartbeat_handle.cancel()
             self._heartbeat_handle = None
@@ -130,22 +133,54 @@ class Hub:
             self.metrics.count_sent(1, len(frame), plain_bytes or len(frame), len(frame))
 
     def send_snapshot(self, client: Client, reason: str) -> None:
-        # The project part is encoded once per project version and subscription, not once per client: a
-        # reconnect storm after a restart would otherwise serialise the whole project thousands of times.
         # With permessage-deflate the project part is compressed once per window size too, as a deflate chunk
         # that the few per-client bytes around it join (websocket.SplicedText).
-        key = (client.topics, client.workflows)
+        spliced = self._snapshot_body(client.topics, client.workflows)
+        head, tail = self._snapshot_ends(reason)
+        frame, plain_bytes = spliced.frame_for(head, tail, client.deflate)
+        self._write(client, frame, plain_bytes)
+
+    def _snapshot_body(self, topics: Topics, workflows: Workflows) -> SplicedText:
+        # The project part is encoded once per project version and subscription, not once per client: a
+        # reconnect storm after a restart would otherwise serialise the whole project thousands of times.
+        key = (topics, workflows)
         spliced = self._snapshot_cache.get(key)
         if spliced is None:
             if len(self._snapshot_cache) >= MAX_CACHED_SNAPSHOTS:
                 self._snapshot_cache.clear()
-            encoded = compact_json(self._snapshot_data(client.topics, client.workflows))
+            encoded = compact_json(self._snapshot_data(topics, workflows))
             members = encoded[:-1] + ("," if encoded != "{}" else "")  # the data object, open for "reason"
             spliced = self._snapshot_cache[key] = SplicedText(members.encode())
+        return spliced
+
+    def _snapshot_ends(self, reason: str) -> tuple[bytes, bytes]:
         head = ('{"type":"snapshot","timestamp":%d,"seq":%d,"data":' % (now_ms(), self.seq)).encode()
         tail = ('"reason":%s}}' % json.dumps(reason, allow_nan=False)).encode()
-        frame, plain_bytes = spliced.frame_for(head, tail, client.deflate)
-        self._write(client, frame, plain_bytes)
+        return head, tail
+
+    def snapshot_payload(self, topics: Topics, workflows: Workflows, reason: str) -> bytes:
+        """A whole `snapshot` message as JSON bytes (an event stream's: no frame, no compression)."""
+        head, tail = self._snapshot_ends(reason)
+        return head + self._snapshot_body(topics, workflows).body + tail
+
+    def welcome_payload(self, client_id: str) -> bytes:
+        """The welcome (`ping`) a client gets first, as JSON bytes."""
+        welcome: dict[str, Any] = {"clientId": client_id, "message": WELCOME_MESSAGE, "runId": self.run_id,
+                                   "heartbeatMs": int(self.heartbeat_s * 1000)}
+        if self.project is not None:
+            welcome["project"] = self.project
+        return compact_json(self._envelope("ping", welcome)).encode()
+
+    def events_after(self, run_id: str, since: int) -> list[Event] | None:
+        """The kept events after `since` of run `run_id`, oldest first; None when they are not all kept (another
+        run, a seq from the future, or evicted from the ring): the client must resync."""
+        with self._lock:
+            events = list(self.ring)
+            current_seq = self.seq
+        oldest_kept = events[0].seq if events else current_seq + 1
+        if run_id != self.run_id or since > current_seq or since < oldest_kept - 1:
+            return None
+        return [event for event in events if event.seq > since]
 
     def project_changed(self) -> None:
         """The project the snapshots show has changed: encode them afresh."""
@@ -162,6 +197,7 @@ class Hub:
                           {"type": event_type, "timestamp": now_ms(), "seq": self.seq, "data": data})
             self._keep(event)
         self.metrics.events_total += 1
+        self.streams.publish(event)
         held = fan_out(event, self.clients.values(), self.high_water_bytes, self.metrics)
         for client in held:  # over the high-water mark: it gets a snapshot once it drains
             self._hold_for_snapshot(client)
@@ -193,17 +229,14 @@ class Hub:
 
     def _replay_or_resync(self, client: Client, run_id: str, since: int) -> bool:
         """Send the events after `since` of run `run_id`, or a resync snapshot when they are not all kept."""
-        with self._lock:
-            events = list(self.ring)
-            current_seq = self.seq
-        oldest_kept = events[0].seq if events else current_seq + 1
-        if run_id != self.run_id or since > current_seq or since < oldest_kept - 1:
+        events = self.events_after(run_id, since)
+        if events is None:
             self.metrics.resyncs_total += 1
             self.send_snapshot(client, "resync")
             return False
         websocket = client.websocket
         for event in events:
-            if event.seq > since and client.wants(event):
+            if client.wants(event):
                 self._write_shared(client, event.outgoing)
                 if websocket.over_mark_since is not None:  # not reading: a snapshot replaces the rest once drained
                     self._hold_for_snapshot(client)
@@ -282,11 +315,7 @@ class Hub:
         self.metrics.connections_total += 1
         logger.info("client %s connected from %s (%s), %d connected", client.id, client.remote, escape(client.source),
                     len(self.clients))
-        welcome: dict[str, Any] = {"clientId": client.id, "message": WELCOME_MESSAGE, "runId": self.run_id,
-                                   "heartbeatMs": int(self.heartbeat_s * 1000)}
-        if self.project is not None:
-            welcome["project"] = self.project
-        self._send(client, self._envelope("ping", welcome))
+        self._write_shared(client, PreparedMessage(self.welcome_payload(client.id)))
         run_id = request.query_value("runId")
         try:
             since = parse_since(request.query_value("since"))  # refused with 400 at the handshake
@@ -416,12 +445,13 @@ class Hub:
                     websocket.send_ping()
                 except ConnectionClosed:
                     pass
+        self.streams.tick(ping_due)
         self._heartbeat_handle = self.loop.call_later(self._next_check_s(), self._heartbeat)
 
     def _next_check_s(self) -> float:
         # Lagging clients are checked more often than the heartbeat so the 30 s limit is kept closely.
         if any(client.lagging_since is not None or client.websocket.over_mark_since is not None
-               for client in self.clients.values()):
+               for client in self.clients.values()) or any(s.lagging_since is not None for s in self.streams.streams):
             return min(self.heartbeat_s, 1.0)
         return self.heartbeat_s
 
