@@ -1,6 +1,7 @@
-/* The dashboard's live connection: the WebSocket to the sync service, the indicator in the header, reconnection
- * with exponential backoff and jitter, the heartbeat (ping/pong), polling /api/status while the WebSocket is down,
- * and the token problem. What arrives goes to the page: status.js gives start() its loadStatus(),
+/* The dashboard's live connection: the WebSocket to the sync service — or, when a proxy or the network refuses
+ * WebSockets, the same events as Server-Sent Events from /api/events — the indicator in the header, reconnection
+ * with exponential backoff and jitter, the heartbeat (ping/pong), polling /api/status while neither is up, and the
+ * token problem. What arrives goes to the page: status.js gives start() its loadStatus(),
  * applySnapshot(message, data) and applyEvent(message, data). It draws nothing else.
  */
 (function () {
@@ -18,6 +19,8 @@
   var BACKOFF_MAX_MS = 30000;
   var STABLE_CONNECTION_MS = 10000; // a connection that lasted this long resets the backoff
   var WELCOME_TIMEOUT_MS = 10000;   // a socket that opens but never says hello is given up
+  var SSE_AFTER_REFUSALS = 2;       // WebSocket handshakes refused while the API answers: use the event stream
+  var EVENTS_PATH = "/api/events?source=web-ui";
   var WS_URL_FROM_PAGE = D.meta("madace-ws-url");
   // Whether the server was started with a token: the page then explains a refused request as a token problem.
   var TOKEN_REQUIRED = D.meta("madace-token-required") === "true";
@@ -26,7 +29,8 @@
   // Modes: connecting (first attempt), connected, reconnecting (an attempt after a drop), waiting (backoff),
   // offline (the sync service is stopped: poll), auth (refused: nothing runs), closed (page hidden for good).
   var conn = {
-    mode: "connecting", ws: null, wsUrl: WS_URL_FROM_PAGE, attempting: false, everConnected: false,
+    mode: "connecting", ws: null, stream: null, useStream: false, wsUrl: WS_URL_FROM_PAGE, attempting: false,
+    everConnected: false,
     failures: 0, retryAt: 0, lastFailure: null, refusedBeforeOpen: 0,
     runId: null, lastSeq: null, clientId: null, rtt: null, pingSentAt: 0,
     pingIntervalMs: PING_INTERVAL_MS, pongTimeoutMs: PONG_TIMEOUT_MS
@@ -53,7 +57,8 @@
     var element = $("conn"), text;
     switch (conn.mode) {
       case "connected":
-        text = "🟢 Connected" + (conn.rtt !== null ? " (rtt " + conn.rtt + " ms)" : "");
+        text = conn.stream ? "🟢 Connected (event stream)"
+          : "🟢 Connected" + (conn.rtt !== null ? " (rtt " + conn.rtt + " ms)" : "");
         break;
       case "waiting":
         text = "🟡 Reconnecting in " + Math.max(1, Math.ceil((conn.retryAt - Date.now()) / 1000)) + " s";
@@ -65,7 +70,9 @@
       default: text = "🟡 Connecting…";
     }
     element.setAttribute("data-mode", conn.mode);
-    element.title = conn.mode === "offline" ? "The sync service is stopped; the page reads /api/status every " + POLL_MS / 1000 + " s"
+    element.title = conn.mode === "connected" && conn.stream ?
+      "Live over Server-Sent Events (/api/events): the WebSocket to the sync service could not be opened"
+      : conn.mode === "offline" ? "The sync service is stopped; the page reads /api/status every " + POLL_MS / 1000 + " s"
       : conn.mode === "waiting" ? "The server cannot be reached; the page reads /api/status every " + POLL_MS / 1000 + " s meanwhile" : "";
     setText($("conn-text"), text);
     // Screen readers hear the mode when it changes, not every RTT or countdown second.
@@ -101,6 +108,7 @@
   }
 
   function closeSocket(reason) {
+    closeStream();
     var ws = conn.ws;
     conn.ws = null;
     if (!ws) return;
@@ -175,7 +183,46 @@
     return conn.wsUrl + (conn.wsUrl.indexOf("?") >= 0 ? "&" : "?") + params.toString();
   }
 
+  function closeStream() {
+    var stream = conn.stream;
+    conn.stream = null;
+    if (!stream) return;
+    stream.onopen = stream.onmessage = stream.onerror = null;
+    stream.close();
+  }
+
+  // The same messages as Server-Sent Events: EventSource reconnects by itself, sending Last-Event-ID, and the
+  // server replays what was missed (or resyncs); only a stream it gave up on (an HTTP error) is opened anew.
+  function openStream() {
+    closeSocket();
+    var stream;
+    try {
+      stream = new EventSource(EVENTS_PATH);
+    } catch (error) {
+      conn.useStream = false;
+      conn.lastFailure = "ws";
+      scheduleRetry();
+      return;
+    }
+    conn.stream = stream;
+    stream.onopen = function () {
+      if (conn.stream === stream && conn.mode !== "connected" && conn.runId) setMode("connected");  // resumed
+    };
+    stream.onmessage = function (event) { if (conn.stream === stream) handleMessage(event.data); };
+    stream.onerror = function () {
+      if (conn.stream !== stream) return;
+      if (stream.readyState === EventSource.CLOSED) {
+        conn.stream = null;
+        conn.lastFailure = "ws";
+        scheduleRetry();
+      } else if (conn.mode === "connected") {
+        setMode("reconnecting");  // EventSource is trying again; /api/status is polled meanwhile
+      }
+    };
+  }
+
   function openSocket() {
+    if (conn.useStream) { openStream(); return; }
     closeSocket();
     var ws;
     try {
@@ -209,6 +256,9 @@
       // (401) from an unreachable server; after a few refusals with the API answering, say so.
       conn.refusedBeforeOpen += 1;
       conn.lastFailure = "ws";
+      if (conn.refusedBeforeOpen >= SSE_AFTER_REFUSALS && typeof EventSource === "function") {
+        conn.useStream = true;  // the HTTP port answers (attempt() asked /api/sync): its event stream may pass
+      }
       if (conn.refusedBeforeOpen >= 3) {
         api("/api/sync").then(function (info) {
           if (info && info.running && conn.refusedBeforeOpen >= 3 && conn.mode !== "connected") {
