@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO, Tuple
+from urllib.parse import urlsplit
 
 from madace_status import __version__
 from madace_status.choices import ExitCode
@@ -21,12 +22,14 @@ from madace_status.project.model import Project
 from madace_status.project.registry import WORKFLOW, EntityError, Query, resolve
 from madace_status.project.render.envelope import envelope, utc_timestamp
 from madace_status.settings import ENV_PREFIX
-from madace_status.sync import SAFETY_RESCAN_S, ChangeSignal, Replica, ReplicaOutOfStep, parse_message, project_watcher
+from madace_status.sync import (HEARTBEAT_S, SAFETY_RESCAN_S, ChangeSignal, Replica, ReplicaOutOfStep, parse_message,
+                                project_watcher)
 from madace_status.watch.backoff import Backoff
 from madace_status.watch.goal import Goal
 from madace_status.watch.keyboard import KeyboardMode
-from madace_status.watch.screen import EMOJI_SAMPLE, POLLING, WEBSOCKET, Link, Screen
+from madace_status.watch.screen import EMOJI_SAMPLE, POLLING, STREAM, WEBSOCKET, Link, Screen
 from madace_status.watch.settings import WatchSettings, subscription, subscription_url
+from madace_status.watch.stream import HTTP_SCHEMES, StreamRefused, events_path, read_event_stream
 from madace_status.websocket import ClientWebSocket, ConnectionClosed, HandshakeError, Message, connect
 
 if TYPE_CHECKING:
@@ -90,6 +93,10 @@ class LiveView:
         self._own_root = root_identity(paths.root)["root"]
         self.note: Optional[str] = None  # the server serves another project than --root (the header says so)
         self._foreign = False  # this session's server serves another project: none of its messages is applied
+        # --server http://…: the HTTP port's event stream (watch/stream.py) instead of the WebSocket.
+        self._over_stream = urlsplit(settings.server).scheme in HTTP_SCHEMES
+        self._heartbeat_s = HEARTBEAT_S  # the server's, once its welcome says
+        self._stream_open_at: Optional[float] = None  # when the current stream's first message came
         # polling state
         self._files = project_watcher(paths)
         # While offline: the event backend (inotify, kqueue) or plain polling; see watch_select.
@@ -187,7 +194,7 @@ class LiveView:
         if self.retry_at is not None:
             retry_in = max(0, int(math.ceil(self.retry_at - self.loop.time())))
         if self.synced:
-            return Link(WEBSOCKET, self.rtt_s, None, self.settings.server, self.note)
+            return Link(STREAM if self._over_stream else WEBSOCKET, self.rtt_s, None, self.settings.server, self.note)
         return Link(POLLING, None, retry_in, self.settings.server, self.note)
 
     def _schedule_render(self) -> None:
@@ -299,26 +306,85 @@ class LiveView:
         # Every loop here checks the stop flag too: before Python 3.12, wait_for() can swallow a cancellation
         # that arrives as the awaited thing finishes.
         while not self._stop.is_set():
-            connected_at = None
-            try:
-                websocket = await connect(self._url(), authorization=self._authorization(),
-                                          headers=[("User-Agent", "madace-status/%s" % __version__)],
-                                          open_timeout=HANDSHAKE_TIMEOUT_S)
-            except HandshakeError as error:
-                if error.status in _HTTP_FATAL:
-                    self.stop(ExitCode.USAGE, self._refusal_message(error))
-                    return
-            except (OSError, ValueError, ConnectionClosed):
-                pass
-            else:
-                connected_at = self.loop.time()
-                await self._session(websocket)
+            session = self._stream_session if self._over_stream else self._websocket_session
+            connected_at = await session()
+            if self._stop.is_set():
+                return
             if connected_at is not None:
                 self.backoff.connection_lasted(self.loop.time() - connected_at)
             self.retry_at = self.loop.time() + self.backoff.next_delay()
             self._went_offline()
             await asyncio.sleep(max(0.0, self.retry_at - self.loop.time()))
             self.retry_at = None
+
+    async def _websocket_session(self) -> Optional[float]:
+        """One connection to the WebSocket server, kept until it drops; when it was made, or None."""
+        try:
+            websocket = await connect(self._url(), authorization=self._authorization(),
+                                      headers=[("User-Agent", "madace-status/%s" % __version__)],
+                                      open_timeout=HANDSHAKE_TIMEOUT_S)
+        except HandshakeError as error:
+            if error.status in _HTTP_FATAL:
+                self.stop(ExitCode.USAGE, self._refusal_message(error.status, error.reason))
+            return None
+        except (OSError, ValueError, ConnectionClosed):
+            return None
+        connected_at = self.loop.time()
+        await self._session(websocket)
+        return connected_at
+
+    async def _stream_session(self) -> Optional[float]:
+        """One read of the server's event stream (--server http://…), kept until it ends or goes silent."""
+        run_id, since = self.replica.position()
+        token = self.settings.token
+        query = urlsplit(subscription_url("ws://x/", self.topics, None, None, None,
+                                          token if token is not None and not _is_header_safe(token) else None)).query
+        headers = [("User-Agent", "madace-status/%s" % __version__)]
+        if self._authorization() is not None:
+            headers.append(("Authorization", self._authorization() or ""))
+        if run_id is not None and since is not None:
+            headers.append(("Last-Event-ID", "%s:%d" % (run_id, since)))
+        self._foreign = False
+        self._stream_open_at = None
+        try:
+            await read_event_stream(self.settings.server, events_path(self.settings.server, query), headers,
+                                    HANDSHAKE_TIMEOUT_S, self._stream_idle_timeout, self._on_stream_message)
+        except StreamRefused as error:
+            if error.status in _HTTP_FATAL:
+                self.stop(ExitCode.USAGE, self._refusal_message(error.status, error.reason))
+        except (OSError, ValueError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        return self._stream_open_at
+
+    def _stream_idle_timeout(self) -> float:
+        # Heartbeat comments come every heartbeat: two missed and a margin mean a dead peer or network.
+        return 2 * self._heartbeat_s + PONG_TIMEOUT_S
+
+    def _on_stream_message(self, text: str) -> None:
+        if self._stream_open_at is None:
+            self._stream_open_at = self.loop.time()
+        message = parse_message(text)
+        if message is None or self._foreign:
+            return
+        kind, data, seq = message
+        if kind == "ping" and isinstance(data, dict):
+            if not self._accepts_project(data.get("project")):
+                self._foreign = True
+                raise ValueError("the server serves another project")  # ends the read: polling takes over
+            heartbeat_ms = data.get("heartbeatMs")
+            if isinstance(heartbeat_ms, int) and 1000 <= heartbeat_ms <= 120000:
+                self._heartbeat_s = heartbeat_ms / 1000
+        try:
+            changed = self.replica.receive(kind, data, seq)
+        except ReplicaOutOfStep:
+            raise ValueError("a message the replica cannot apply")  # read afresh: a new stream, a new snapshot
+        if kind != "ping" and not self.synced:
+            self.synced = True  # the snapshot, or the replayed events: the replica is the server's from here
+            self.retry_at = None
+            self._online.set()
+            self._schedule_render()
+        elif changed:
+            self._changed()
 
     def _url(self) -> str:
         run_id, since = self.replica.position()
@@ -331,15 +397,15 @@ class LiveView:
         token = self.settings.token
         return "Bearer " + token if token is not None and _is_header_safe(token) else None
 
-    def _refusal_message(self, error: HandshakeError) -> str:
+    def _refusal_message(self, status: int, reason: str) -> str:
         server = self.settings.server
-        if error.status == 403:
+        if status in (401, 403):
             if self.settings.token is None:
-                return ("the sync server at %s refused the connection (HTTP 403): it needs a token; pass --token "
-                        "or set %sTOKEN" % (server, ENV_PREFIX))
-            return ("the sync server at %s refused the token (HTTP 403): check --token or %sTOKEN"
-                    % (server, ENV_PREFIX))
-        return "the sync server at %s refused the connection: %s" % (server, error.reason)
+                return ("the sync server at %s refused the connection (HTTP %d): it needs a token; pass --token "
+                        "or set %sTOKEN" % (server, status, ENV_PREFIX))
+            return ("the sync server at %s refused the token (HTTP %d): check --token or %sTOKEN"
+                    % (server, status, ENV_PREFIX))
+        return "the sync server at %s refused the connection: %s" % (server, escape(reason, MAX_PROJECT_NAME_SHOWN))
 
     def _went_offline(self) -> None:
         was_synced = self.synced

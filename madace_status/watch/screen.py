@@ -18,9 +18,10 @@ from madace_status.console import can_encode, silence_stdout, write_text
 from madace_status.project.render.envelope import json_text
 from madace_status.project.render.text import cut, display_width
 
-__all__ = ["EMOJI_SAMPLE", "POLLING", "WEBSOCKET", "Link", "Screen"]
+__all__ = ["EMOJI_SAMPLE", "POLLING", "STREAM", "WEBSOCKET", "Link", "Screen"]
 
 WEBSOCKET = "websocket"
+STREAM = "stream"  # the HTTP port's Server-Sent Events (--server http://…)
 POLLING = "polling"
 EMOJI_SAMPLE = "\U0001f7e2\U0001f534"  # 🟢🔴: the header's emoji are used only where both can be written
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
@@ -40,7 +41,9 @@ class Link:
         self.note = note  # what the header adds: the server serves another project than --root
 
     def words(self, emoji: bool) -> str:
-        if self.mode == WEBSOCKET:
+        if self.mode == STREAM:
+            text = ("\U0001f7e2 " if emoji else "") + "Event stream"
+        elif self.mode == WEBSOCKET:
             text = "WebSocket" if self.rtt_s is None else "WebSocket (rtt %d ms)" % math.ceil(self.rtt_s * 1000)
             text = ("\U0001f7e2 " if emoji else "") + text
         else:

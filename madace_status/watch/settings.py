@@ -80,7 +80,7 @@ class WatchSettings:
 
 def check_server_url(url: str) -> None:
     """Raise UsageError unless `url` is a usable ws:// or wss:// URL."""
-    example = "e.g. ws://127.0.0.1:3001"
+    example = "e.g. ws://127.0.0.1:3001 (or the HTTP port's event stream: http://127.0.0.1:3000)"
     if any(ch <= " " or ch == "\x7f" for ch in url):
         raise UsageError("--server URL must not contain spaces or control characters: '%s'" % shown(url))
     try:
@@ -88,8 +88,9 @@ def check_server_url(url: str) -> None:
         parts.port  # ValueError for a port that is not a number from 0 to 65535
     except ValueError as error:
         raise UsageError("--server URL '%s' is malformed (%s); %s" % (shown(url), error, example))
-    if parts.scheme not in ("ws", "wss"):
-        raise UsageError("--server must be a ws:// or wss:// URL, %s (got '%s')" % (example, shown(url)))
+    if parts.scheme not in ("ws", "wss", "http", "https"):
+        raise UsageError("--server must be a ws://, wss://, http:// or https:// URL, %s (got '%s')"
+                         % (example, shown(url)))
     if not parts.hostname:
         raise UsageError("--server URL '%s' has no host; %s" % (shown(url), example))
     if parts.username is not None or parts.password is not None:

@@ -211,7 +211,7 @@ def test_a_refused_token_is_a_clear_message_and_exit_2_without_retrying(project,
     ([], {"MADACE_STATUS_INTERVAL": "soon"}, "MADACE_STATUS_INTERVAL"),
     (["-f", "yaml"], {}, "invalid choice"),
     ([], {"MADACE_STATUS_FORMAT": "yaml"}, "MADACE_STATUS_FORMAT"),
-    (["--server", "http://127.0.0.1:3001"], {}, "ws://"),
+    (["--server", "ftp://127.0.0.1:3001"], {}, "ws://"),
     (["--server", "ws://"], {}, "no host"),
     (["--server", "ws://127.0.0.1:99999"], {}, "malformed"),
     (["--server", "ws://127.0.0.1:3001/a b"], {}, "spaces"),
@@ -388,3 +388,40 @@ def test_a_server_named_with_server_is_shown_even_for_another_project_with_a_not
     same_root = watch("-f", "json", "--root", project, "--server", url, "pm-planning")
     docs, index = wait_documents(same_root.stdout, lambda doc: mode(doc) == WEBSOCKET)
     assert docs[index]["connection"]["note"] is None
+
+
+# -- the event stream: --server http://… ------------------------------------------------------------------------
+
+def test_a_watch_over_the_http_ports_event_stream_is_pushed_and_resumes_without_a_snapshot(project, start_server,
+                                                                                           watch, tmp_path):
+    server = start_server(project)
+    proxy = CuttableProxy(server.http_port)
+    elsewhere = str(tmp_path / "elsewhere")  # polled while cut off: only the server can tell of the change
+    os.mkdir(elsewhere)
+    try:
+        view = watch("-f", "json", "--root", elsewhere, "--server", "http://127.0.0.1:%d" % proxy.port,
+                     "--interval", "0.2", "pm-planning")
+        docs, index = wait_documents(view.stdout, lambda doc: mode(doc) == "stream")
+        assert docs[index]["data"]["currentStep"] == 3
+        assert docs[index]["connection"]["note"] == "the server's project is project, not --root"
+        set_workflow_step(project, "pm-planning", 4)
+        wait_documents(view.stdout, lambda doc: mode(doc) == "stream" and doc["data"]["currentStep"] == 4)
+
+        proxy.cut_all()
+        docs, cut = wait_documents(view.stdout, lambda doc: mode(doc) == POLLING)
+        set_workflow_step(project, "pm-planning", 5)
+        wait_until(lambda: server.metric("madace_events_total") >= 2, what="the event published while cut off")
+        proxy.restore()
+        docs, back = wait_documents(view.stdout, lambda doc: mode(doc) == "stream", start=cut, timeout=20)
+        assert docs[back]["data"]["currentStep"] == 5
+        assert server.metric("madace_resyncs_total") == 0  # Last-Event-ID: replayed from the ring buffer
+    finally:
+        proxy.close()
+
+
+def test_a_token_the_event_stream_refuses_is_exit_2_with_one_line(project, start_server, watch):
+    server = start_server(project, args=["--token", "right"])
+    view = watch("--root", project, "--server", "http://127.0.0.1:%d" % server.http_port, "--token", "wrong")
+    assert view.wait() == 2
+    assert view.stderr.text == ("madace-status: the sync server at http://127.0.0.1:%d refused the token (HTTP 401): "
+                                "check --token or MADACE_STATUS_TOKEN\n" % server.http_port)
