@@ -83,6 +83,8 @@ missing=""
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$missing fonts-noto-color-emoji"
 # curl: the README's `curl -N …/api/events`, run as written by tests/sync/test_sse.py
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
+# git: the flow history is read from it (tests/sync/test_history_git.py builds real repositories)
+command -v git >/dev/null 2>&1 || missing="$missing git"
 [ -z "$missing" ] || apt_install $missing
 
 # PyPy is supported too: the package's unit tests also run on Debian's pypy3 (Python 3.9).

@@ -112,6 +112,11 @@ class SyncService:
         self._rescan_due = False  # the next look reads the whole project again (a look failed)
         self._confirm: ReadScope | None = None  # (state files or None, stories?, epics?) to read again next poll
         self._failed_looks = 0  # in a row
+        self._git_backfill: asyncio.Future[int] | None = None  # the flow history read from git, at the first start
+
+    def _story_file(self) -> str | None:
+        """The story status file the project reads, if one exists."""
+        return next((path for path in self.paths.status_file_candidates()[0] if os.path.isfile(path)), None)
 
     # -- state read by the HTTP thread ------------------------------------------------------------------------
 
@@ -168,6 +173,9 @@ class SyncService:
         self._poll_task = loop.create_task(self._poll_forever())
         if self.history is not None:
             self.history.record(self.project)  # kept only when the flow differs from the last stored sample
+            if self._git_backfill is None:  # once per process: the history before this server, read off the loop
+                self._git_backfill = loop.run_in_executor(None, self.history.backfill_from_git, self.paths.root,
+                                                          self._story_file())
         logger.info("sync service listening on ws://%s:%d (run %s)", self.host, self.bound_port, hub.run_id)
         logger.info("change detection: %s%s", self.watcher_active,
                     " (fallback: %s)" % self.watcher_fallback if self.watcher_fallback else "")

@@ -116,6 +116,8 @@ class DashboardApp:
             # another server of this project writing it).
             "history": self.history.status() if self.history is not None else {"persisted": False,
                                                                                "reason": "no flow history"},
+            # The history before this server, from git: how many samples, and why none or not all.
+            "historyFromGit": self.history.git_status() if self.history is not None else None,
         }
 
     def sync_action(self, action: str, ws_port: Optional[int] = None) -> str:

@@ -23,7 +23,7 @@ from madace_status.logsafe import escape
 from madace_status.security import CSRF_HEADER, BadHost, request_host, write_refusal
 from madace_status.sync import HISTORY_MAX_SAMPLES, SubscriptionError, parse_topics, parse_workflows
 from madace_status.web import assets, pages
-from madace_status.web.api_values import ascii_number
+from madace_status.web.api_values import ascii_number, time_bound
 from madace_status.web.app import DashboardApp, SyncActionError
 from madace_status.web.limits import DEFAULT_LIMITS, BoundedHTTPServer, HttpLimits, TimedRequestHandler
 from madace_status.web.request_reader import HTTP_BODY_MAX_BYTES
@@ -332,7 +332,14 @@ class DashboardHandler(TimedRequestHandler):
         if limit is None or limit < 1:
             raise ApiError(400, "VALIDATION_ERROR", "limit must be a positive integer of ASCII digits (at most %d "
                                                     "is used)" % HISTORY_MAX_SAMPLES)
-        samples = self.app.history_samples(min(limit, HISTORY_MAX_SAMPLES))
+        try:
+            since = time_bound(self.query["since"][0] if "since" in self.query else None, end=False)
+            until = time_bound(self.query["until"][0] if "until" in self.query else None, end=True)
+        except ValueError as error:
+            raise ApiError(400, "VALIDATION_ERROR", "since and until: %s" % error)
+        samples = [sample for sample in self.app.history_samples(HISTORY_MAX_SAMPLES)
+                   if (since is None or sample["at"] >= since) and (until is None or sample["at"] <= until)]
+        samples = samples[-min(limit, HISTORY_MAX_SAMPLES):]
         self._send_json(200, {"success": True, "states": list(STORY_STATES), "count": len(samples),
                               "samples": samples})
 

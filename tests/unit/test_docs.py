@@ -152,8 +152,9 @@ def variables_the_package_reads():
     return found - {ENV_PREFIX}
 
 
-# Flags the README gives to other programs than ours: the benchmark scripts and mypy.
-OTHER_PROGRAMS_FLAGS = {"--backends", "--clients", "--files", "--minutes", "--seed", "--strict", "--help"}
+# Flags the README gives to other programs than ours: the benchmark scripts, mypy and git.
+OTHER_PROGRAMS_FLAGS = {"--backends", "--clients", "--files", "--minutes", "--seed", "--strict", "--help", "--follow",
+                        "--batch"}
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 
 

@@ -32,11 +32,12 @@ import sys
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Mapping, Optional, TypedDict
+from typing import TYPE_CHECKING, Any, Mapping, Optional, TypedDict
 
 from madace_status.logsafe import escape
 from madace_status.project.files import is_within
 from madace_status.sync.history import files as history_files
+from madace_status.sync.history.git import NOT_A_WORK_TREE, GitBackfill
 from madace_status.sync.history.samples import (HISTORY_MAX_FILE_BYTES, HISTORY_MAX_SAMPLES, HISTORY_READ_MAX_BYTES,
                                                 HistoryLog, Sample, encode_sample, parse_history, sample_of)
 
@@ -51,6 +52,7 @@ __all__ = [
 logger = logging.getLogger("madace_status.history")
 
 HISTORY_CLOSE_TIMEOUT_S = 2.0  # at shutdown, how long the last write may take
+GIT_CACHE_SUFFIX = ".git-samples"  # beside the history file: the samples read from git, by commit id
 MAX_NAME_CHARS = 40  # of the project's name in the file name (the hash makes it unique)
 DIR_NAME = "madace_status"
 WRITE_RETRY_FIRST_S = 1.0  # after a failed write (a full disk), the next is tried no sooner than this…
@@ -116,6 +118,9 @@ class HistoryStore:
         self._retry_at = 0.0  # monotonic time before which no write is tried after a failure (close() aside)
         self._retry_s = 0.0
         self._writer_lock: history_files.WriterLock | None = None  # held while this store writes the file
+        # The samples from git (sync/history/git.py), before the live ones; and what kept them from being read.
+        self._backfill: list[Sample] = []
+        self.git_warnings: list[str] = []
 
     @classmethod
     def for_project(cls, root: str, enabled: bool = True, environ: Mapping[str, str] | None = None,
@@ -207,10 +212,36 @@ class HistoryStore:
             self._rewrite = True
 
     def samples(self, limit: int = HISTORY_MAX_SAMPLES) -> list[Sample]:
-        """The newest `limit` samples, oldest first (a copy; the samples themselves are never changed)."""
+        """The newest `limit` samples, oldest first (a copy; the samples themselves are never changed): the ones
+        from git older than the first live one, then the live ones."""
         self._open_now()
         with self._lock:
-            return list(self._log.newest(limit))
+            live = list(self._log.newest(limit))
+            backfill = self._backfill
+        if backfill:
+            first_live = live[0]["at"] if live else None
+            live = [sample for sample in backfill if first_live is None or sample["at"] < first_live] + live
+        return live[-limit:] if limit > 0 else []
+
+    def backfill_from_git(self, root: str, status_file: str | None) -> int:
+        """Read the story file's history from git (slow: off the event loop), keep it before the live samples;
+        the number of samples. Each reason it could not is logged once and kept in `git_warnings`."""
+        self._open_now()
+        cache = self.path + GIT_CACHE_SUFFIX if self.path is not None else None
+        backfill = GitBackfill(root, status_file, cache)
+        try:
+            samples = backfill.samples()
+        except Exception as error:  # noqa: BLE001 — a bug here must not stop the server: the history starts live
+            logger.exception("history: reading the git history failed")
+            samples, backfill.warnings = [], ["reading the git history failed (%s)" % escape(type(error).__name__)]
+        with self._lock:
+            self._backfill = samples
+            self.git_warnings = backfill.warnings
+        for warning in backfill.warnings:
+            logger.log(logging.INFO if warning == NOT_A_WORK_TREE else logging.WARNING, "history: %s", escape(warning))
+        if samples:
+            logger.info("history: %d samples from git", len(samples))
+        return len(samples)
 
     # -- recording ------------------------------------------------------------------------------------------------
 
@@ -281,6 +312,11 @@ class HistoryStore:
         with self._lock:
             reason = self._write_problem or self._memory_only
             return {"persisted": self.path is not None and self._write_problem is None, "reason": reason}
+
+    def git_status(self) -> dict[str, Any]:
+        """For GET /api/sync: how many samples came from git, and why none or not all could."""
+        with self._lock:
+            return {"samples": len(self._backfill), "warnings": list(self.git_warnings)}
 
     # -- writing (the writer thread) ----------------------------------------------------------------------------
 

@@ -1,0 +1,131 @@
+"""The flow history from git (README, "Flow history"): real repositories built here, with commits at controlled
+dates, a rename, a shallow clone and no git at all, read by a real `serve` and served by GET /api/history."""
+
+import os
+import shutil
+import subprocess
+import time
+from urllib.parse import quote
+
+import pytest
+
+from sync_helpers import REPO_ROOT, WAIT_S, clean_env
+
+SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
+STATUS_FILE = os.path.join("docs", "workflow-status.md")
+RENAMED = os.path.join("docs", "mam-workflow-status.md")
+GIT_BACKFILL_WAIT_S = 20.0
+
+
+def git(root, *args, day=None):
+    env = dict(os.environ, GIT_AUTHOR_NAME="Dana \x1b[31mRed", GIT_AUTHOR_EMAIL="dana@example.com",
+               GIT_COMMITTER_NAME="Dana", GIT_COMMITTER_EMAIL="dana@example.com")
+    if day is not None:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = "2026-01-%02dT12:00:00Z" % day
+    return subprocess.run(["git", "-C", root] + list(args), env=env, check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE).stdout.decode()
+
+
+def move_to_done(root, relative, story_id):
+    path = os.path.join(root, relative)
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    line = next(line for line in lines if "[%s]" % story_id in line)
+    lines.remove(line)
+    lines.insert(lines.index("## DONE") + 1, "\n" + line)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+
+
+@pytest.fixture
+def repository(tmp_path):
+    """The sample project in git: 4 commits on Jan 1–4 2026, the story file renamed on the 3rd."""
+    root = str(tmp_path / "acme")
+    shutil.copytree(SAMPLE_PROJECT, root)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "start", day=1)
+    move_to_done(root, STATUS_FILE, "STORY-V3-020")
+    git(root, "commit", "-q", "-am", "STORY-V3-020 done \x1b]0;owned\x07 $(rm -rf ~)", day=2)  # a hostile message
+    git(root, "mv", STATUS_FILE, RENAMED)
+    git(root, "commit", "-q", "-m", "rename the status file", day=3)
+    move_to_done(root, RENAMED, "STORY-V3-021")
+    git(root, "commit", "-q", "-am", "STORY-V3-021 done", day=4)
+    return root
+
+
+def wait_for_git(server):
+    deadline = time.monotonic() + GIT_BACKFILL_WAIT_S
+    while True:
+        info = server.get_json("/api/sync")["historyFromGit"]
+        if info["samples"] or info["warnings"]:
+            return info
+        assert time.monotonic() < deadline, "the git history was not read"
+        time.sleep(0.05)
+
+
+def test_one_sample_per_commit_of_the_story_file_renames_followed_then_the_live_ones(repository, serve):
+    server = serve(repository)
+    assert wait_for_git(server) == {"samples": 4, "warnings": []}
+    samples = server.get_json("/api/history")["samples"]
+    from_git, live = samples[:4], samples[4:]
+    assert [s["at"] for s in from_git] == ["2026-01-%02dT12:00:00.000Z" % day for day in (1, 2, 3, 4)]
+    assert [s["counts"]["DONE"] for s in from_git] == [4, 5, 5, 6]
+    assert [s["counts"]["IN_PROGRESS"] for s in from_git] == [1, 0, 0, 0]
+    assert from_git[1]["points"]["DONE"] == from_git[0]["points"]["DONE"] + 3  # STORY-V3-020's 3 points
+    assert live and live[-1]["counts"] == from_git[-1]["counts"]  # the files now: as the last commit left them
+
+    between = server.get_json("/api/history?since=2026-01-02&until=2026-01-03")["samples"]
+    assert [s["at"][:10] for s in between] == ["2026-01-02", "2026-01-03"]
+    exact = server.get_json("/api/history?since=2026-01-04T12:00:00Z&until=2026-01-04T12:00Z")["samples"]
+    assert [s["at"] for s in exact] == ["2026-01-04T12:00:00.000Z"]
+    assert [s["at"] for s in server.get_json("/api/history?limit=1&until=2026-01-02")["samples"]] == [
+        "2026-01-02T12:00:00.000Z"]
+    for bad in ("yesterday", "2026-1-2", "２０２６-01-02", "2026-01-02T12Z"):
+        response = server.get("/api/history?since=" + quote(bad))
+        assert response.status == 400 and response.json()["code"] == "VALIDATION_ERROR"
+
+
+def test_a_restart_reads_only_the_commits_it_has_not_seen(repository, serve):
+    first = serve(repository)
+    wait_for_git(first)
+    first.stop()
+    cache = next(os.path.join(directory, name) for directory, _, names in os.walk(os.environ["XDG_CACHE_HOME"])
+                 for name in names if name.endswith(".git-samples"))
+    with open(cache, encoding="ascii") as handle:
+        assert len(handle.read().splitlines()) == 4  # one line per commit id
+    written = os.stat(cache).st_mtime_ns
+    second = serve(repository)
+    assert wait_for_git(second) == {"samples": 4, "warnings": []}
+    assert os.stat(cache).st_mtime_ns == written  # every commit came from the cache: nothing read, nothing written
+    move_to_done(repository, RENAMED, "STORY-V3-022")
+    git(repository, "commit", "-q", "-am", "one more", day=5)
+    second.stop()
+    third = serve(repository)
+    assert wait_for_git(third)["samples"] == 5
+
+
+def test_a_shallow_clone_says_so_and_serves_what_it_holds(repository, serve, tmp_path):
+    clone = str(tmp_path / "shallow")
+    subprocess.run(["git", "clone", "-q", "--depth", "1", "file://" + repository, clone], check=True)
+    server = serve(clone)
+    info = wait_for_git(server)
+    assert info["samples"] == 1
+    assert info["warnings"] == ["the git clone is shallow: the flow history starts at its first commit"]
+
+
+def test_without_git_or_outside_a_work_tree_the_history_starts_live_with_one_line(repository, serve, tmp_path):
+    no_git = clean_env(PATH="/nonexistent")  # sys.executable is absolute: only git goes missing
+    server = serve(repository, env=no_git)
+    assert wait_for_git(server) == {
+        "samples": 0, "warnings": ["git is not installed: the flow history starts with this server"]}
+    assert len(server.get_json("/api/history")["samples"]) == 1  # the live one
+    plain = str(tmp_path / "plain")
+    shutil.copytree(SAMPLE_PROJECT, plain)
+    outside = serve(plain)
+    assert wait_for_git(outside)["warnings"] == [
+        "the project is not in a git work tree: the flow history starts with this server"]
+    outside.stop()
+    assert not any("WARNING" in line for line in outside.stderr_lines)  # the common case is no warning
+    server.stop()
+    assert sum("WARNING" in line and "git is not installed" in line for line in server.stderr_lines) == 1
