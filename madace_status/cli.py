@@ -38,7 +38,7 @@ def _add_status_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="ENTITY: summary (default; also overview, all, status, state, state-machine), stories, epics,\n"
         "workflows, story:ID, epic:ID, workflow:NAME, an epic id (EPIC-V3-002), a workflow name\n"
-        "(pm-planning) or a story id (STORY-V3-020, US-001, V3-015).\n\n"
+        "(pm-planning) or a story id (STORY-V3-020, US-001, V3-015); history: the flow history per day.\n\n"
         "Every option can also be set by an environment variable (the option wins):\n"
         "  MADACE_STATUS_ROOT, MADACE_STATUS_STATE_DIR (list separated by %r), MADACE_STATUS_STATUS_FILE,\n"
         "  MADACE_STATUS_EPICS_DIR, MADACE_STATUS_FORMAT, MADACE_STATUS_ASCII (1/true/yes/on);\n"
@@ -66,7 +66,9 @@ def _add_status_parser(commands: Any) -> None:
                         "story: when DONE; the summary: when every workflow finished, 1 if one failed)")
     status.add_argument("--until", metavar="STATE", default=None,
                         help="with --watch: exit 0 when the entity reaches STATE (a workflow status, a story state, "
-                        "or finished/completed for the whole project)")
+                        "or finished/completed for the whole project); with history: the last day shown")
+    status.add_argument("--since", metavar="DAY", default=None,
+                        help="with history: the first day shown (YYYY-MM-DD, or a UTC time YYYY-MM-DDTHH:MM:SSZ)")
     status.add_argument("--timeout", type=float, metavar="SECONDS", default=None,
                         help="with --exit-status or --until: give up after SECONDS, exit 124")
     status.add_argument("--watcher", choices=WATCHER_CHOICES, default=None,

@@ -29,6 +29,7 @@ __all__ = ["StatusSettings", "WATCH_ONLY_OPTIONS", "refuse_watch_only_options", 
 # Options (argparse destinations) that only the live view reads; their variables may be set for every run, so only
 # the command line is checked.
 WATCH_ONLY_OPTIONS = ("interval", "server", "token", "watcher", "exit_status", "until", "timeout")
+HISTORY_ENTITY = "history"  # `status history`: the flow history, not a project entity
 
 
 class StatusSettings:
@@ -57,12 +58,55 @@ class StatusSettings:
                    settings.flag(getattr(args, "ascii", False), "ASCII", env), bool(getattr(args, "watch", False)))
 
 
-def refuse_watch_only_options(args: argparse.Namespace) -> None:
+def refuse_watch_only_options(args: argparse.Namespace, allowed: tuple[str, ...] = ()) -> None:
     """UsageError when an option of the live view is given without --watch (it would be silently ignored)."""
     given = ["--" + option.replace("_", "-") for option in WATCH_ONLY_OPTIONS
-             if getattr(args, option, None) is not None]
+             if option not in allowed and getattr(args, option, None) is not None]
     if given:
         raise UsageError("%s only %s with --watch" % (" and ".join(given), "applies" if len(given) == 1 else "apply"))
+
+
+def history(options: StatusSettings, args: argparse.Namespace, stdout: TextIO, stderr: TextIO,
+            env: Mapping[str, str]) -> int:
+    """`status history` (README, "`status history`"): the flow history as `serve` serves it, from the stored
+    samples and git, without a server; --since and --until (a day or a UTC time) bound it."""
+    if options.watch:
+        raise UsageError("history has no live view: leave out --watch")
+    refuse_watch_only_options(args, allowed=("until",))
+    from madace_status.console import can_encode, terminal_width, use_color
+    from madace_status.project.render import history as render  # loaded only for history
+    from madace_status.project.render.table import TableStyle
+    from madace_status.project.render.text import glyphs_for
+    from madace_status.project.time_range import time_bound
+    from madace_status.sync import read_history  # git and the history file: loaded only for history
+    try:
+        since = time_bound(getattr(args, "since", None), end=False)
+        until = time_bound(getattr(args, "until", None), end=True)
+    except ValueError as error:
+        raise UsageError("--since and --until: %s" % error)
+    try:
+        load_project(options.paths)  # the root must be readable, as for every status
+    except ProjectUnreadable as exc:
+        return fail(stderr, "cannot read the project: %s" % exc, ExitCode.UNREADABLE)
+    story_file = next((path for path in options.paths.status_file_candidates()[0] if os.path.isfile(path)), None)
+    samples, warnings = read_history(options.paths.root, story_file, env)
+    samples = [s for s in samples if (since is None or s["at"] >= since) and (until is None or s["at"] <= until)]
+    if options.format == "json":
+        text = render.render_history_json(samples, warnings)
+        if not can_encode(stdout, text):
+            text = render.render_history_json(samples, warnings, ensure_ascii=True)
+    else:
+        glyphs = glyphs_for(getattr(stdout, "encoding", None), options.ascii)
+        if options.format == "markdown":
+            text = render.render_history_markdown(samples, warnings, glyphs)
+        else:
+            style = TableStyle(glyphs=glyphs, color=use_color(stdout, env), width=terminal_width())
+            text = render.render_history_table(samples, warnings, style)
+    try:
+        write_text(stdout, text)
+    except BrokenPipeError:
+        silence_stdout(stdout)
+    return ExitCode.OK
 
 
 def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None,
@@ -73,6 +117,10 @@ def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optio
     env = os.environ if environ is None else environ
     try:
         options = StatusSettings.from_args(args, env)
+        if options.entity.strip().lower() == HISTORY_ENTITY:
+            return history(options, args, stdout, stderr, env)
+        if getattr(args, "since", None) is not None:
+            raise UsageError("--since only applies to status history")
         if not options.watch:
             refuse_watch_only_options(args)
     except UsageError as exc:

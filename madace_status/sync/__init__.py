@@ -12,12 +12,12 @@ from madace_status.sync.clients.subscribers import SubscriptionError, parse_topi
 from madace_status.sync.detect.watch_select import SAFETY_RESCAN_S, ChangeSignal
 from madace_status.sync.detect.watcher import project_watcher
 from madace_status.sync.history.samples import HISTORY_MAX_SAMPLES, Sample as HistorySample
-from madace_status.sync.history.store import HistoryStore
+from madace_status.sync.history.store import HistoryStore, read_history
 from madace_status.sync.replica import Replica, ReplicaOutOfStep, parse_message
 from madace_status.sync.service import DEFAULT_WS_PORT, POLL_INTERVAL_S, SyncService
 
 __all__ = [
     "DEFAULT_WS_PORT", "HEARTBEAT_S", "HISTORY_MAX_SAMPLES", "MAX_STREAMS", "POLL_INTERVAL_S", "SAFETY_RESCAN_S",
     "ChangeSignal", "HistorySample", "HistoryStore", "Replica", "ReplicaOutOfStep", "SubscriptionError", "SyncService",
-    "parse_message", "parse_topics", "parse_workflows", "project_watcher",
+    "parse_message", "parse_topics", "parse_workflows", "project_watcher", "read_history",
 ]

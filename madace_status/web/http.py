@@ -18,12 +18,13 @@ from madace_status import __version__
 from madace_status.project import registry
 from madace_status.project.loader import ProjectUnreadable
 from madace_status.project.model import STORY_STATES
+from madace_status.project.time_range import time_bound
 from madace_status.project.render.envelope import envelope
 from madace_status.logsafe import escape
 from madace_status.security import CSRF_HEADER, BadHost, request_host, write_refusal
 from madace_status.sync import HISTORY_MAX_SAMPLES, SubscriptionError, parse_topics, parse_workflows
 from madace_status.web import assets, pages
-from madace_status.web.api_values import ascii_number, time_bound
+from madace_status.web.api_values import ascii_number
 from madace_status.web.app import DashboardApp, SyncActionError
 from madace_status.web.limits import DEFAULT_LIMITS, BoundedHTTPServer, HttpLimits, TimedRequestHandler
 from madace_status.web.request_reader import HTTP_BODY_MAX_BYTES

@@ -24,7 +24,6 @@ a crash is read back with a corrupt last line, skipped.
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import logging
 import os
 import re
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, TypedDict
 
 from madace_status.logsafe import escape
 from madace_status.project.files import is_within
+from madace_status.project.loader import root_identity
 from madace_status.sync.history import files as history_files
 from madace_status.sync.history.git import NOT_A_WORK_TREE, GitBackfill
 from madace_status.sync.history.samples import (HISTORY_MAX_FILE_BYTES, HISTORY_MAX_SAMPLES, HISTORY_READ_MAX_BYTES,
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DIR_NAME", "HISTORY_CLOSE_TIMEOUT_S", "MAX_NAME_CHARS", "WRITE_RETRY_FIRST_S", "WRITE_RETRY_MAX_S",
-    "HistoryStatus", "HistoryStore", "cache_directory", "cache_history_directory", "history_file_name",
+    "GIT_CACHE_SUFFIX", "HistoryStatus", "HistoryStore", "cache_directory", "cache_history_directory",
+    "history_file_name", "merged", "read_history",
 ]
 
 logger = logging.getLogger("madace_status.history")
@@ -82,10 +83,9 @@ def cache_directory(environ: Mapping[str, str] | None = None, platform: str | No
 
 def history_file_name(root: str) -> str:
     """`<project name>-<16 hex of sha256(real path)>.jsonl`: one file per project root, readable by a person."""
-    real = os.path.realpath(root)
-    digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    name = _NAME_CHARS.sub("-", os.path.basename(real))[:MAX_NAME_CHARS].strip(".-") or "root"
-    return "%s-%s.jsonl" % (name, digest)
+    identity = root_identity(root)  # the fingerprint the welcome carries, too
+    name = _NAME_CHARS.sub("-", identity["name"])[:MAX_NAME_CHARS].strip(".-") or "root"
+    return "%s-%s.jsonl" % (name, identity["root"])
 
 
 # -- the store: the log and its file -----------------------------------------------------------------------------
@@ -218,10 +218,7 @@ class HistoryStore:
         with self._lock:
             live = list(self._log.newest(limit))
             backfill = self._backfill
-        if backfill:
-            first_live = live[0]["at"] if live else None
-            live = [sample for sample in backfill if first_live is None or sample["at"] < first_live] + live
-        return live[-limit:] if limit > 0 else []
+        return merged(backfill, live)[-limit:] if limit > 0 else []
 
     def backfill_from_git(self, root: str, status_file: str | None) -> int:
         """Read the story file's history from git (slow: off the event loop), keep it before the live samples;
@@ -404,3 +401,31 @@ def cache_history_directory(environ: Mapping[str, str] | None, root: str) -> tup
     if is_within(directory, root):
         return directory, "it would be inside the project"
     return directory, history_files.make_private_directory(directory)
+
+
+def merged(from_git: list[Sample], live: list[Sample]) -> list[Sample]:
+    """The samples from git older than the first live one, then the live ones."""
+    if not from_git:
+        return live
+    first_live = live[0]["at"] if live else None
+    return [sample for sample in from_git if first_live is None or sample["at"] < first_live] + live
+
+
+def read_history(root: str, status_file: str | None,
+                 environ: Mapping[str, str] | None = None) -> tuple[list[Sample], list[str]]:
+    """The project's flow history as `serve` serves it, read without writing the history file (`status history`):
+    its stored samples and git's; (samples oldest first, warnings)."""
+    path = os.path.join(cache_directory(environ), history_file_name(root))
+    live: list[Sample] = []
+    warnings: list[str] = []
+    try:
+        live = parse_history(history_files.read_capped(path, HISTORY_READ_MAX_BYTES))[0]
+    except FileNotFoundError:
+        pass  # no server has kept this project's history yet
+    except OSError as error:
+        warnings.append("the stored flow history cannot be read (%s)" % (error.strerror or error))
+    git_cache = path + GIT_CACHE_SUFFIX if os.path.isdir(os.path.dirname(path)) else None
+    backfill = GitBackfill(root, status_file, git_cache)
+    from_git = backfill.samples()
+    warnings.extend(warning for warning in backfill.warnings if warning != NOT_A_WORK_TREE)
+    return merged(from_git, live)[-HISTORY_MAX_SAMPLES:], warnings

@@ -1,0 +1,95 @@
+"""`status history` (README, "`status history`"): the flow history from git and the stored samples, in every
+format, bounded by --since/--until, on a real git repository built here."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from status_cli_helpers import SAMPLE_PROJECT, clean_env, run_status
+
+
+def commit(root, day, message):
+    env = dict(os.environ, GIT_AUTHOR_NAME="a", GIT_AUTHOR_EMAIL="a@example.com", GIT_COMMITTER_NAME="a",
+               GIT_COMMITTER_EMAIL="a@example.com", GIT_AUTHOR_DATE="2026-01-%02dT12:00:00Z" % day,
+               GIT_COMMITTER_DATE="2026-01-%02dT12:00:00Z" % day)
+    subprocess.run(["git", "-C", root, "add", "-A"], check=True, env=env)
+    subprocess.run(["git", "-C", root, "commit", "-q", "-m", message], check=True, env=env)
+
+
+def finish(root, story_id):
+    path = os.path.join(root, "docs", "workflow-status.md")
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    line = next(line for line in lines if "[%s]" % story_id in line)
+    lines.remove(line)
+    lines.insert(lines.index("## DONE") + 1, "\n" + line)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+
+
+@pytest.fixture
+def repository(tmp_path):
+    root = str(tmp_path / "acme")
+    shutil.copytree(SAMPLE_PROJECT, root)
+    subprocess.run(["git", "init", "-q", "-b", "main", root], check=True)
+    commit(root, 1, "start")
+    finish(root, "STORY-V3-020")
+    commit(root, 3, "one done")
+    finish(root, "STORY-V3-021")
+    commit(root, 3, "another done, same day")
+    return root
+
+
+def cache_env(tmp_path):
+    return clean_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
+
+
+def test_the_table_shows_each_days_counts_and_a_chart_per_state(repository, tmp_path):
+    result = run_status("history", "--root", repository, env=cache_env(tmp_path))
+    assert result.returncode == 0 and result.stderr == "", result
+    assert result.stdout.startswith("Flow history: 3 samples over 2 days, 2026-01-01 to 2026-01-03\n")
+    assert "│ 2026-01-01 │       5 │    1 │           1 │    4 │" in result.stdout
+    assert "│ 2026-01-03 │       5 │    0 │           0 │    6 │" in result.stdout  # the day's last commit
+    assert "│ DONE        │ ▁█ │ 4 → 6 │" in result.stdout
+
+
+def test_json_has_every_sample_and_the_days_and_since_until_bound_them(repository, tmp_path):
+    document = json.loads(run_status("history", "-f", "json", "--root", repository, env=cache_env(tmp_path)).stdout)
+    assert document["entityType"] == "history" and document["data"]["count"] == 3
+    assert [day["day"] for day in document["data"]["days"]] == ["2026-01-01", "2026-01-03"]
+    bounded = json.loads(run_status("history", "-f", "json", "--since", "2026-01-02", "--until", "2026-01-03",
+                                    "--root", repository, env=cache_env(tmp_path)).stdout)
+    assert [sample["at"] for sample in bounded["data"]["samples"]] == ["2026-01-03T12:00:00.000Z"] * 2
+
+
+def test_markdown_with_ascii_draws_no_unicode(repository, tmp_path):
+    result = run_status("history", "-f", "markdown", "--ascii", "--root", repository, env=cache_env(tmp_path))
+    text = result.stdout
+    assert result.returncode == 0 and text.isascii()
+    assert "| 2026-01-03 | 5 | 0 | 0 | 6 |" in text and "- **DONE** ` #` 4 -> 6" in text
+
+
+def test_without_git_the_stored_history_only_with_a_warning(repository, tmp_path):
+    result = run_status("history", "--root", repository, env=clean_env(PATH="/nonexistent",
+                                                                      XDG_CACHE_HOME=str(tmp_path / "cache")))
+    assert result.returncode == 0
+    assert "Flow history: no samples" in result.stdout
+    assert "git is not installed: the flow history starts with this server" in result.stdout
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--watch"], "history has no live view: leave out --watch"),
+    (["--since", "yesterday"], "--since and --until: 'yesterday' is not a day"),
+    (["--token", "x"], "--token only applies with --watch"),
+])
+def test_what_history_cannot_do_is_a_usage_error(repository, arguments, message):
+    result = run_status("history", "--root", repository, *arguments)
+    assert result.returncode == 2 and result.stderr.startswith("madace-status: " + message), result
+
+
+def test_since_belongs_to_history_only():
+    result = run_status("--since", "2026-01-01", "--root", SAMPLE_PROJECT)
+    assert result.returncode == 2 and result.stderr == "madace-status: --since only applies to status history\n"
