@@ -4,6 +4,7 @@ bounded in the points it draws, and a short message (never an error) while there
 import json
 import re
 import time
+from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import expect
 
@@ -107,4 +108,38 @@ def test_the_history_is_fetched_again_on_reconnection(server, project, open_page
     expect(page.locator("#flow-panel")).not_to_have_attribute("aria-busy", "true")
     wait_until(lambda: last_sample_label(page) == "4 backlog, 2 todo, 1 in progress, 4 done", page=page,
                message="the chart's last sample after the reconnection")
+    recorder.assert_clean()
+
+
+def test_the_range_selector_asks_the_server_for_that_range_and_everything_draws_the_git_past(server, open_page,
+                                                                                           new_context):
+    day_ms = 24 * 60 * 60 * 1000
+    now_ms = int(time.time() * 1000)
+    # A history reaching back 60 days (as one read from git would): what the server answers for each range.
+    samples = [{"at": now_ms - days * day_ms,
+                "counts": {"BACKLOG": days, "TODO": 1, "IN_PROGRESS": 1, "DONE": 60 - days}}
+               for days in range(60, 0, -1)]
+    asked = []
+
+    def answer(route):
+        query = parse_qs(urlsplit(route.request.url).query)
+        asked.append(query.get("since", [None])[0])
+        since = query.get("since", [None])[0]
+        kept = [s for s in samples if since is None or time.strftime("%Y-%m-%d", time.gmtime(s["at"] / 1000)) >= since]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(
+            {"success": True, "states": ["BACKLOG", "TODO", "IN_PROGRESS", "DONE"], "count": len(kept),
+             "samples": kept}))
+
+    context = new_context()
+    context.route(re.compile(r".*/api/history.*"), answer)
+    recorder = open_page(server.dashboard_url, context=context)
+    page = recorder.page
+    expect(page.locator("#flow-range")).to_have_value("14")  # the last 2 weeks by default
+    expect(page.locator(CHART)).to_be_visible(timeout=5000)
+    two_weeks_ago = time.strftime("%Y-%m-%d", time.gmtime((now_ms - 14 * day_ms) / 1000))
+    assert asked[0] == two_weeks_ago
+    assert 13 <= drawn_samples(page) <= 16  # 14 or 15 days of samples, and the live one
+    page.locator("#flow-range").select_option("all")
+    wait_until(lambda: drawn_samples(page) >= 60, page=page, message="the whole history drawn")
+    assert asked[-1] is None  # everything: no since
     recorder.assert_clean()

@@ -1,11 +1,16 @@
 // The flow panel (#flow-panel): a cumulative-flow chart of the stories per state over time, as inline SVG built
 // with DOM methods (nothing from the server is parsed as markup). The history is the server's (GET /api/history),
-// fetched on load and on each (re)connection; each live stories_updated appends a sample from the model's counts.
+// fetched on load, on each (re)connection and when the range changes (last 2 weeks by default; the history may
+// reach back through the project's git history); each live stories_updated appends a sample from the model's counts.
 (function () {
   "use strict";
 
   var SVG_NS = "http://www.w3.org/2000/svg";
-  var HISTORY_FETCH_LIMIT = 500;      // samples asked of the server (its default)
+  var HISTORY_FETCH_LIMIT = 5000;     // samples asked of the server at most (its cap): the range bounds them first
+  var DAY_MS = 24 * 60 * 60 * 1000;
+  var RANGES = [{ value: "14", label: "Last 2 weeks", days: 14 }, { value: "90", label: "Last 3 months", days: 90 },
+                { value: "all", label: "Everything", days: null }];
+  var range = RANGES[0];
   var MAX_CHART_POINTS = 240;         // samples drawn at most; more are downsampled evenly (the newest always kept)
   var MAX_KEPT_SAMPLES = 2000;        // samples kept in the page while live ones are appended
   var CHART_HEIGHT_PX = 200;
@@ -70,7 +75,8 @@
     var section = panel();
     if (section) section.setAttribute("aria-busy", "true");
     function done() { if (mine === request && section) section.removeAttribute("aria-busy"); }
-    D.api("/api/history?limit=" + HISTORY_FETCH_LIMIT).then(function (body) {
+    var since = range.days ? "&since=" + new Date(Date.now() - range.days * DAY_MS).toISOString().slice(0, 10) : "";
+    D.api("/api/history?limit=" + HISTORY_FETCH_LIMIT + since).then(function (body) {
       if (mine !== request) return;
       done();
       var fetched = (body && Array.isArray(body.samples) ? body.samples : []).map(normalise).filter(Boolean);
@@ -104,6 +110,21 @@
       section.setAttribute("aria-labelledby", headingId);
       section.appendChild(D.h("h2", { id: headingId, text: "Flow over time" }));
     }
+    var select = D.h("select", { id: "flow-range" });
+    RANGES.forEach(function (choice) {
+      var option = D.h("option", { value: choice.value, text: choice.label });
+      if (choice === range) option.selected = true;
+      select.appendChild(option);
+    });
+    select.addEventListener("change", function () {
+      range = RANGES.filter(function (choice) { return choice.value === select.value; })[0] || RANGES[0];
+      samples = [];  // the new range's history replaces this one
+      loaded = false;
+      draw();
+      fetchHistory(D);
+    });
+    section.appendChild(D.h("p", { className: "flow-range" }, D.h("label", { "for": "flow-range", text: "Show " }),
+      select));
     body = D.h("div", { className: "flow-body" });
     section.appendChild(body);
     section.appendChild(D.h("p", { className: "flow-note", id: "flow-note", hidden: true }));
