@@ -159,14 +159,16 @@ def own_origins(host_policy: HostPolicy, http_port: int) -> set[str]:
     return {"http://%s:%d" % (name, http_port) for name in host_policy.names}
 
 
-def write_refusal(origin: str | None, fetch_site: str | None, allowed_origins: Container[str]) -> str | None:
-    """Why a state-changing request must be refused as cross-site (None: it may go on to the token check).
+def write_refusal(origin: str | None, fetch_site: str | None, allowed_origins: Container[str],
+                  what: str = "write", verb: str = "write") -> str | None:
+    """Why a state-changing request — or one that holds a server resource, such as an event stream — must be
+    refused as cross-site (None: it may go on to the token check).
 
     A request with no Origin and no Sec-Fetch-Site (curl, a script) is not a browser's and goes on."""
     site = fetch_site.strip().lower() if fetch_site is not None else None
     if site is not None and site in CROSS_SITE_FETCHES:
-        return "a write started by another site (Sec-Fetch-Site: %s) is refused" % site  # one of two known values
+        return "a %s started by another site (Sec-Fetch-Site: %s) is refused" % (what, site)  # one of two values
     if origin is not None and origin not in allowed_origins:
-        return ("a write from origin '%s' is refused: only the dashboard's own origin or an --allow-origin value may "
-                "write" % origin[:MAX_QUOTED_CHARS])
+        return ("a %s from origin '%s' is refused: only the dashboard's own origin or an --allow-origin value may "
+                "%s" % (what, origin[:MAX_QUOTED_CHARS], verb))
     return None

@@ -351,6 +351,11 @@ class DashboardHandler(TimedRequestHandler):
             workflows = parse_workflows(self.query["workflows"][0] if "workflows" in self.query else None)
         except SubscriptionError as error:
             raise ApiError(400, "VALIDATION_ERROR", str(error))
+        # Another site's page may not hold streams open here (each one a slot of MAX_STREAMS) even unread.
+        cross_site = write_refusal(self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site"),
+                                   self.app.write_origins, "event stream", "open one")
+        if cross_site is not None:
+            raise ApiError(403, "CROSS_SITE_REFUSED", cross_site)
         refusal = self.app.stream_refusal()
         if refusal is not None:
             raise ApiError(503, "SYNC_STOPPED" if "stopped" in refusal else "SERVER_BUSY", refusal)

@@ -182,3 +182,12 @@ def test_curl_dash_n_as_the_readme_shows(live, project):
         curl.wait(WAIT_S)
         curl.stdout.close()
         curl.stderr.close()
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}])
+def test_another_sites_page_cannot_hold_a_stream_open(live, streams, headers):
+    refused = streams(live.http_port, headers=headers)
+    assert refused.status == 403 and refused.body()["code"] == "CROSS_SITE_REFUSED"
+    own = streams(live.http_port, headers={"Origin": "http://127.0.0.1:%d" % live.http_port,
+                                           "Sec-Fetch-Site": "same-origin"})
+    assert own.status == 200 and own.next_event()["data"]["type"] == "ping"
