@@ -4,42 +4,24 @@ format, bounded by --since/--until, on a real git repository built here."""
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 
 from status_cli_helpers import SAMPLE_PROJECT, clean_env, run_status
-
-
-def commit(root, day, message):
-    env = dict(os.environ, GIT_AUTHOR_NAME="a", GIT_AUTHOR_EMAIL="a@example.com", GIT_COMMITTER_NAME="a",
-               GIT_COMMITTER_EMAIL="a@example.com", GIT_AUTHOR_DATE="2026-01-%02dT12:00:00Z" % day,
-               GIT_COMMITTER_DATE="2026-01-%02dT12:00:00Z" % day)
-    subprocess.run(["git", "-C", root, "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", root, "commit", "-q", "-m", message], check=True, env=env)
-
-
-def finish(root, story_id):
-    path = os.path.join(root, "docs", "workflow-status.md")
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
-    line = next(line for line in lines if "[%s]" % story_id in line)
-    lines.remove(line)
-    lines.insert(lines.index("## DONE") + 1, "\n" + line)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
+from story_edits import git, move_story
 
 
 @pytest.fixture
 def repository(tmp_path):
     root = str(tmp_path / "acme")
     shutil.copytree(SAMPLE_PROJECT, root)
-    subprocess.run(["git", "init", "-q", "-b", "main", root], check=True)
-    commit(root, 1, "start")
-    finish(root, "STORY-V3-020")
-    commit(root, 3, "one done")
-    finish(root, "STORY-V3-021")
-    commit(root, 3, "another done, same day")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "start", day=1)
+    move_story(root, "STORY-V3-020")
+    git(root, "commit", "-q", "-am", "one done", day=3)
+    move_story(root, "STORY-V3-021")
+    git(root, "commit", "-q", "-am", "another done, same day", day=3)
     return root
 
 

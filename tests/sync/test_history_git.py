@@ -9,32 +9,12 @@ from urllib.parse import quote
 
 import pytest
 
+from story_edits import STATUS_FILE, git, move_story
 from sync_helpers import REPO_ROOT, WAIT_S, clean_env
 
 SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
-STATUS_FILE = os.path.join("docs", "workflow-status.md")
 RENAMED = os.path.join("docs", "mam-workflow-status.md")
 GIT_BACKFILL_WAIT_S = 20.0
-
-
-def git(root, *args, day=None):
-    env = dict(os.environ, GIT_AUTHOR_NAME="Dana \x1b[31mRed", GIT_AUTHOR_EMAIL="dana@example.com",
-               GIT_COMMITTER_NAME="Dana", GIT_COMMITTER_EMAIL="dana@example.com")
-    if day is not None:
-        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = "2026-01-%02dT12:00:00Z" % day
-    return subprocess.run(["git", "-C", root] + list(args), env=env, check=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE).stdout.decode()
-
-
-def move_to_done(root, relative, story_id):
-    path = os.path.join(root, relative)
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
-    line = next(line for line in lines if "[%s]" % story_id in line)
-    lines.remove(line)
-    lines.insert(lines.index("## DONE") + 1, "\n" + line)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
 
 
 @pytest.fixture
@@ -44,12 +24,12 @@ def repository(tmp_path):
     shutil.copytree(SAMPLE_PROJECT, root)
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "start", day=1)
-    move_to_done(root, STATUS_FILE, "STORY-V3-020")
+    git(root, "commit", "-q", "-m", "start", day=1, author="Dana \x1b[31mRed")
+    move_story(root, "STORY-V3-020")
     git(root, "commit", "-q", "-am", "STORY-V3-020 done \x1b]0;owned\x07 $(rm -rf ~)", day=2)  # a hostile message
     git(root, "mv", STATUS_FILE, RENAMED)
     git(root, "commit", "-q", "-m", "rename the status file", day=3)
-    move_to_done(root, RENAMED, "STORY-V3-021")
+    move_story(root, "STORY-V3-021", relative=RENAMED)
     git(root, "commit", "-q", "-am", "STORY-V3-021 done", day=4)
     return root
 
@@ -98,7 +78,7 @@ def test_a_restart_reads_only_the_commits_it_has_not_seen(repository, serve):
     second = serve(repository)
     assert wait_for_git(second) == {"samples": 4, "warnings": []}
     assert os.stat(cache).st_mtime_ns == written  # every commit came from the cache: nothing read, nothing written
-    move_to_done(repository, RENAMED, "STORY-V3-022")
+    move_story(repository, "STORY-V3-022", relative=RENAMED)
     git(repository, "commit", "-q", "-am", "one more", day=5)
     second.stop()
     third = serve(repository)

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
+from story_edits import move_story
 from watch_helpers import STATE_DIR, WAIT_S, free_port, write_atomically
 
-STATUS_FILE = os.path.join("docs", "workflow-status.md")
 
 
 def set_workflow(root, name, **fields):
@@ -17,17 +17,6 @@ def set_workflow(root, name, **fields):
         document = json.load(handle)
     document.update(fields)
     write_atomically(path, json.dumps(document, indent=2))
-
-
-def move_story_to_done(root, story_id):
-    path = os.path.join(root, STATUS_FILE)
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
-    line = next(line for line in lines if "[%s]" % story_id in line)
-    lines.remove(line)
-    done = lines.index("## DONE")
-    lines.insert(done + 1, "\n" + line)
-    write_atomically(path, "\n".join(lines))
 
 
 def offline():
@@ -71,7 +60,7 @@ def test_until_a_story_state_ends_when_the_story_gets_there(project, start_serve
     server = start_server(project)
     view = watch("STORY-V3-020", "--until", "done", "--root", project, "--server", "ws://127.0.0.1:%d" % server.ws_port)
     view.stdout.wait_for(lambda text: "STORY-V3-020 IN PROGRESS" in text)
-    move_story_to_done(project, "STORY-V3-020")
+    move_story(project, "STORY-V3-020")
     assert view.wait(WAIT_S) == 0
     assert lines_of(view) == ["STORY-V3-020 IN PROGRESS", "STORY-V3-020 DONE"]
 
