@@ -27,3 +27,13 @@ def git(root, *args, day=None, author="a"):
         env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = "2026-01-%02dT12:00:00Z" % day
     return subprocess.run(["git", "-C", root] + list(args), env=env, check=True, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE).stdout.decode()
+
+
+def sample_in_git(source, root, author="a"):
+    """A copy of the sample project at `root`, in a new git repository, committed on January 1st, 2026."""
+    import shutil
+    shutil.copytree(source, root)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "start", day=1, author=author)
+    return root

@@ -2,22 +2,16 @@
 format, bounded by --since/--until, on a real git repository built here."""
 
 import json
-import os
-import shutil
 
 import pytest
 
 from status_cli_helpers import SAMPLE_PROJECT, clean_env, run_status
-from story_edits import git, move_story
+from story_edits import git, move_story, sample_in_git
 
 
 @pytest.fixture
 def repository(tmp_path):
-    root = str(tmp_path / "acme")
-    shutil.copytree(SAMPLE_PROJECT, root)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "start", day=1)
+    root = sample_in_git(SAMPLE_PROJECT, str(tmp_path / "acme"))
     move_story(root, "STORY-V3-020")
     git(root, "commit", "-q", "-am", "one done", day=3)
     move_story(root, "STORY-V3-021")

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from story_edits import STATUS_FILE, git, move_story
+from story_edits import STATUS_FILE, git, move_story, sample_in_git
 from sync_helpers import REPO_ROOT, WAIT_S, clean_env
 
 SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
@@ -20,11 +20,7 @@ GIT_BACKFILL_WAIT_S = 20.0
 @pytest.fixture
 def repository(tmp_path):
     """The sample project in git: 4 commits on Jan 1–4 2026, the story file renamed on the 3rd."""
-    root = str(tmp_path / "acme")
-    shutil.copytree(SAMPLE_PROJECT, root)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "start", day=1, author="Dana \x1b[31mRed")
+    root = sample_in_git(SAMPLE_PROJECT, str(tmp_path / "acme"), author="Dana \x1b[31mRed")  # a hostile author
     move_story(root, "STORY-V3-020")
     git(root, "commit", "-q", "-am", "STORY-V3-020 done \x1b]0;owned\x07 $(rm -rf ~)", day=2)  # a hostile message
     git(root, "mv", STATUS_FILE, RENAMED)
