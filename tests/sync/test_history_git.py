@@ -49,6 +49,11 @@ def test_one_sample_per_commit_of_the_story_file_renames_followed_then_the_live_
     assert [s["counts"]["DONE"] for s in from_git] == [4, 5, 5, 6]
     assert [s["counts"]["IN_PROGRESS"] for s in from_git] == [1, 0, 0, 0]
     assert from_git[1]["points"]["DONE"] == from_git[0]["points"]["DONE"] + 3  # STORY-V3-020's 3 points
+    # The stories each commit moved, from the version before it (the rename moved none).
+    assert [s["moves"] for s in from_git] == [
+        [], [{"id": "STORY-V3-020", "from": "IN_PROGRESS", "to": "DONE"}], [],
+        [{"id": "STORY-V3-021", "from": "TODO", "to": "DONE"}]]
+    assert all("moves" not in s for s in live)  # a live sample is counts only
     assert live and live[-1]["counts"] == from_git[-1]["counts"]  # the files now: as the last commit left them
 
     between = server.get_json("/api/history?since=2026-01-02&until=2026-01-03")["samples"]
@@ -79,6 +84,9 @@ def test_a_restart_reads_only_the_commits_it_has_not_seen(repository, serve):
     second.stop()
     third = serve(repository)
     assert wait_for_git(third)["samples"] == 5
+    # The new commit's moves: read beside the cached commit before it.
+    newest = [s for s in third.get_json("/api/history")["samples"] if "moves" in s][-1]
+    assert newest["moves"] == [{"id": "STORY-V3-022", "from": "BACKLOG", "to": "DONE"}]
 
 
 def test_a_shallow_clone_says_so_and_serves_what_it_holds(repository, serve, tmp_path):

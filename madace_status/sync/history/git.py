@@ -1,6 +1,7 @@
 """The flow history from git (README, "Flow history"): when the project root is in a git work tree, one sample per
 commit that changed the story status file — the counts and points per state of that version, at the commit's
-time — so the chart starts with the project, not with this server.
+time, and the stories it moved since the version before (`moves`: id, from, to) — so the chart starts with the
+project, not with this server.
 
 `git` runs as a subprocess (no dependency): `git log --follow` lists the commits and the file's path in each
 (renames followed), one `git cat-file --batch` reads every version, and `stories.parse_story_file` parses it.
@@ -11,6 +12,7 @@ work tree, a shallow clone, a file git does not know — is one warning each, an
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -29,7 +31,8 @@ logger = logging.getLogger("madace_status.history")
 
 GIT_TIMEOUT_S = 60.0  # for each git command: a repository of 100,000 commits still lists in seconds
 MAX_VERSION_BYTES = 4 * 1024 * 1024  # a version of the story file larger than this is skipped (as the live read)
-MAX_CACHE_LINE_BYTES = 2048  # a cache line is a commit id and a sample: a longer one is not ours
+MAX_MOVES = 100  # story moves kept per sample ("movesMore" counts the rest): a bulk edit is not a feed
+MAX_CACHE_LINE_BYTES = 64 * 1024  # a commit id, a sample and at most MAX_MOVES moves: a longer one is not ours
 # Not a problem, the common case: said once at info level, not as a warning.
 NOT_A_WORK_TREE = "the project is not in a git work tree: the flow history starts with this server"
 RECORD, FIELD = "\x1e", "\x1f"  # separators git writes between commits and fields (never in an id or a time)
@@ -48,11 +51,48 @@ def parse_log(output: str) -> List[Tuple[str, int, str]]:
     return commits
 
 
-def sample_of_text(text: str, seconds: int) -> Sample:
-    """The sample of one version of the story status file, at `seconds` (a commit time)."""
-    states = build_summary([], parse_story_file(text).stories, [], [], []).states
-    return {"at": utc_timestamp(seconds), "counts": {state: states[state]["count"] for state in STORY_STATES},
-            "points": {state: states[state]["points"] for state in STORY_STATES}}
+class GitSample(Sample, total=False):
+    """A sample read from git: also the stories moved since the version before (what GET /api/history sends)."""
+
+    moves: List[Dict[str, Optional[str]]]  # {"id", "from", "to"}: a state, or None for a story added or removed
+    movesMore: int  # moves past MAX_MOVES, not listed
+
+
+StatusMap = Dict[str, str]  # story id → state, in one version
+
+
+def version_of_text(text: str, seconds: int) -> Tuple[GitSample, StatusMap]:
+    """The sample of one version of the story status file, at `seconds` (a commit time), and its stories' states."""
+    stories = parse_story_file(text).stories
+    states = build_summary([], stories, [], [], []).states
+    sample: GitSample = {"at": utc_timestamp(seconds),
+                         "counts": {state: states[state]["count"] for state in STORY_STATES},
+                         "points": {state: states[state]["points"] for state in STORY_STATES}}
+    return sample, {story.id: story.status for story in stories}
+
+
+def sample_of_text(text: str, seconds: int) -> GitSample:
+    return version_of_text(text, seconds)[0]
+
+
+def moves_between(before: Optional[StatusMap], after: StatusMap) -> List[Dict[str, Optional[str]]]:
+    """The stories whose state differs between two versions, in the later version's order (then the removed)."""
+    if before is None:
+        return []  # the first version: nothing moved, everything began
+    moved: List[Dict[str, Optional[str]]] = [{"id": story_id, "from": before.get(story_id), "to": state}
+                                              for story_id, state in after.items() if before.get(story_id) != state]
+    moved += [{"id": story_id, "from": state, "to": None}
+              for story_id, state in before.items() if story_id not in after]
+    return moved
+
+
+def with_moves(sample: GitSample, moves: List[Dict[str, Optional[str]]]) -> GitSample:
+    """A copy of `sample` with its moves (at most MAX_MOVES listed)."""
+    moved: GitSample = {"at": sample["at"], "counts": sample["counts"], "points": sample["points"],
+                        "moves": moves[:MAX_MOVES]}
+    if len(moves) > MAX_MOVES:
+        moved["movesMore"] = len(moves) - MAX_MOVES
+    return moved
 
 
 class GitBackfill:
@@ -84,9 +124,22 @@ class GitBackfill:
         if not commits:
             return self._warn("git has no commit of %s: the flow history starts with this server" % relative)
         cache = self._load_cache()
-        missing = [(commit, path) for commit, _, path in commits if commit not in cache]
-        if missing:
-            cache.update(self._read_versions(git, top, missing, {c: s for c, s, _ in commits}))
+        # A commit not cached is read, and so is the one before it: its moves are the difference between them.
+        wanted: Dict[str, str] = {}
+        for index, (commit, _, path) in enumerate(commits):
+            if commit not in cache:
+                wanted[commit] = path
+                if index + 1 < len(commits):
+                    older, _, older_path = commits[index + 1]
+                    wanted.setdefault(older, older_path)
+        if wanted:
+            versions = self._read_versions(git, top, list(wanted.items()), {c: s for c, s, _ in commits})
+            for index, (commit, _, _) in enumerate(commits):
+                if commit in cache or commit not in versions:
+                    continue
+                previous = commits[index + 1][0] if index + 1 < len(commits) else None
+                before = versions[previous][1] if previous is not None and previous in versions else None
+                cache[commit] = with_moves(versions[commit][0], moves_between(before, versions[commit][1]))
             self._save_cache(cache, [commit for commit, _, _ in commits])
         return [cache[commit] for commit, _, _ in reversed(commits) if commit in cache]
 
@@ -107,9 +160,9 @@ class GitBackfill:
         return done.stdout.decode("utf-8", "surrogateescape")
 
     def _read_versions(self, git: str, top: str, wanted: List[Tuple[str, str]],
-                       times: Dict[str, int]) -> Dict[str, Sample]:
-        """Each (commit, path) version read by one `git cat-file --batch`, as samples."""
-        samples: Dict[str, Sample] = {}
+                       times: Dict[str, int]) -> Dict[str, Tuple[GitSample, StatusMap]]:
+        """Each (commit, path) version read by one `git cat-file --batch`: its sample and its stories' states."""
+        samples: Dict[str, Tuple[GitSample, StatusMap]] = {}
         try:
             process = subprocess.Popen([git, "-C", top, "cat-file", "--batch"], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -125,7 +178,7 @@ class GitBackfill:
                 process.stdin.flush()
                 text = _read_blob(process.stdout)
                 if text is not None:
-                    samples[commit] = sample_of_text(text, times[commit])
+                    samples[commit] = version_of_text(text, times[commit])
         except (OSError, ValueError) as error:
             self.warnings.append("reading the story file's history from git failed (%s)" % escape(error))
         finally:
@@ -135,29 +188,36 @@ class GitBackfill:
             process.stdout.close()
         return samples
 
-    def _load_cache(self) -> Dict[str, Sample]:
-        cache: Dict[str, Sample] = {}
+    def _load_cache(self) -> Dict[str, GitSample]:
+        cache: Dict[str, GitSample] = {}
         if self.cache_path is None:
             return cache
         try:
             with open(self.cache_path, "rb") as handle:
                 for line in handle:
                     commit, _, rest = line.partition(b" ")
-                    sample = parse_line(rest) if len(line) <= MAX_CACHE_LINE_BYTES else None
-                    if sample is not None and commit.isalnum():
-                        cache[commit.decode("ascii")] = sample
+                    sample_text, _, moves_text = rest.rstrip(b"\n").partition(b" ")
+                    sample = parse_line(sample_text) if len(line) <= MAX_CACHE_LINE_BYTES else None
+                    moves = _parse_moves(moves_text)
+                    if sample is not None and moves is not None and commit.isalnum():
+                        entry: GitSample = {"at": sample["at"], "counts": sample["counts"],
+                                            "points": sample["points"], "moves": moves[0]}
+                        if moves[1]:
+                            entry["movesMore"] = moves[1]
+                        cache[commit.decode("ascii")] = entry
         except (OSError, UnicodeDecodeError):
             pass  # no cache yet, or not ours: the versions are read again
         return cache
 
-    def _save_cache(self, cache: Dict[str, Sample], commits: List[str]) -> None:
+    def _save_cache(self, cache: Dict[str, GitSample], commits: List[str]) -> None:
         if self.cache_path is None:
             return
         temporary = self.cache_path + ".tmp"
         try:
             with open(temporary, "w", encoding="ascii") as handle:
-                handle.writelines("%s %s\n" % (commit, compact_json(cache[commit]))
-                                  for commit in commits if commit in cache)
+                handle.writelines("%s %s %s\n" % (commit, compact_json(_figures_of(cache[commit])), compact_json(
+                    [cache[commit].get("moves", []), cache[commit].get("movesMore", 0)]))
+                    for commit in commits if commit in cache)
             os.replace(temporary, self.cache_path)
         except OSError as error:
             logger.info("history: the git cache could not be written (%s)", escape(error))
@@ -186,3 +246,24 @@ def _read_blob(stream: IO[bytes]) -> Optional[str]:
     except UnicodeDecodeError:
         return None
 
+
+
+def _figures_of(sample: GitSample) -> Sample:
+    return {"at": sample["at"], "counts": sample["counts"], "points": sample["points"]}
+
+
+def _parse_moves(text: bytes) -> Optional[Tuple[List[Dict[str, Optional[str]]], int]]:
+    """The (moves, movesMore) of a cache line, or None when they are not what `_save_cache` writes."""
+    try:
+        document = json.loads(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not (isinstance(document, list) and len(document) == 2 and isinstance(document[0], list)
+            and isinstance(document[1], int) and not isinstance(document[1], bool)):
+        return None
+    moves = document[0][:MAX_MOVES]
+    for move in moves:
+        if not (isinstance(move, dict) and set(move) == {"id", "from", "to"}
+                and all(value is None or isinstance(value, str) for value in move.values())):
+            return None
+    return moves, document[1]
