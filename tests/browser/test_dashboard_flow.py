@@ -119,6 +119,8 @@ def test_the_range_selector_asks_the_server_for_that_range_and_everything_draws_
     samples = [{"at": now_ms - days * day_ms,
                 "counts": {"BACKLOG": days, "TODO": 1, "IN_PROGRESS": 1, "DONE": 60 - days}}
                for days in range(60, 0, -1)]
+    samples[-5]["moves"] = [{"id": "STORY-GIT-1", "from": "IN_PROGRESS", "to": "DONE"},
+                            {"id": "STORY-GIT-2", "from": "BACKLOG", "to": "TODO"}]  # read from git: a commit's moves
     asked = []
 
     def answer(route):
@@ -139,6 +141,12 @@ def test_the_range_selector_asks_the_server_for_that_range_and_everything_draws_
     two_weeks_ago = time.strftime("%Y-%m-%d", time.gmtime((now_ms - 14 * day_ms) / 1000))
     assert asked[0] == two_weeks_ago
     assert 13 <= drawn_samples(page) <= 16  # 14 or 15 days of samples, and the live one
+    # The commit's move to Done is in the activity feed (its other move is not).
+    moved = page.locator("#feed li", has_text="STORY-GIT-1")
+    expect(moved).to_have_count(1)
+    expect(moved).to_contain_text("STORY-GIT-1: In progress → Done")
+    expect(moved.locator(".kind")).to_have_text("git")
+    expect(page.locator("#feed li", has_text="STORY-GIT-2")).to_have_count(0)
     page.locator("#flow-range").select_option("all")
     wait_until(lambda: drawn_samples(page) >= 60, page=page, message="the whole history drawn")
     assert asked[-1] is None  # everything: no since

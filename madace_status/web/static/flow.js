@@ -79,7 +79,9 @@
     D.api("/api/history?limit=" + HISTORY_FETCH_LIMIT + since).then(function (body) {
       if (mine !== request) return;
       done();
-      var fetched = (body && Array.isArray(body.samples) ? body.samples : []).map(normalise).filter(Boolean);
+      var raw = body && Array.isArray(body.samples) ? body.samples : [];
+      showMovesToDone(D, raw);
+      var fetched = raw.map(normalise).filter(Boolean);
       fetched.sort(function (a, b) { return a.at - b.at; });
       // Live samples newer than the server's newest (a move while the request was out) are kept.
       var newest = fetched.length ? fetched[fetched.length - 1].at : -Infinity;
@@ -96,6 +98,20 @@
     }).catch(function (error) {  // a history of an unexpected shape: not an unhandled rejection
       console.warn("the flow chart could not draw the history:", error);
     });
+  }
+
+  // The stories a commit moved to Done (samples read from git carry their moves): into the activity feed.
+  function showMovesToDone(D, raw) {
+    if (typeof D.addToFeed !== "function") return;
+    var messages = [];
+    raw.forEach(function (sample) {
+      var done = Array.isArray(sample && sample.moves) ? sample.moves.filter(function (move) {
+        return move && move.to === "DONE" && typeof move.id === "string";
+      }) : [];
+      var at = sample && typeof sample.at === "number" ? sample.at : Date.parse(sample && sample.at);
+      if (done.length && isFinite(at)) messages.push({ type: "history_moves", timestamp: at, seq: 0, data: { changes: done } });
+    });
+    if (messages.length) D.addToFeed(messages);
   }
 
   function panel() { return document.getElementById("flow-panel"); }

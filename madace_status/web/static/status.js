@@ -219,6 +219,7 @@
       case "workflow_completed": return { kind: "completed", label: "completed", text: data.message || data.workflowName + " completed" };
       case "workflow_failed": return { kind: "failed", label: "failed", text: data.message || data.workflowName + " failed" };
       case "workflow_removed": return { kind: "removed", label: "removed", text: "Workflow " + data.workflowName + " removed" };
+      case "history_moves":  // stories a commit moved to Done, from the history read from git (flow.js)
       case "stories_updated": {
         var changes = Array.isArray(data.changes) ? data.changes : [];
         var parts = changes.slice(0, 3).map(function (change) {
@@ -227,7 +228,8 @@
           return change.id + ": " + stateLabel(change.from) + " → " + stateLabel(change.to);
         });
         if (changes.length > 3) parts.push("and " + (changes.length - 3) + " more");
-        return { kind: "stories", label: "stories", text: parts.length ? parts.join("; ") : "Story status file updated" };
+        return { kind: "stories", label: message.type === "history_moves" ? "git" : "stories",
+                 text: parts.length ? parts.join("; ") : "Story status file updated" };
       }
       case "epics_updated": {
         var changed = (data.epics || []).map(function (epic) { return epic.id; });
@@ -275,6 +277,8 @@
     }
     $("feed-empty").hidden = feed.children.length > 0;
   }
+
+  D.addToFeed = addToFeed;  // flow.js adds the moves to Done its history from git holds
 
   function loadStatus() {
     var version = model.version;
