@@ -113,3 +113,34 @@ def test_without_git_or_outside_a_work_tree_the_history_starts_live_with_one_lin
     assert not any("WARNING" in line for line in outside.stderr_lines)  # the common case is no warning
     server.stop()
     assert sum("WARNING" in line and "git is not installed" in line for line in server.stderr_lines) == 1
+
+
+def test_a_merged_branch_and_a_detached_head_are_followed(repository, serve):
+    git(repository, "checkout", "-q", "-b", "feature", "HEAD~1")
+    move_story(repository, "STORY-V3-022", relative=RENAMED)
+    git(repository, "commit", "-q", "-am", "on a branch", day=5)
+    git(repository, "checkout", "-q", "main")
+    git(repository, "merge", "-q", "--no-edit", "-X", "theirs", "feature", day=6)  # a merge that keeps both moves
+    server = serve(repository)
+    assert wait_for_git(server)["samples"] >= 5
+    merged = [s["at"][:10] for s in server.get_json("/api/history")["samples"] if "moves" in s]
+    assert "2026-01-05" in merged  # the branch's commit is part of the history
+    server.stop()
+    git(repository, "checkout", "-q", "--detach", "HEAD~1")  # a detached HEAD: the history as of that commit
+    detached = serve(repository)
+    assert wait_for_git(detached)["warnings"] == []
+    days = [s["at"][:10] for s in detached.get_json("/api/history")["samples"] if "moves" in s]
+    assert days == ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]  # main's first parent: not the branch
+
+
+def test_a_repository_that_does_not_track_the_file_says_so(tmp_path, serve):
+    root = str(tmp_path / "untracked")
+    shutil.copytree(SAMPLE_PROJECT, root)
+    git(root, "init", "-q", "-b", "main")
+    with open(os.path.join(root, "README.md"), "a", encoding="utf-8") as handle:
+        handle.write("\n")
+    git(root, "add", "README.md")
+    git(root, "commit", "-q", "-m", "only the readme", day=1)
+    server = serve(root)
+    assert wait_for_git(server)["warnings"] == [
+        "git has no commit of docs/workflow-status.md: the flow history starts with this server"]
