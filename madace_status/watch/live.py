@@ -17,16 +17,15 @@ from madace_status import __version__
 from madace_status.choices import ExitCode
 from madace_status.console import can_encode, is_terminal, render
 from madace_status.logsafe import escape
-from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_project, root_identity
+from madace_status.project.loader import ProjectPaths, root_identity
 from madace_status.project.model import Project
 from madace_status.project.registry import WORKFLOW, EntityError, Query, resolve
 from madace_status.project.render.envelope import envelope, utc_timestamp
-from madace_status.settings import ENV_PREFIX
-from madace_status.sync import (HEARTBEAT_S, SAFETY_RESCAN_S, ChangeSignal, Replica, ReplicaOutOfStep, parse_message,
-                                project_watcher)
+from madace_status.sync import HEARTBEAT_S, Replica, ReplicaOutOfStep, parse_message
 from madace_status.watch.backoff import Backoff
 from madace_status.watch.goal import Goal
 from madace_status.watch.keyboard import KeyboardMode
+from madace_status.watch.offline import LocalFiles
 from madace_status.watch.screen import EMOJI_SAMPLE, POLLING, STREAM, WEBSOCKET, Link, Screen
 from madace_status.watch.settings import WatchSettings, subscription, subscription_url
 from madace_status.watch.stream import HTTP_SCHEMES, StreamRefused, events_path, read_event_stream
@@ -98,10 +97,7 @@ class LiveView:
         self._heartbeat_s = HEARTBEAT_S  # the server's, once its welcome says
         self._stream_open_at: Optional[float] = None  # when the current stream's first message came
         # polling state
-        self._files = project_watcher(paths)
-        # While offline: the event backend (inotify, kqueue) or plain polling; see watch_select.
-        self._changes: Optional[ChangeSignal] = None
-        self._local: Optional[Tuple[Optional[Project], Optional[str]]] = None  # (project, error) read from the files
+        self._local_files = LocalFiles(paths, settings)  # the fallback while offline
         self._render_scheduled = False
         self._resized = False
 
@@ -209,8 +205,8 @@ class LiveView:
         problem: Optional[str]
         if self.synced:
             project, problem = self.replica.project(), None
-        elif self._local is not None:
-            project, problem = self._local
+        elif self._local_files.read is not None:
+            project, problem = self._local_files.read
         else:
             return  # nothing to show yet: the first frame waits for data
         entity = None
@@ -250,55 +246,8 @@ class LiveView:
     # -- polling --------------------------------------------------------------------------------------------
 
     async def _poll_loop(self) -> None:
-        await self._wait_offline(self.settings.interval)  # the first attempt failed, or one interval went by
-        try:
-            while not self._stop.is_set():
-                if self.synced:
-                    self._close_changes()  # online: no backend descriptor is kept
-                    self._offline.clear()
-                    await self._offline.wait()
-                    continue
-                self._offline.clear()
-                self._online.clear()
-                if self._changes is None:
-                    # Opened before the look at the files: a write in between is reported, not lost.
-                    self._changes = ChangeSignal(self.loop, self.settings.watcher, self.options.paths,
-                                                 self._files)
-                self._poll_once()
-                await self._wait_for_change()
-        finally:
-            self._close_changes()
-
-    async def _wait_for_change(self) -> None:
-        interval = self.settings.interval
-        assert self._changes is not None  # opened by _poll_loop before it waits
-        if self._changes.backend is None:
-            # Polling, as without events: every --interval, and at each failed connection attempt.
-            await self._changes.wait(interval, interval, interrupts=(self._offline,))
-        else:
-            # Events say when to look; --interval (at least the safety period) is only the net for a missed one.
-            await self._changes.wait(interval, max(interval, SAFETY_RESCAN_S), interrupts=(self._online,))
-
-    def _close_changes(self) -> None:
-        changes, self._changes = self._changes, None
-        if changes is not None:
-            changes.close()
-
-    async def _wait_offline(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._offline.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
-
-    def _poll_once(self) -> None:
-        full_read = self._files.take_full_read_request()  # events were lost: read again whatever poll() says
-        changes = self._files.poll()
-        if changes or full_read or self._local is None or self._local[1] is not None:
-            try:
-                self._local = (load_project(self.options.paths), None)
-            except ProjectUnreadable as error:
-                self._local = (None, "cannot read the project: %s" % error)
-        self._render()
+        await self._local_files.run(self.loop, self._stop, self._offline, self._online, lambda: self.synced,
+                                    self._render)
 
     # -- the WebSocket session ------------------------------------------------------------------------------
 
@@ -320,12 +269,12 @@ class LiveView:
     async def _websocket_session(self) -> Optional[float]:
         """One connection to the WebSocket server, kept until it drops; when it was made, or None."""
         try:
-            websocket = await connect(self._url(), authorization=self._authorization(),
+            websocket = await connect(self._url(), authorization=self.settings.authorization(),
                                       headers=[("User-Agent", "madace-status/%s" % __version__)],
                                       open_timeout=HANDSHAKE_TIMEOUT_S)
         except HandshakeError as error:
             if error.status in _HTTP_FATAL:
-                self.stop(ExitCode.USAGE, self._refusal_message(error.status, error.reason))
+                self.stop(ExitCode.USAGE, self.settings.refusal_message(error.status, error.reason))
             return None
         except (OSError, ValueError, ConnectionClosed):
             return None
@@ -336,12 +285,12 @@ class LiveView:
     async def _stream_session(self) -> Optional[float]:
         """One read of the server's event stream (--server http://…), kept until it ends or goes silent."""
         run_id, since = self.replica.position()
-        token = self.settings.token
         query = urlsplit(subscription_url("ws://x/", self.topics, None, None, None,
-                                          token if token is not None and not _is_header_safe(token) else None)).query
+                                          self.settings.query_token())).query
         headers = [("User-Agent", "madace-status/%s" % __version__)]
-        if self._authorization() is not None:
-            headers.append(("Authorization", self._authorization() or ""))
+        authorization = self.settings.authorization()
+        if authorization is not None:
+            headers.append(("Authorization", authorization))
         if run_id is not None and since is not None:
             headers.append(("Last-Event-ID", "%s:%d" % (run_id, since)))
         self._foreign = False
@@ -351,7 +300,7 @@ class LiveView:
                                     HANDSHAKE_TIMEOUT_S, self._stream_idle_timeout, self._on_stream_message)
         except StreamRefused as error:
             if error.status in _HTTP_FATAL:
-                self.stop(ExitCode.USAGE, self._refusal_message(error.status, error.reason))
+                self.stop(ExitCode.USAGE, self.settings.refusal_message(error.status, error.reason))
         except (OSError, ValueError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         return self._stream_open_at
@@ -388,24 +337,8 @@ class LiveView:
 
     def _url(self) -> str:
         run_id, since = self.replica.position()
-        token = self.settings.token
-        in_query = token is not None and not _is_header_safe(token)
         return subscription_url(self.settings.server, self.topics, self.workflow_filter, run_id, since,
-                                token if in_query else None)
-
-    def _authorization(self) -> Optional[str]:
-        token = self.settings.token
-        return "Bearer " + token if token is not None and _is_header_safe(token) else None
-
-    def _refusal_message(self, status: int, reason: str) -> str:
-        server = self.settings.server
-        if status in (401, 403):
-            if self.settings.token is None:
-                return ("the sync server at %s refused the connection (HTTP %d): it needs a token; pass --token "
-                        "or set %sTOKEN" % (server, status, ENV_PREFIX))
-            return ("the sync server at %s refused the token (HTTP %d): check --token or %sTOKEN"
-                    % (server, status, ENV_PREFIX))
-        return "the sync server at %s refused the connection: %s" % (server, escape(reason, MAX_PROJECT_NAME_SHOWN))
+                                self.settings.query_token())
 
     def _went_offline(self) -> None:
         was_synced = self.synced
@@ -526,6 +459,3 @@ class LiveView:
         except (asyncio.TimeoutError, ConnectionClosed, OSError):
             websocket.transport.abort()
 
-
-def _is_header_safe(token: str) -> bool:
-    return all(0x20 <= ord(ch) < 0x7f for ch in token)

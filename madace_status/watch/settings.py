@@ -13,7 +13,8 @@ from madace_status.console import UsageError
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_workflows
 from madace_status.project.registry import (EPIC, EPICS, STORIES, STORY, SUMMARY, WORKFLOWS, UnrecognisedEntity,
                                             Query, check_entity_text, classify, shown)
-from madace_status.settings import SettingError, setting, text_setting
+from madace_status.logsafe import escape
+from madace_status.settings import ENV_PREFIX, SettingError, setting, text_setting
 from madace_status.choices import WATCHER_CHOICES
 
 __all__ = ["CLIENT_SOURCE", "DEFAULT_INTERVAL_S", "DEFAULT_SERVER", "MIN_INTERVAL_S", "WatchSettings",
@@ -23,6 +24,7 @@ __all__ = ["CLIENT_SOURCE", "DEFAULT_INTERVAL_S", "DEFAULT_SERVER", "MIN_INTERVA
 Subscription = Tuple[Optional[Tuple[str, ...]], Optional[Tuple[str, ...]]]
 
 DEFAULT_SERVER = "ws://127.0.0.1:3001"
+MAX_REASON_SHOWN = 60  # of the reason a server gives for a refusal: a peer's text, escaped and cut
 DEFAULT_INTERVAL_S = 2.0
 MIN_INTERVAL_S = 0.1
 CLIENT_SOURCE = "cli"
@@ -47,6 +49,26 @@ class WatchSettings:
         self.exit_status = exit_status
         self.until = until
         self.timeout = timeout
+
+    def authorization(self) -> Optional[str]:
+        """The `Authorization` header for the token, when a header can carry it."""
+        token = self.token
+        return "Bearer " + token if token is not None and _is_header_safe(token) else None
+
+    def query_token(self) -> Optional[str]:
+        """The token when it must go in the URL's query instead (a header cannot carry it)."""
+        return self.token if self.token is not None and not _is_header_safe(self.token) else None
+
+    def refusal_message(self, status: int, reason: str) -> str:
+        """What the user is told when the server refuses the connection with an HTTP error `status`."""
+        server = self.server
+        if status in (401, 403):
+            if self.token is None:
+                return ("the sync server at %s refused the connection (HTTP %d): it needs a token; pass --token "
+                        "or set %sTOKEN" % (server, status, ENV_PREFIX))
+            return ("the sync server at %s refused the token (HTTP %d): check --token or %sTOKEN"
+                    % (server, status, ENV_PREFIX))
+        return "the sync server at %s refused the connection: %s" % (server, escape(reason, MAX_REASON_SHOWN))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> WatchSettings:
@@ -153,3 +175,7 @@ def subscription_url(base: str, topics: Optional[Sequence[str]], workflows: Opti
     if token is not None:
         query.append(("token", token))
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
+
+
+def _is_header_safe(token: str) -> bool:
+    return all(0x20 <= ord(ch) < 0x7f for ch in token)
