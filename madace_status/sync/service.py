@@ -22,6 +22,7 @@ import concurrent.futures
 import gc
 import logging
 import os
+import socket
 import time
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
@@ -113,6 +114,13 @@ class SyncService:
         self._confirm: ReadScope | None = None  # (state files or None, stories?, epics?) to read again next poll
         self._failed_looks = 0  # in a row
         self._git_backfill: asyncio.Future[int] | None = None  # the flow history read from git, at the first start
+
+    async def adopt_websocket(self, sock: socket.socket, received: bytes) -> None:
+        """A WebSocket upgrade the HTTP port received (GET /ws): served as if it had come to the WebSocket port."""
+        if self._server is None:
+            sock.close()
+            return
+        await self._server.adopt(sock, received)
 
     def _story_file(self) -> str | None:
         """The story status file the project reads, if one exists."""

@@ -87,6 +87,18 @@ class DashboardApp:
             stream_socket.close()
             raise
 
+    def adopt_websocket(self, sock: socket.socket, received: bytes) -> None:
+        """Hand an upgrade request read on the HTTP port (GET /ws) to the sync service's WebSocket server, which
+        checks and serves it as one made to its own port (README, "The WebSocket protocol"): a duplicate of the
+        socket goes, this one is closed by the caller."""
+        duplicate = sock.dup()
+        future = asyncio.run_coroutine_threadsafe(self.service.adopt_websocket(duplicate, received), self.loop)
+        try:
+            future.result(SYNC_ACTION_TIMEOUT_S)
+        except Exception:
+            duplicate.close()
+            raise
+
     def ws_url(self, host: Optional[str] = None) -> str:
         """The WebSocket URL as a browser that reached us at `host` (a Host header's name) should use."""
         host = host or self.public_host

@@ -44,6 +44,7 @@ API_TYPES = {"story": registry.STORY, "epic": registry.EPIC, "workflow": registr
              "state-machine": registry.SUMMARY}
 SYNC_ACTIONS = ("start", "stop", "restart")
 STATIC_PREFIX = "/static/"
+WEBSOCKET_PATH = "/ws"  # an upgrade here goes to the sync service's WebSocket server
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -159,6 +160,10 @@ class DashboardHandler(TimedRequestHandler):
             except ValueError:
                 raise ApiError(400, "BAD_REQUEST", "the request target is not a valid URL")
             path = parts.path
+            upgrade = (self.headers.get("Upgrade") or "").lower()
+            if path == WEBSOCKET_PATH and method == "GET" and "websocket" in upgrade:
+                self._websocket_upgrade()  # its own checks: the sync service's, as on its own port
+                return
             if path.startswith("/api/") or path == "/metrics":
                 self._check_token()
             if method == "POST":
@@ -343,6 +348,15 @@ class DashboardHandler(TimedRequestHandler):
         samples = samples[-min(limit, HISTORY_MAX_SAMPLES):]
         self._send_json(200, {"success": True, "states": list(STORY_STATES), "count": len(samples),
                               "samples": samples})
+
+    def _websocket_upgrade(self) -> None:
+        """GET /ws with Upgrade: websocket on the HTTP port: the sync service's WebSocket, one origin for both."""
+        if not self.app.service.running:
+            raise ApiError(503, "SYNC_STOPPED", "the sync service is stopped; POST /api/sync {\"action\": \"start\"} "
+                                                "starts it")
+        self.app.adopt_websocket(self.connection, self.complete.data)
+        self.complete.handed_over = True
+        self.close_connection = True
 
     def _api_events(self) -> None:
         """GET /api/events: the sync service's events as Server-Sent Events (README, "Server-Sent Events")."""

@@ -200,6 +200,14 @@ class Server:
         port: int = self.sockets[0].getsockname()[1]
         return port
 
+    async def adopt(self, sock: socket.socket, received: bytes) -> None:
+        """Serve a connection another server accepted (an HTTP server that read its upgrade request, say) exactly
+        as one accepted here: the same checks, limits and callbacks; `received` is what was read of it so far."""
+        _, protocol = await asyncio.get_running_loop().connect_accepted_socket(  # type: ignore[attr-defined]
+            lambda: ServerWebSocket(self), sock)
+        if not protocol.transport.is_closing():  # refused at once when over max_connections
+            protocol.data_received(received)
+
     async def close(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down",
                     timeout: float = 2.0) -> None:
         """Stop accepting, close every connection with `code`, and return within `timeout` seconds."""
