@@ -108,6 +108,7 @@ def _add_serve_parser(commands: Any) -> None:
         "  MADACE_STATUS_STATE_DIR (list separated by %r), MADACE_STATUS_STATUS_FILE, MADACE_STATUS_EPICS_DIR,\n"
         "  MADACE_STATUS_POLL_INTERVAL, MADACE_STATUS_WATCHER, MADACE_STATUS_HEARTBEAT, MADACE_STATUS_TOKEN,\n"
         "  MADACE_STATUS_ALLOW_ORIGIN and MADACE_STATUS_ALLOWED_HOSTS (comma-separated), MADACE_STATUS_NO_SYNC=1,\n"
+        "  MADACE_STATUS_ONE_PORT=1,\n"
         "  MADACE_STATUS_HISTORY=off (or MADACE_STATUS_NO_HISTORY=1), MADACE_STATUS_DEMO=1, MADACE_STATUS_INSECURE=1,\n"
         "  MADACE_STATUS_COMPRESSION, MADACE_STATUS_LOG_LEVEL.\n"
         "The HTTP limits have variables only: MADACE_STATUS_HTTP_IDLE_TIMEOUT, MADACE_STATUS_HTTP_HEAD_TIMEOUT,\n"
@@ -136,6 +137,9 @@ def _add_serve_parser(commands: Any) -> None:
     serve.add_argument("--allowed-host", metavar="NAME", action="append", default=None,
                        help="another host name the server answers to (Host header), e.g. dev.example; repeatable; "
                        "* turns the check off (default: localhost, IP addresses and --host)")
+    serve.add_argument("--one-port", action="store_true", default=False,
+                       help="no WebSocket port of its own: the WebSocket is at /ws on the HTTP port (one origin, "
+                       "one proxy rule); --ws-port is then unused")
     serve.add_argument("--no-sync", action="store_true", default=False,
                        help="serve only HTTP; POST /api/sync starts the sync service later")
     serve.add_argument("--no-history", action="store_true", default=False,

@@ -103,7 +103,7 @@ def _serve(settings: ServeSettings, paths: ProjectPaths) -> int:
     service = SyncService(paths, host=settings.host, ws_port=settings.ws_port, poll_interval=settings.poll_interval,
                           token=settings.token, allowed_origins=settings.allow_origin or (), heartbeat_s=settings.heartbeat,
                           compression=settings.compression != "off", watcher=settings.watcher,
-                          history=history)
+                          history=history, one_port=settings.one_port)
     try:
         httpd = DashboardServer((settings.host, settings.port), None, settings.http_limits)
     except OSError as error:

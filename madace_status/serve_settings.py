@@ -50,6 +50,7 @@ class ServeSettings:
     allowed_host: Tuple[str, ...] = ()
     http_limits: HttpLimits = DEFAULT_LIMITS
     no_sync: bool = False
+    one_port: bool = False
     demo: bool = False
     no_history: bool = False
     insecure: bool = False
@@ -80,6 +81,7 @@ class ServeSettings:
             allowed_host=tuple(args.allowed_host or _list(settings.env_value("ALLOWED_HOSTS", env))),
             http_limits=_http_limits(env),
             no_sync=settings.flag(args.no_sync, "NO_SYNC", env),
+            one_port=settings.flag(args.one_port, "ONE_PORT", env),
             demo=settings.flag(args.demo, "DEMO", env),
             no_history=settings.flag(args.no_history, "NO_HISTORY", env)
             or (settings.env_value("HISTORY", env) or "").strip().lower() in HISTORY_OFF_WORDS,

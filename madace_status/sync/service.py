@@ -79,13 +79,16 @@ class SyncService:
                  poll_interval: float = POLL_INTERVAL_S, token: str | None = None, allowed_origins: Iterable[str] = (),
                  heartbeat_s: float = HEARTBEAT_S, max_connections: int = MAX_CONNECTIONS,
                  max_message_bytes: int = SERVER_MAX_MESSAGE_BYTES, compression: bool = True, watcher: str = "auto",
-                 history: HistoryStore | None = None, inbound_limits: InboundLimits | None = None) -> None:
+                 history: HistoryStore | None = None, inbound_limits: InboundLimits | None = None,
+                 one_port: bool = False) -> None:
         self.paths = paths
         self.history = history  # a HistoryStore (sync/history/store.py): a sample per change of the story file
         self.compression = compression  # accept permessage-deflate offers (serve --compression auto)
         self.watcher_kind = watcher  # asked for: auto / inotify / kqueue / poll
         self.host = host
         self.ws_port = ws_port
+        # serve --one-port: no port of its own; upgrades come only through the HTTP port's /ws (adopt_websocket).
+        self.one_port = one_port
         self.poll_interval = poll_interval
         self.token = token
         self.allowed_origins = set(allowed_origins)
@@ -134,6 +137,8 @@ class SyncService:
 
     @property
     def bound_port(self) -> int:
+        if self.one_port and self.http_port is not None:
+            return self.http_port  # the dashboard's port carries the WebSocket too
         return self._server.port if self._server is not None else self.ws_port
 
     def uptime_seconds(self) -> float:
@@ -168,13 +173,15 @@ class SyncService:
                 on_message=hub.client_message, on_close=hub.client_disconnected,
                 process_request=self._check_request, max_message_bytes=self.max_message_bytes,
                 max_connections=self.max_connections, compression=self.compression,
-                inbound_limits=self.inbound_limits or InboundLimits(), on_rate_limited=hub.client_rate_limited)
+                inbound_limits=self.inbound_limits or InboundLimits(), on_rate_limited=hub.client_rate_limited,
+                listen=not self.one_port)
         except OSError as error:
             self.last_error = str(error)
             self.hub = previous  # not started: the last run's hub, and its activity, stay
             raise
         self.last_error = None
-        self.ws_port = server.port  # after --ws-port 0 too, a stop/start or restart comes back on this port
+        if not self.one_port:
+            self.ws_port = server.port  # after --ws-port 0 too, a stop/start or restart comes back on this port
         self.started_at = time.time()
         hub.start()
         _freeze_startup_objects()
@@ -206,7 +213,7 @@ class SyncService:
             self.hub.stop()
         await server.close(code, reason, timeout=timeout)
         self.started_at = None
-        if hold_port:
+        if hold_port and not self.one_port:  # with one port the HTTP server answers 503 itself
             self._stopped_responder = await hold_stopped_port(self.host, self.ws_port)
         logger.info("sync service stopped")
 

@@ -237,8 +237,8 @@ async def serve(handler: Handler | None = None, host: str = "127.0.0.1", port: i
                 sock: socket.socket | None = None, output_high_water_bytes: int = OUTPUT_HIGH_WATER_BYTES,
                 output_hard_cap_bytes: int = OUTPUT_HARD_CAP_BYTES, compression: bool = True,
                 compress_min_bytes: int = deflate.MIN_COMPRESS_BYTES, inbound_limits: InboundLimits | None = None,
-                on_rate_limited: WebSocketCallback | None = None) -> Server:
-    """Listen for WebSocket connections.
+                on_rate_limited: WebSocketCallback | None = None, listen: bool = True) -> Server:
+    """Listen for WebSocket connections (with `listen` false, none: connections come only by `Server.adopt`).
 
     handler(websocket): a coroutine run for each connection (read with `recv()` / `async for`); the
     connection is closed when it returns. Or, without a task per connection: on_connect(websocket),
@@ -255,6 +255,8 @@ async def serve(handler: Handler | None = None, host: str = "127.0.0.1", port: i
     server = Server(handler, on_connect, on_message, on_close, process_request, max_message_bytes,
                     max_connections, handshake_timeout, output_high_water_bytes, output_hard_cap_bytes,
                     compression, compress_min_bytes, inbound_limits, on_rate_limited)
+    if not listen:
+        return server
     if sock is not None:
         sock.listen(backlog)
         sockets = [sock]

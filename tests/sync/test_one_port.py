@@ -4,6 +4,7 @@ with the `websockets` library as the client."""
 
 import asyncio
 import json
+import os
 
 import pytest
 import websockets
@@ -64,3 +65,37 @@ def test_a_token_is_needed_there_too_and_a_stopped_service_is_503(project, serve
                                                       "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
                                                       "Sec-WebSocket-Version": "13"})
     assert refused.status == 503 and refused.json()["code"] == "SYNC_STOPPED"
+
+
+def listening_ports(pid):
+    """The TCP ports process `pid` listens on (from /proc: its socket inodes, then the kernel's tables)."""
+    inodes = set()
+    for name in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, name))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table, encoding="ascii") as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_one_port_listens_on_the_http_port_only_and_serves_the_websocket_there(project, serve):
+    server = serve(project.root, "--one-port")
+    assert listening_ports(server.process.pid) == {server.http_port}
+    assert server.get_json("/api/sync")["wsUrl"] == "ws://127.0.0.1:%d/ws" % server.http_port
+
+    async def scenario():
+        async with websockets.connect(http_ws_url(server)) as ws:
+            return json.loads(await asyncio.wait_for(ws.recv(), WAIT_S))["type"]
+
+    assert run(scenario) == "ping"
+    two_ports = serve(project.root)
+    assert len(listening_ports(two_ports.process.pid)) == 2  # without it: the HTTP port and the WebSocket port
