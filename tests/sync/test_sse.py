@@ -132,6 +132,7 @@ def test_last_event_id_resumes_losslessly_or_resyncs_with_a_snapshot(live, proje
     assert event["data"]["type"] == "state_updated" and event["data"]["seq"] == 2  # no welcome, no snapshot
     assert live.metrics()["madace_resyncs_total"] == 0
     stale = streams(live.http_port, headers={"Last-Event-ID": "0123456789abcdef:1"})  # another run
+    assert stale.next_event()["data"]["type"] == "ping"  # the new run's welcome first, as on a fresh start
     resync = stale.next_event()
     assert resync["data"]["type"] == "snapshot" and resync["data"]["data"]["reason"] == "resync"
     assert live.metrics()["madace_resyncs_total"] == 1

@@ -117,6 +117,8 @@ class EventStreams:
             return
         stream = EventStream(self, client_id, topics, workflows)
         await self.loop.connect_accepted_socket(lambda: stream, sock)  # type: ignore[attr-defined]  # (3.9 stubs)
+        if stream.transport is None or stream.transport.is_closing():
+            return  # the peer left at once: nothing to keep
         self.streams.add(stream)
         self.hub.metrics.connections_total += 1
         logger.info("event stream %s opened, %d open", client_id, len(self.streams))
@@ -145,8 +147,9 @@ class EventStreams:
     def replay_or_resync(self, stream: EventStream, run_id: str, since: int) -> None:
         """The events after `since` of run `run_id` when the ring still holds them all, else a resync snapshot."""
         events = self.hub.events_after(run_id, since)
-        if events is None:
+        if events is None:  # another run (a restart), or events no longer kept: start over, welcome first
             self.hub.metrics.resyncs_total += 1
+            stream.write(sse_message(self.hub.run_id, self.hub.seq, self.hub.welcome_payload(stream.id)))
             self.send_snapshot(stream, "resync")
             return
         for event in events:
