@@ -101,9 +101,9 @@ def _serve(settings: ServeSettings, paths: ProjectPaths) -> int:
     # The demo's project is a new temporary directory each run: its history is kept in memory only.
     history = HistoryStore.for_project(paths.root, enabled=not (settings.no_history or settings.demo))
     service = SyncService(paths, host=settings.host, ws_port=settings.ws_port, poll_interval=settings.poll_interval,
-                          token=settings.token, allowed_origins=settings.allow_origin or (), heartbeat_s=settings.heartbeat,
-                          compression=settings.compression != "off", watcher=settings.watcher,
-                          history=history, one_port=settings.one_port)
+                          token=settings.token, allowed_origins=settings.allow_origin or (),
+                          heartbeat_s=settings.heartbeat, compression=settings.compression != "off",
+                          watcher=settings.watcher, history=history, one_port=settings.one_port)
     try:
         httpd = DashboardServer((settings.host, settings.port), None, settings.http_limits)
     except OSError as error:
@@ -132,7 +132,8 @@ def _serve(settings: ServeSettings, paths: ProjectPaths) -> int:
                 if _port_in_use(error):
                     raise ServeError("WebSocket port %d on %s is already in use; choose another with --ws-port "
                                      "(or --no-sync)" % (settings.ws_port, settings.host))
-                raise ServeError("cannot listen on %s:%d: %s" % (settings.host, settings.ws_port, error.strerror or error))
+                raise ServeError("cannot listen on %s:%d: %s"
+                                 % (settings.host, settings.ws_port, error.strerror or error))
         http_thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": HTTP_POLL_INTERVAL_S},
                                        name="http", daemon=True)
         http_thread.start()

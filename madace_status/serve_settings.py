@@ -30,8 +30,10 @@ MIN_HEARTBEAT_S = 0.05
 MAX_HTTP_LIMIT = 10 ** 6  # for the MADACE_STATUS_HTTP_* limits (seconds or connections)
 HISTORY_OFF_WORDS = frozenset(("off", "0", "false", "no"))  # MADACE_STATUS_HISTORY=off keeps it in memory
 # The HTTP limits have variables only (rarely changed): (HttpLimits field, variable, type).
-HTTP_LIMIT_VARIABLES = (("idle_timeout_s", "HTTP_IDLE_TIMEOUT", float), ("head_timeout_s", "HTTP_HEAD_TIMEOUT", float),
-                        ("body_timeout_s", "HTTP_BODY_TIMEOUT", float), ("max_connections", "HTTP_MAX_CONNECTIONS", int))
+HTTP_LIMIT_VARIABLES = (("idle_timeout_s", "HTTP_IDLE_TIMEOUT", float),
+                        ("head_timeout_s", "HTTP_HEAD_TIMEOUT", float),
+                        ("body_timeout_s", "HTTP_BODY_TIMEOUT", float),
+                        ("max_connections", "HTTP_MAX_CONNECTIONS", int))
 
 
 @dataclasses.dataclass(frozen=True)

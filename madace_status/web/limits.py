@@ -2,9 +2,9 @@
 survives running out of file descriptors. The routes know nothing of this (see http.py).
 
 A connection gets a thread only once its whole request is in. One thread (`request_reader.RequestReader`, a
-selector loop) reads every connection's request head, and its body when it declares one: a half-sent request costs a socket
-and the bytes it sent, never a thread. A complete request goes to one of at most `HTTP_WORKERS` handler
-threads, which answer it from memory (nothing of the peer is read there) and close the connection.
+selector loop) reads every connection's request head, and its body when it declares one: a half-sent request
+costs a socket and the bytes it sent, never a thread. A complete request goes to one of at most `HTTP_WORKERS`
+handler threads, which answer it from memory (nothing of the peer is read there) and close the connection.
 
 - Idle: a connection must send the first byte of its request within `idle_timeout_s`; else it is closed.
 - Head: from that byte, the whole request line and headers must arrive within `head_timeout_s`, however
