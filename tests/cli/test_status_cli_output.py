@@ -68,6 +68,28 @@ def test_markdown_falls_back_to_ascii_like_the_table_not_to_question_marks(sampl
         assert "| STORY-V3-020 |" in text
 
 
+@pytest.mark.parametrize("how", ["--ascii", "PYTHONIOENCODING=ascii", "PYTHONIOENCODING=latin-1"])
+def test_markdown_marks_violations_and_errors_in_ascii_like_the_table(tmp_path, how):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "workflow-status.md").write_text("## TODO\n- [US-1] a | @alex\n- [US-2] b\n")
+    (tmp_path / "madace-data" / "workflow-states").mkdir(parents=True)
+    (tmp_path / "madace-data" / "workflow-states" / ".broken.state.json").write_text("{not json")
+    env = clean_env(PYTHONIOENCODING=how.partition("=")[2]) if "=" in how else clean_env()
+    flags = ["--ascii"] if how == "--ascii" else []
+    texts = []
+    for entity in ("summary", "US-1"):
+        result = subprocess.run([sys.executable, "-m", "madace_status", "status", entity, "-f", "markdown",
+                                 "--root", str(tmp_path)] + flags, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        assert result.returncode == 0 and result.stderr == b""
+        texts.append(result.stdout.decode("ascii"))  # nothing but ASCII
+    summary, story = texts
+    assert "| TODO ! | 2 | 0 | 1 |" in summary and "| BACKLOG | 0 | 0 | inf |" in summary
+    assert "> ! **WIP limit exceeded: TODO holds 2 stories (limit 1): US-1, US-2**" in summary
+    assert "\n- x madace-data/workflow-states/.broken.state.json: invalid JSON" in summary
+    assert "- **Status:** TODO ! (WIP limit exceeded)" in story and "- **Assignee:** @alex" in story
+
+
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_an_output_encoding_without_box_drawing_falls_back_to_ascii(sample_root, encoding):
     env = clean_env(PYTHONIOENCODING=encoding)
