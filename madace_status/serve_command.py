@@ -14,7 +14,6 @@ import logging
 import signal
 import sys
 import threading
-from typing import Optional
 from urllib.parse import quote
 
 from madace_status.choices import ExitCode

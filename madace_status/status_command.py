@@ -13,7 +13,7 @@ import sys
 from madace_status import settings
 from madace_status.choices import OUTPUT_FORMATS, ExitCode
 from madace_status.console import UsageError, fail, render, silence_stdout, write_text
-from madace_status.project.loader import ProjectUnreadable, load_project
+from madace_status.project.loader import ProjectUnreadable, check_root, load_project
 from madace_status.project.registry import (ACCEPTED_PATTERNS, EntityNotFound, UnrecognisedEntity,
                                             check_entity_text, resolve)
 
@@ -74,10 +74,10 @@ def history(options: StatusSettings, args: argparse.Namespace, stdout: TextIO, s
         raise UsageError("history has no live view: leave out --watch")
     refuse_watch_only_options(args, allowed=("until",))
     from madace_status.console import can_encode, terminal_width, use_color
-    from madace_status.project.render import history as render  # loaded only for history
+    from madace_status.project.render import history as history_render  # loaded only for history
     from madace_status.project.render.table import TableStyle
     from madace_status.project.render.text import glyphs_for
-    from madace_status.project.time_range import time_bound
+    from madace_status.project.time_range import time_bound, within
     from madace_status.sync import read_history  # git and the history file: loaded only for history
     try:
         since = time_bound(getattr(args, "since", None), end=False)
@@ -85,23 +85,22 @@ def history(options: StatusSettings, args: argparse.Namespace, stdout: TextIO, s
     except ValueError as error:
         raise UsageError("--since and --until: %s" % error)
     try:
-        load_project(options.paths)  # the root must be readable, as for every status
+        check_root(options.paths.root)  # the root must be readable, as for every status
     except ProjectUnreadable as exc:
         return fail(stderr, "cannot read the project: %s" % exc, ExitCode.UNREADABLE)
-    story_file = next((path for path in options.paths.status_file_candidates()[0] if os.path.isfile(path)), None)
-    samples, warnings = read_history(options.paths.root, story_file, env)
-    samples = [s for s in samples if (since is None or s["at"] >= since) and (until is None or s["at"] <= until)]
+    found, warnings = read_history(options.paths.root, options.paths.status_file_in_use(), env)
+    samples = within(found, since, until)
     if options.format == "json":
-        text = render.render_history_json(samples, warnings)
+        text = history_render.render_history_json(samples, warnings)
         if not can_encode(stdout, text):
-            text = render.render_history_json(samples, warnings, ensure_ascii=True)
+            text = history_render.render_history_json(samples, warnings, ensure_ascii=True)
     else:
         glyphs = glyphs_for(getattr(stdout, "encoding", None), options.ascii)
         if options.format == "markdown":
-            text = render.render_history_markdown(samples, warnings, glyphs)
+            text = history_render.render_history_markdown(samples, warnings, glyphs)
         else:
             style = TableStyle(glyphs=glyphs, color=use_color(stdout, env), width=terminal_width())
-            text = render.render_history_table(samples, warnings, style)
+            text = history_render.render_history_table(samples, warnings, style)
     try:
         write_text(stdout, text)
     except BrokenPipeError:

@@ -56,6 +56,10 @@ class ProjectPaths:
             return [self.resolve(self.status_file)], True
         return [self.resolve(p) for p in DEFAULT_STATUS_FILES], False
 
+    def status_file_in_use(self) -> str | None:
+        """The story status file the project reads: the first candidate that exists, or None."""
+        return next((path for path in self.status_file_candidates()[0] if os.path.lexists(path)), None)
+
     def epics_dir_path(self) -> tuple[str, bool]:
         if self.epics_dir:
             return self.resolve(self.epics_dir), True
@@ -186,14 +190,14 @@ def load_stories(paths: ProjectPaths) -> tuple[str | None, list[Story], list[str
     """(the status file read or None, stories, warnings, errors)."""
     root = paths.root
     candidates, explicit = paths.status_file_candidates()
-    for path in candidates:
-        if os.path.lexists(path):
-            folder = os.path.dirname(path)
-            refused = directory_error(folder, root)
-            if refused:
-                return None, [], [], ["story status file %s: its directory %s" % (display_path(path, root), refused)]
-            story_file, error = read_story_file(path, root, source_boundary(folder, root))
-            return path, story_file.stories, story_file.warnings, [error] if error else []
+    path = paths.status_file_in_use()
+    if path is not None:
+        folder = os.path.dirname(path)
+        refused = directory_error(folder, root)
+        if refused:
+            return None, [], [], ["story status file %s: its directory %s" % (display_path(path, root), refused)]
+        story_file, error = read_story_file(path, root, source_boundary(folder, root))
+        return path, story_file.stories, story_file.warnings, [error] if error else []
     if explicit:
         return None, [], ["story status file %s does not exist" % display_path(candidates[0], root)], []
     return None, [], ["no story status file (looked for %s)" % ", ".join(DEFAULT_STATUS_FILES)], []

@@ -5,9 +5,11 @@ that compares with a sample's `at` as the times compare. Pure functions, shared 
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Any, List, Mapping, Optional, Sequence, TypeVar
 
-__all__ = ["END_OF_DAY", "time_bound"]
+Timed = TypeVar("Timed", bound=Mapping[str, Any])  # a sample: its "at" is what the bounds compare with
+
+__all__ = ["END_OF_DAY", "time_bound", "within"]
 
 _DAY = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _MOMENT = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?Z\Z")
@@ -28,3 +30,9 @@ def time_bound(raw: Optional[str], end: bool) -> Optional[str]:
         whole, _, fraction = (seconds or "00").partition(".")
         return "%s:%s:%s.%sZ" % (day_and_minute, minute, whole, (fraction + "000")[:3])
     raise ValueError("%r is not a day (YYYY-MM-DD) or a UTC time (YYYY-MM-DDTHH:MM:SSZ)" % raw[:40])
+
+
+def within(samples: Sequence[Timed], since: Optional[str], until: Optional[str]) -> List[Timed]:
+    """The samples whose `at` lies between two bounds of `time_bound` (None: unbounded on that side)."""
+    return [sample for sample in samples
+            if (since is None or sample["at"] >= since) and (until is None or sample["at"] <= until)]

@@ -125,10 +125,6 @@ class SyncService:
             return
         await self._server.adopt(sock, received)
 
-    def _story_file(self) -> str | None:
-        """The story status file the project reads, if one exists."""
-        return next((path for path in self.paths.status_file_candidates()[0] if os.path.isfile(path)), None)
-
     # -- state read by the HTTP thread ------------------------------------------------------------------------
 
     @property
@@ -190,7 +186,7 @@ class SyncService:
             self.history.record(self.project)  # kept only when the flow differs from the last stored sample
             if self._git_backfill is None:  # once per process: the history before this server, read off the loop
                 self._git_backfill = loop.run_in_executor(None, self.history.backfill_from_git, self.paths.root,
-                                                          self._story_file())
+                                                          self.paths.status_file_in_use())
         logger.info("sync service listening on ws://%s:%d (run %s)", self.host, self.bound_port, hub.run_id)
         logger.info("change detection: %s%s", self.watcher_active,
                     " (fallback: %s)" % self.watcher_fallback if self.watcher_fallback else "")

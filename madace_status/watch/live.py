@@ -10,7 +10,7 @@ import math
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO
 from urllib.parse import urlsplit
 
 from madace_status import __version__
@@ -285,7 +285,9 @@ class LiveView:
     async def _stream_session(self) -> Optional[float]:
         """One read of the server's event stream (--server http://…), kept until it ends or goes silent."""
         run_id, since = self.replica.position()
-        query = urlsplit(subscription_url("ws://x/", self.topics, None, None, None,
+        # The server URL's own query kept, ours added (a workflow view takes the whole workflows topic: a stream
+        # cannot be asked again by name, as a WebSocket can).
+        query = urlsplit(subscription_url(self.settings.server, self.topics, None, None, None,
                                           self.settings.query_token())).query
         headers = [("User-Agent", "madace-status/%s" % __version__)]
         authorization = self.settings.authorization()

@@ -10,7 +10,7 @@ import asyncio
 import secrets
 import socket
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Coroutine, Dict, Iterable, List, Optional, Tuple
 
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_project
 from madace_status.project.model import Project
@@ -19,6 +19,7 @@ from madace_status.security import Credentials, HostPolicy, own_origins
 from madace_status.sync import MAX_STREAMS, HistorySample, HistoryStore, SyncService
 
 SYNC_ACTION_TIMEOUT_S = 10.0
+SYNC_STOPPED_MESSAGE = "the sync service is stopped; POST /api/sync {\"action\": \"start\"} starts it"
 
 
 class SyncActionError(Exception):
@@ -63,36 +64,34 @@ class DashboardApp:
     def history_samples(self, limit: int) -> List[HistorySample]:
         return self.history.samples(limit) if self.history is not None else []
 
-    def stream_refusal(self) -> Optional[str]:
-        """Why an event stream cannot be opened now, or None."""
+    def stream_refusal(self) -> Optional[Tuple[str, str]]:
+        """Why an event stream cannot be opened now, as (error code, message), or None."""
         hub = self.service.hub
         if not self.service.running or hub is None:
-            return "the sync service is stopped; POST /api/sync {\"action\": \"start\"} starts it"
+            return "SYNC_STOPPED", SYNC_STOPPED_MESSAGE
         if len(hub.streams.streams) >= MAX_STREAMS:
-            return "too many event streams (limit %d); try again" % MAX_STREAMS
+            return "SERVER_BUSY", "too many event streams (limit %d); try again" % MAX_STREAMS
         return None
 
     def adopt_event_stream(self, sock: socket.socket, topics: Any, workflows: Any,
                            last_event_id: Optional[str]) -> None:
         """Hand the connection (its response head sent) to the sync service's loop, which serves the stream from
-        now on (README, "Server-Sent Events"): a duplicate of the socket goes, this one is closed by the caller."""
+        now on (README, "Server-Sent Events")."""
         hub = self.service.hub
         assert hub is not None  # checked by stream_refusal() just before
-        stream_socket = sock.dup()
-        future = asyncio.run_coroutine_threadsafe(
-            hub.streams.adopt(stream_socket, secrets.token_hex(4), topics, workflows, last_event_id), self.loop)
-        try:
-            future.result(SYNC_ACTION_TIMEOUT_S)
-        except Exception:
-            stream_socket.close()
-            raise
+        self._hand_over(sock, lambda duplicate: hub.streams.adopt(duplicate, secrets.token_hex(4), topics, workflows,
+                                                                  last_event_id))
 
     def adopt_websocket(self, sock: socket.socket, received: bytes) -> None:
         """Hand an upgrade request read on the HTTP port (GET /ws) to the sync service's WebSocket server, which
-        checks and serves it as one made to its own port (README, "The WebSocket protocol"): a duplicate of the
-        socket goes, this one is closed by the caller."""
+        checks and serves it as one made to its own port (README, "The WebSocket protocol")."""
+        self._hand_over(sock, lambda duplicate: self.service.adopt_websocket(duplicate, received))
+
+    def _hand_over(self, sock: socket.socket, serve: Callable[[socket.socket], Coroutine[Any, Any, None]]) -> None:
+        """Give a connection an HTTP handler thread read to the event loop, which serves it from now on: a duplicate
+        of the socket goes (this one is closed by the caller, without a shutdown), and no thread stays with it."""
         duplicate = sock.dup()
-        future = asyncio.run_coroutine_threadsafe(self.service.adopt_websocket(duplicate, received), self.loop)
+        future = asyncio.run_coroutine_threadsafe(serve(duplicate), self.loop)
         try:
             future.result(SYNC_ACTION_TIMEOUT_S)
         except Exception:
@@ -234,4 +233,4 @@ def _number(value: object) -> str:
     return str(value)
 
 
-__all__ = ["DashboardApp", "ProjectUnreadable", "SyncActionError"]
+__all__ = ["SYNC_ACTION_TIMEOUT_S", "SYNC_STOPPED_MESSAGE", "DashboardApp", "ProjectUnreadable", "SyncActionError"]

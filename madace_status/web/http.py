@@ -18,14 +18,14 @@ from madace_status import __version__
 from madace_status.project import registry
 from madace_status.project.loader import ProjectUnreadable
 from madace_status.project.model import STORY_STATES
-from madace_status.project.time_range import time_bound
+from madace_status.project.time_range import time_bound, within
 from madace_status.project.render.envelope import envelope
 from madace_status.logsafe import escape
 from madace_status.security import CSRF_HEADER, BadHost, request_host, write_refusal
 from madace_status.sync import HISTORY_MAX_SAMPLES, SubscriptionError, parse_topics, parse_workflows
 from madace_status.web import assets, pages
 from madace_status.web.api_values import ascii_number
-from madace_status.web.app import DashboardApp, SyncActionError
+from madace_status.web.app import SYNC_STOPPED_MESSAGE, DashboardApp, SyncActionError
 from madace_status.web.limits import DEFAULT_LIMITS, BoundedHTTPServer, HttpLimits, TimedRequestHandler
 from madace_status.web.request_reader import HTTP_BODY_MAX_BYTES
 
@@ -343,17 +343,14 @@ class DashboardHandler(TimedRequestHandler):
             until = time_bound(self.query["until"][0] if "until" in self.query else None, end=True)
         except ValueError as error:
             raise ApiError(400, "VALIDATION_ERROR", "since and until: %s" % error)
-        samples = [sample for sample in self.app.history_samples(HISTORY_MAX_SAMPLES)
-                   if (since is None or sample["at"] >= since) and (until is None or sample["at"] <= until)]
-        samples = samples[-min(limit, HISTORY_MAX_SAMPLES):]
+        samples = within(self.app.history_samples(HISTORY_MAX_SAMPLES), since, until)[-min(limit, HISTORY_MAX_SAMPLES):]
         self._send_json(200, {"success": True, "states": list(STORY_STATES), "count": len(samples),
                               "samples": samples})
 
     def _websocket_upgrade(self) -> None:
         """GET /ws with Upgrade: websocket on the HTTP port: the sync service's WebSocket, one origin for both."""
         if not self.app.service.running:
-            raise ApiError(503, "SYNC_STOPPED", "the sync service is stopped; POST /api/sync {\"action\": \"start\"} "
-                                                "starts it")
+            raise ApiError(503, "SYNC_STOPPED", SYNC_STOPPED_MESSAGE)
         self.app.adopt_websocket(self.connection, self.complete.data)
         self.complete.handed_over = True
         self.close_connection = True
@@ -372,7 +369,7 @@ class DashboardHandler(TimedRequestHandler):
             raise ApiError(403, "CROSS_SITE_REFUSED", cross_site)
         refusal = self.app.stream_refusal()
         if refusal is not None:
-            raise ApiError(503, "SYNC_STOPPED" if "stopped" in refusal else "SERVER_BUSY", refusal)
+            raise ApiError(503, *refusal)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-store")

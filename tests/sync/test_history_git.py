@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from story_edits import STATUS_FILE, git, move_story, sample_in_git
-from sync_helpers import REPO_ROOT, WAIT_S, clean_env
+from sync_helpers import REPO_ROOT, clean_env
 
 SAMPLE_PROJECT = os.path.join(REPO_ROOT, "tests", "fixtures", "sample-project")
 RENAMED = os.path.join("docs", "mam-workflow-status.md")

@@ -29,7 +29,7 @@ def fan_out(event: Event, clients: Iterable[Client], high_water_bytes: int, metr
     for client in clients:
         if (topic not in client.topics and topic is not None) or (
                 workflow is not None and client.workflows is not None and workflow not in client.workflows):
-            continue  # not subscribed (an event of topic None is for every client)
+            continue  # not subscribed: subscribers.subscribed, inlined (once per recipient)
         if client.snapshot_due is not None:  # lagging, or a snapshot on its way that will show this event
             dropped += 1
             continue

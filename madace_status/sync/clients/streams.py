@@ -19,7 +19,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Optional
 
-from madace_status.sync.clients.subscribers import Event, Topics, Workflows
+from madace_status.sync.clients.subscribers import Event, Topics, Workflows, subscribed
 
 if TYPE_CHECKING:
     from madace_status.sync.clients.hub import Hub
@@ -84,9 +84,7 @@ class EventStream(asyncio.Protocol):
             self.streams.send_snapshot(self, "lagging")
 
     def wants(self, event: Event) -> bool:
-        if event.topic not in self.topics and event.topic is not None:
-            return False
-        return event.workflow is None or self.workflows is None or event.workflow in self.workflows
+        return subscribed(self.topics, self.workflows, event)
 
     def write(self, data: bytes) -> None:
         transport = self.transport

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_SEQ", "MAX_SEQ_DIGITS", "MAX_SUBSCRIBED_WORKFLOWS", "TOPICS", "Client", "Event", "Message", "Metrics",
     "SubscriptionError", "Topics", "Workflows", "brief_message", "now_ms", "parse_since", "parse_topics",
-    "parse_workflows", "source_from_user_agent",
+    "parse_workflows", "source_from_user_agent", "subscribed",
 ]
 
 TOPICS = ("workflows", "stories", "epics")
@@ -72,6 +72,14 @@ class Event:
         return whole
 
 
+def subscribed(topics: Topics, workflows: Workflows, event: Event) -> bool:
+    """Whether a subscription to `topics` (and `workflows`, None: all) gets `event` — a WebSocket client's or an
+    event stream's (broadcast.fan_out has the same test inlined: it runs once per recipient)."""
+    if event.topic not in topics and event.topic is not None:  # topic None: every client's
+        return False
+    return event.workflow is None or workflows is None or event.workflow in workflows
+
+
 class Client:
     """What the hub knows of one connected WebSocket."""
 
@@ -98,9 +106,7 @@ class Client:
         self.deflate: DeflateParams | None = websocket.connection.deflate
 
     def wants(self, event: Event) -> bool:
-        if event.topic not in self.topics and event.topic is not None:  # topic None: every client's
-            return False
-        return event.workflow is None or self.workflows is None or event.workflow in self.workflows
+        return subscribed(self.topics, self.workflows, event)
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "source": self.source, "connectedAt": utc_timestamp(self.connected_at),

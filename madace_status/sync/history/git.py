@@ -20,10 +20,10 @@ import subprocess
 from typing import IO, Dict, List, Optional, Tuple
 
 from madace_status.logsafe import escape
-from madace_status.project.model import STORY_STATES, build_summary
+from madace_status.project.model import build_summary
 from madace_status.project.render.envelope import compact_json, utc_timestamp
 from madace_status.project.stories import parse_story_file
-from madace_status.sync.history.samples import HISTORY_MAX_SAMPLES, Sample, parse_line
+from madace_status.sync.history.samples import HISTORY_MAX_SAMPLES, Sample, parse_line, sample_of_states
 
 __all__ = ["GIT_TIMEOUT_S", "MAX_VERSION_BYTES", "NOT_A_WORK_TREE", "GitBackfill", "parse_log", "sample_of_text"]
 
@@ -64,10 +64,8 @@ StatusMap = Dict[str, str]  # story id → state, in one version
 def version_of_text(text: str, seconds: int) -> Tuple[GitSample, StatusMap]:
     """The sample of one version of the story status file, at `seconds` (a commit time), and its stories' states."""
     stories = parse_story_file(text).stories
-    states = build_summary([], stories, [], [], []).states
-    sample: GitSample = {"at": utc_timestamp(seconds),
-                         "counts": {state: states[state]["count"] for state in STORY_STATES},
-                         "points": {state: states[state]["points"] for state in STORY_STATES}}
+    figures = sample_of_states(build_summary([], stories, [], [], []).states, utc_timestamp(seconds))
+    sample: GitSample = {"at": figures["at"], "counts": figures["counts"], "points": figures["points"]}
     return sample, {story.id: story.status for story in stories}
 
 

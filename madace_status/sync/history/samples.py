@@ -18,11 +18,14 @@ from madace_status.project.model import STORY_STATES
 from madace_status.project.render.envelope import compact_json, utc_timestamp
 
 if TYPE_CHECKING:
-    from madace_status.project.model import Project
+    from typing import Mapping
+
+    from madace_status.project.model import Project, StateRow
 
 __all__ = [
     "HISTORY_MAX_FILE_BYTES", "HISTORY_MAX_LINE_BYTES", "HISTORY_MAX_SAMPLES", "HISTORY_READ_MAX_BYTES", "MAX_COUNT",
     "HistoryLog", "Sample", "encode_sample", "parse_history", "parse_line", "same_flow", "sample_of",
+    "sample_of_states",
 ]
 
 HISTORY_MAX_SAMPLES = 5000  # a sample per change of the story file: months of a team's work
@@ -46,9 +49,12 @@ def sample_of(project: Project, now: float | None = None) -> Sample | None:
     could not be read (an unreadable file is not the work moving)."""
     if project.story_errors:
         return None
-    states = project.summary.states
-    return {"at": utc_timestamp(now),
-            "counts": {state: states[state]["count"] for state in STORY_STATES},
+    return sample_of_states(project.summary.states, utc_timestamp(now))
+
+
+def sample_of_states(states: Mapping[str, StateRow], at: str) -> Sample:
+    """A sample at `at` of a summary's state rows (a project's now, or a version of the story file in git)."""
+    return {"at": at, "counts": {state: states[state]["count"] for state in STORY_STATES},
             "points": {state: states[state]["points"] for state in STORY_STATES}}
 
 
