@@ -108,7 +108,7 @@ def _add_serve_parser(commands: Any) -> None:
         "  MADACE_STATUS_STATE_DIR (list separated by %r), MADACE_STATUS_STATUS_FILE, MADACE_STATUS_EPICS_DIR,\n"
         "  MADACE_STATUS_POLL_INTERVAL, MADACE_STATUS_WATCHER, MADACE_STATUS_HEARTBEAT, MADACE_STATUS_TOKEN,\n"
         "  MADACE_STATUS_ALLOW_ORIGIN and MADACE_STATUS_ALLOWED_HOSTS (comma-separated), MADACE_STATUS_NO_SYNC=1,\n"
-        "  MADACE_STATUS_ONE_PORT=1,\n"
+        "  MADACE_STATUS_ONE_PORT=1, MADACE_STATUS_BASE_PATH, MADACE_STATUS_TRUST_PROXY (comma-separated),\n"
         "  MADACE_STATUS_HISTORY=off (or MADACE_STATUS_NO_HISTORY=1), MADACE_STATUS_DEMO=1, MADACE_STATUS_INSECURE=1,\n"
         "  MADACE_STATUS_COMPRESSION, MADACE_STATUS_LOG_LEVEL.\n"
         "The HTTP limits have variables only: MADACE_STATUS_HTTP_IDLE_TIMEOUT, MADACE_STATUS_HTTP_HEAD_TIMEOUT,\n"
@@ -140,6 +140,13 @@ def _add_serve_parser(commands: Any) -> None:
     serve.add_argument("--one-port", action="store_true", default=False,
                        help="no WebSocket port of its own: the WebSocket is at /ws on the HTTP port (one origin, "
                        "one proxy rule); --ws-port is then unused")
+    serve.add_argument("--base-path", metavar="PATH", default=None,
+                       help="serve every page, file, API route and the WebSocket under this path, e.g. /madace "
+                       "(for a reverse proxy that passes the path on unchanged)")
+    serve.add_argument("--trust-proxy", metavar="ADDR", action="append", default=None,
+                       help="a reverse proxy's address or network (e.g. 127.0.0.1 or 10.0.0.0/8) whose "
+                       "X-Forwarded-Proto/-Host/-For or Forwarded headers are believed; repeatable (default: none: "
+                       "those headers are ignored)")
     serve.add_argument("--no-sync", action="store_true", default=False,
                        help="serve only HTTP; POST /api/sync starts the sync service later")
     serve.add_argument("--no-history", action="store_true", default=False,

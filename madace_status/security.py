@@ -107,9 +107,18 @@ class HostPolicy:
 class Credentials:
     """The --token secret (None: no token) and what the dashboard derives from it for one run of `serve`."""
 
-    def __init__(self, token: str | None, http_port: int, secret: bytes | None = None) -> None:
+    def __init__(self, token: str | None, http_port: int, secret: bytes | None = None,
+                 replicated: bool = False, base_path: str = "") -> None:
         self.token = token or None
-        self.cookie_name = "%s%d" % (COOKIE_PREFIX, http_port)
+        self.cookie_path = base_path + "/"
+        if replicated:
+            # Behind a trusted proxy every replica answers one origin: the cookie is named for the base path, not
+            # a port, and keyed by the token, so another replica (or a restart) takes the page's cookie and
+            # anti-CSRF token too.
+            self.cookie_name = COOKIE_PREFIX + (base_path.strip("/").replace("/", "_") or "proxied")
+            secret = secret or hashlib.sha256(b"madace-status shared key\0" + (self.token or "").encode()).digest()
+        else:
+            self.cookie_name = "%s%d" % (COOKIE_PREFIX, http_port)
         self._secret = secret or os.urandom(SECRET_BYTES)  # per run: a cookie from an earlier run is void
 
     def _mac(self, purpose: str) -> str:
@@ -124,7 +133,7 @@ class Credentials:
         return self._mac("cookie")
 
     def set_cookie_header(self) -> str:
-        return "%s=%s; Path=/; HttpOnly; SameSite=Strict" % (self.cookie_name, self.cookie_value())
+        return "%s=%s; Path=%s; HttpOnly; SameSite=Strict" % (self.cookie_name, self.cookie_value(), self.cookie_path)
 
     def cookie_ok(self, cookie_header: str | None) -> bool:
         """True when the dashboard's cookie for this port, from this run, is in `cookie_header`."""

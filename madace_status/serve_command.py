@@ -20,6 +20,7 @@ from madace_status.choices import ExitCode
 from madace_status.logsafe import SafeFormatter
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, check_root, load_project
 from madace_status.project.model import Project
+from madace_status.forwarded import ProxyTrust, parse_networks
 from madace_status.security import Credentials, HostPolicy
 from madace_status.serve_settings import DEFAULT_LOG_LEVEL, ServeSettings
 from madace_status.settings import SettingError
@@ -114,13 +115,17 @@ def _serve(settings: ServeSettings, paths: ProjectPaths) -> int:
         raise ServeError("cannot listen on %s:%d: %s" % (settings.host, settings.port, error.strerror or error))
     http_port = httpd.server_address[1]
     host_policy = HostPolicy(settings.host, settings.allowed_host)
-    credentials = Credentials(settings.token, http_port)
+    proxy_trust = ProxyTrust(parse_networks(settings.trust_proxy))
+    credentials = Credentials(settings.token, http_port, replicated=bool(settings.trust_proxy),
+                              base_path=settings.base_path)
     service.http_port = http_port
     service.host_policy = host_policy
     service.credentials = credentials
+    service.proxy_trust = proxy_trust
+    service.base_path = settings.base_path
     app = DashboardApp(paths, service, loop, token=settings.token, http_port=http_port, public_host=settings.host,
                        credentials=credentials, host_policy=host_policy, allowed_origins=settings.allow_origin or (),
-                       history=history)
+                       history=history, base_path=settings.base_path, proxy_trust=proxy_trust)
     httpd.app = app
     http_thread = None
     try:
@@ -162,7 +167,7 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 def _announce(settings: ServeSettings, app: DashboardApp, http_port: int) -> None:
     host = settings.host if ":" not in settings.host else "[%s]" % settings.host
-    url = "http://%s:%d/status" % (host, http_port)
+    url = "http://%s:%d%s/status" % (host, http_port, settings.base_path)
     if settings.token:
         url += "?token=" + quote(settings.token, safe="")  # so a token with + & = / or spaces survives the URL
     print("Dashboard:  %s" % url, flush=True)

@@ -13,6 +13,7 @@ from typing import Callable, Mapping, Optional, Tuple, TypeVar, cast
 
 from madace_status import settings
 from madace_status.choices import COMPRESSION_MODES, WATCHER_CHOICES
+from madace_status.forwarded import normalise_base_path, parse_networks
 from madace_status.project.loader import ProjectPaths
 from madace_status.settings import ENV_PREFIX, SettingError
 from madace_status.sync import DEFAULT_WS_PORT, HEARTBEAT_S, POLL_INTERVAL_S
@@ -53,6 +54,8 @@ class ServeSettings:
     http_limits: HttpLimits = DEFAULT_LIMITS
     no_sync: bool = False
     one_port: bool = False
+    base_path: str = ""  # "/madace": every route under it (normalise_base_path's form)
+    trust_proxy: Tuple[str, ...] = ()  # the addresses or networks whose X-Forwarded-* / Forwarded are believed
     demo: bool = False
     no_history: bool = False
     insecure: bool = False
@@ -84,6 +87,8 @@ class ServeSettings:
             http_limits=_http_limits(env),
             no_sync=settings.flag(args.no_sync, "NO_SYNC", env),
             one_port=settings.flag(args.one_port, "ONE_PORT", env),
+            base_path=_base_path(settings.text_setting(args.base_path, "BASE_PATH", env)),
+            trust_proxy=tuple(args.trust_proxy or _list(settings.env_value("TRUST_PROXY", env))),
             demo=settings.flag(args.demo, "DEMO", env),
             no_history=settings.flag(args.no_history, "NO_HISTORY", env)
             or (settings.env_value("HISTORY", env) or "").strip().lower() in HISTORY_OFF_WORDS,
@@ -105,6 +110,10 @@ class ServeSettings:
         for flag, port in (("--port", self.port), ("--ws-port", self.ws_port)):
             if not 0 <= port <= 65535:
                 raise SettingError("%s must be a port number from 0 to 65535" % flag)
+        try:
+            parse_networks(self.trust_proxy)
+        except ValueError as error:
+            raise SettingError(str(error))
         if not is_loopback(self.host) and not self.token and not self.insecure:
             raise SettingError("refusing to serve on %s without a token: set --token (or MADACE_STATUS_TOKEN), or "
                                "pass --insecure to expose the project to the network anyway" % self.host)
@@ -132,6 +141,13 @@ def _http_limits(environ: Mapping[str, str]) -> HttpLimits:
             raise SettingError("%s%s must be greater than 0 and below %d" % (ENV_PREFIX, name, MAX_HTTP_LIMIT))
         values.append(limit)
     return HttpLimits(*values)
+
+
+def _base_path(text: Optional[str]) -> str:
+    try:
+        return normalise_base_path(text)
+    except ValueError as error:
+        raise SettingError(str(error))
 
 
 def _compression_mode(text: str) -> str:

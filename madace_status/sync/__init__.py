@@ -6,6 +6,7 @@ inside it (tests/unit/test_layers.py holds every module to that)."""
 
 from __future__ import annotations
 
+from madace_status.sync.clients.admission import WEBSOCKET_PATH
 from madace_status.sync.clients.hub import HEARTBEAT_S
 from madace_status.sync.clients.streams import MAX_STREAMS
 from madace_status.sync.clients.subscribers import SubscriptionError, parse_topics, parse_workflows
@@ -18,6 +19,6 @@ from madace_status.sync.service import DEFAULT_WS_PORT, POLL_INTERVAL_S, SyncSer
 
 __all__ = [
     "DEFAULT_WS_PORT", "HEARTBEAT_S", "HISTORY_MAX_SAMPLES", "MAX_STREAMS", "POLL_INTERVAL_S", "SAFETY_RESCAN_S",
-    "ChangeSignal", "HistorySample", "HistoryStore", "Replica", "ReplicaOutOfStep", "SubscriptionError", "SyncService",
+    "WEBSOCKET_PATH",    "ChangeSignal", "HistorySample", "HistoryStore", "Replica", "ReplicaOutOfStep", "SubscriptionError", "SyncService",
     "parse_message", "parse_topics", "parse_workflows", "project_watcher", "read_history",
 ]

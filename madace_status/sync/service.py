@@ -28,8 +28,9 @@ from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from madace_status.project.loader import ProjectPaths, root_identity
 from madace_status.project.model import Project
+from madace_status.forwarded import ProxyTrust
 from madace_status.security import Credentials, HostPolicy, own_origins
-from madace_status.sync.clients.admission import WEBSOCKET_PATHS, check_handshake
+from madace_status.sync.clients.admission import WEBSOCKET_PATHS, check_handshake, public_view
 from madace_status.sync.clients.hub import HEARTBEAT_S, Hub, Metrics
 from madace_status.sync.clients.subscribers import Topics, Workflows
 from madace_status.sync.detect.sources import ProjectSources, ReadScope
@@ -243,9 +244,15 @@ class SyncService:
             self.host_policy = HostPolicy(self.host)
         return self.host_policy
 
+    proxy_trust: ProxyTrust = ProxyTrust()  # set by the serve command (--trust-proxy); else nobody's is believed
+    base_path = ""  # set by the serve command (--base-path): an upgrade adopted from the HTTP port is at BASE/ws
+
     def _check_request(self, websocket: ServerWebSocket) -> tuple[()]:
-        check_handshake(websocket.request, self._host_policy(),
-                        lambda origin: self.allowed_origin(origin, self.http_port), self.token, self.credentials)
+        view = public_view(websocket.request, websocket.remote_address, self.proxy_trust)
+        check_handshake(websocket.request, self._host_policy(), lambda origin: self.allowed_origin(origin, self.http_port),
+                        self.token, self.credentials, view, self.base_path)
+        if view.proxied:  # the client's own address, for /api/sync and the log lines from here on
+            websocket.remote_address = (view.client, 0)
         return ()
 
     def _snapshot_for(self, topics: Topics, workflows: Workflows) -> dict[str, Any]:

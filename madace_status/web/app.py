@@ -10,13 +10,15 @@ import asyncio
 import secrets
 import socket
 import time
-from typing import Any, Callable, Coroutine, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Container, Coroutine, Dict, Iterable, List, Optional, Tuple
+
+from madace_status.forwarded import PublicView, ProxyTrust, host_name
 
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_project
 from madace_status.project.model import Project
 from madace_status.project.render.envelope import utc_timestamp
 from madace_status.security import Credentials, HostPolicy, own_origins
-from madace_status.sync import MAX_STREAMS, HistorySample, HistoryStore, SyncService
+from madace_status.sync import MAX_STREAMS, WEBSOCKET_PATH, HistorySample, HistoryStore, SyncService
 
 SYNC_ACTION_TIMEOUT_S = 10.0
 SYNC_STOPPED_MESSAGE = "the sync service is stopped; POST /api/sync {\"action\": \"start\"} starts it"
@@ -32,8 +34,11 @@ class DashboardApp:
     def __init__(self, paths: ProjectPaths, service: SyncService, loop: asyncio.AbstractEventLoop,
                  token: Optional[str] = None, http_port: int = 3000, public_host: str = "127.0.0.1",
                  credentials: Optional[Credentials] = None, host_policy: Optional[HostPolicy] = None,
-                 allowed_origins: Iterable[str] = (), history: Optional[HistoryStore] = None) -> None:
+                 allowed_origins: Iterable[str] = (), history: Optional[HistoryStore] = None, base_path: str = "",
+                 proxy_trust: Optional[ProxyTrust] = None) -> None:
         self.paths = paths
+        self.base_path = base_path  # --base-path: "" or "/madace", every route under it
+        self.proxy_trust = proxy_trust or ProxyTrust()  # --trust-proxy: whose forwarding headers are believed
         self.history = history  # the flow history (sync/history/store.py); it outlives a stopped sync service
         self.service = service
         self.loop = loop
@@ -98,20 +103,31 @@ class DashboardApp:
             duplicate.close()
             raise
 
-    def ws_url(self, host: Optional[str] = None) -> str:
-        """The WebSocket URL as a browser that reached us at `host` (a Host header's name) should use."""
-        host = host or self.public_host
+    def ws_url(self, view: Optional[PublicView] = None) -> str:
+        """The WebSocket URL as a browser that reached us as `view` says should use: through a trusted proxy, the
+        public origin's (`wss://` after https) under the base path; else this host's WebSocket port, or /ws under
+        the base path on the HTTP port with --one-port."""
+        if view is not None and view.proxied and view.host is not None:
+            return "%s://%s%s%s" % (view.websocket_scheme, view.host, self.base_path, WEBSOCKET_PATH)
+        host = (host_name(view.host) if view is not None else None) or self.public_host
         if ":" in host and not host.startswith("["):
             host = "[%s]" % host
-        return "ws://%s:%d/ws" % (host, self.service.bound_port)
+        path = self.base_path + WEBSOCKET_PATH if self.service.one_port else WEBSOCKET_PATH
+        return "ws://%s:%d%s" % (host, self.service.bound_port, path)
 
-    def sync_info(self, host: Optional[str] = None) -> Dict[str, Any]:
+    def write_origins_for(self, view: PublicView) -> Container[str]:
+        """The origins whose writes are not cross-site for a request seen as `view`: the dashboard's own and
+        --allow-origin's, and behind a trusted proxy the public origin it names (its host passed the Host check)."""
+        origin = view.origin if view.proxied else None
+        return self.write_origins | {origin} if origin is not None else self.write_origins
+
+    def sync_info(self, view: Optional[PublicView] = None) -> Dict[str, Any]:
         service = self.service
         hub = service.hub if service.running else None
         return {
             "running": service.running,
             "wsPort": service.bound_port,
-            "wsUrl": self.ws_url(host),
+            "wsUrl": self.ws_url(view),
             "runId": hub.run_id if hub is not None else None,
             "seq": hub.seq if hub is not None else None,
             "uptimeSeconds": service.uptime_seconds(),

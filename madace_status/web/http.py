@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import socket
-from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, ClassVar, Container, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from madace_status import __version__
@@ -20,9 +20,10 @@ from madace_status.project.loader import ProjectUnreadable
 from madace_status.project.model import STORY_STATES
 from madace_status.project.time_range import time_bound, within
 from madace_status.project.render.envelope import envelope
+from madace_status.forwarded import PublicView
 from madace_status.logsafe import escape
 from madace_status.security import CSRF_HEADER, BadHost, request_host, write_refusal
-from madace_status.sync import HISTORY_MAX_SAMPLES, SubscriptionError, parse_topics, parse_workflows
+from madace_status.sync import HISTORY_MAX_SAMPLES, WEBSOCKET_PATH, SubscriptionError, parse_topics, parse_workflows
 from madace_status.web import assets, pages
 from madace_status.web.api_values import ascii_number
 from madace_status.web.app import SYNC_STOPPED_MESSAGE, DashboardApp, SyncActionError
@@ -44,7 +45,6 @@ API_TYPES = {"story": registry.STORY, "epic": registry.EPIC, "workflow": registr
              "state-machine": registry.SUMMARY}
 SYNC_ACTIONS = ("start", "stop", "restart")
 STATIC_PREFIX = "/static/"
-WEBSOCKET_PATH = "/ws"  # an upgrade here goes to the sync service's WebSocket server
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -78,12 +78,17 @@ class DashboardHandler(TimedRequestHandler):
 
     server: DashboardServer
     query: Dict[str, List[str]]
+    view: Optional[PublicView] = None  # how the client reached us (a trusted proxy's word): set by _check_host
 
     @property
     def app(self) -> DashboardApp:
         app = self.server.app
         assert app is not None  # set by serve before the server's thread starts
         return app
+
+    def address_string(self) -> str:
+        """The client's address for the log: the one a trusted proxy names, else the peer's."""
+        return escape(self.view.client) if self.view is not None else str(self.client_address[0])
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), escape(format % args))  # the request line is the peer's
@@ -121,12 +126,6 @@ class DashboardHandler(TimedRequestHandler):
         except (OSError, AttributeError):
             pass  # the request was too broken to answer (no request version yet, or the peer left)
 
-    def _host_name(self) -> str:
-        """The host name the client used to reach us (for the WebSocket URL), else the bind address."""
-        host = self.headers.get("Host", "") if self.headers else ""
-        match = re.match(r"\A(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d+)?\Z", host)
-        return match.group(1) if match else self.app.public_host
-
     # -- routing ----------------------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
@@ -159,7 +158,9 @@ class DashboardHandler(TimedRequestHandler):
                 self.query = parse_qs(parts.query, keep_blank_values=True)
             except ValueError:
                 raise ApiError(400, "BAD_REQUEST", "the request target is not a valid URL")
-            path = parts.path
+            path = self._app_path(parts.path)
+            if path is None:
+                return  # redirected to the base path, or answered 404
             upgrade = (self.headers.get("Upgrade") or "").lower()
             if path == WEBSOCKET_PATH and method == "GET" and "websocket" in upgrade:
                 self._websocket_upgrade()  # its own checks: the sync service's, as on its own port
@@ -195,12 +196,18 @@ class DashboardHandler(TimedRequestHandler):
 
     def _check_host(self) -> None:
         """DNS rebinding: answer only to the names this server is known by (README, "Security"); the host
-        of an absolute-form target is the one checked, and two Host headers are a bad request."""
+        of an absolute-form target is the one checked, and two Host headers are a bad request. Behind a trusted
+        proxy, the public host it names is the one checked (README, "Behind a reverse proxy")."""
+        headers = self.headers
         try:
-            host = request_host(self.path, self.headers.get_all("Host") or [])
+            host = request_host(self.path, headers.get_all("Host") or [])
         except BadHost as error:
             logger.info("refused %s from %s: %s", escape(self.command), self.address_string(), error)
             raise ApiError(400, "BAD_REQUEST", str(error))
+        self.view = view = self.app.proxy_trust.view(
+            self.client_address, host, headers.get_all("Forwarded") or [], headers.get_all("X-Forwarded-Proto") or [],
+            headers.get_all("X-Forwarded-Host") or [], headers.get_all("X-Forwarded-For") or [])
+        host = view.host
         reason = self.app.host_policy.refusal(host, http_11=self.request_version != "HTTP/1.0")
         if reason is not None:
             logger.info("refused %s from %s: %s", escape(self.command), self.address_string(), escape(reason))
@@ -228,9 +235,26 @@ class DashboardHandler(TimedRequestHandler):
             raise ApiError(401, "UNAUTHORIZED", "a valid token is required (Authorization: Bearer, ?token= or the "
                                                 "dashboard cookie)")
 
+    def _app_path(self, path: str) -> Optional[str]:
+        """The route of `path` under --base-path, or None when answered here: the base itself (and `/`) redirect
+        to its dashboard, anything outside it is 404."""
+        base = self.app.base_path
+        if not base:
+            return path
+        if path.startswith(base + "/") and path != base + "/":
+            return path[len(base):]
+        if path in ("/", base, base + "/"):
+            self._redirect_root()
+            return None
+        raise ApiError(404, "NOT_FOUND", "no route %s: this server is under %s/" % (path[:200], base))
+
+    def _write_origins(self) -> Container[str]:
+        assert self.view is not None  # set by _check_host, the first step of every route
+        return self.app.write_origins_for(self.view)
+
     def _check_write(self) -> None:
         """CSRF: a write another site started is refused, and the cookie alone never authorises one."""
-        reason = write_refusal(self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site"), self.app.write_origins)
+        reason = write_refusal(self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site"), self._write_origins())
         if reason is not None:
             logger.info("refused %s %s from %s: %s", escape(self.command), escape(self.path),
                         self.address_string(), escape(reason))
@@ -247,13 +271,12 @@ class DashboardHandler(TimedRequestHandler):
     def _redirect_root(self) -> None:
         query = urlsplit(self.path).query
         self.send_response(302)
-        self.send_header("Location", "/status" + ("?" + query if query else ""))
+        self.send_header("Location", self.app.base_path + "/status" + ("?" + query if query else ""))
         self.send_header("Content-Length", "0")
         self.end_headers()
 
     def _page(self, name: str) -> None:
-        host = self._host_name()
-        ws_url = self.app.ws_url(host)
+        ws_url = self.app.ws_url(self.view)
         credentials = self.app.credentials
         authorised = self._token_ok()
         # The page holds the anti-CSRF token only when it is allowed to act: a stranger's copy of /sync-status has none.
@@ -364,7 +387,7 @@ class DashboardHandler(TimedRequestHandler):
             raise ApiError(400, "VALIDATION_ERROR", str(error))
         # Another site's page may not hold streams open here (each one a slot of MAX_STREAMS) even unread.
         cross_site = write_refusal(self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site"),
-                                   self.app.write_origins, "event stream", "open one")
+                                   self._write_origins(), "event stream", "open one")
         if cross_site is not None:
             raise ApiError(403, "CROSS_SITE_REFUSED", cross_site)
         refusal = self.app.stream_refusal()
@@ -383,7 +406,7 @@ class DashboardHandler(TimedRequestHandler):
         self.complete.handed_over = True
 
     def _api_sync(self) -> None:
-        self._send_json(200, dict(self.app.sync_info(self._host_name()), success=True))
+        self._send_json(200, dict(self.app.sync_info(self.view), success=True))
 
     def _api_sync_action(self) -> None:
         request = self._read_json_body()
@@ -400,7 +423,7 @@ class DashboardHandler(TimedRequestHandler):
             success, status = True, 200
         except SyncActionError as error:
             message, success, status = str(error), False, 409
-        info = self.app.sync_info(self._host_name())
+        info = self.app.sync_info(self.view)
         document = {"success": success, "message": message, "running": info["running"], "wsPort": info["wsPort"],
                     "clientCount": info["clientCount"]}
         if not success:

@@ -5,6 +5,9 @@ static files of the package, served by `assets.py` at `/static/<name>`. The Cont
 allows scripts and styles from the server's own origin only (`'self'`, no hashes to keep in step), the
 server's own origin for requests, and the sync service's WebSocket URL.
 
+Every URL in the pages and scripts is relative to the page (`static/…`, `api/…`), so the dashboard works under
+`serve --base-path` and behind a proxy that adds a prefix, with nothing to rewrite.
+
 The per-request values (`{{WS_URL}}`, `{{TOKEN_REQUIRED}}`, `{{CSRF_TOKEN}}`) go into `<meta>` tags that the
 scripts read.
 """
@@ -12,6 +15,7 @@ scripts read.
 from __future__ import annotations
 
 import html
+from urllib.parse import urlsplit
 from typing import Dict, Tuple
 
 from madace_status.web.assets import static_file
@@ -31,7 +35,8 @@ def _load(name: str) -> str:
 
 def content_security_policy(ws_url: str) -> str:
     """The pages' CSP: everything from our own origin only, plus the sync service's WebSocket."""
-    ws_origin = ws_url.split("/ws", 1)[0]
+    parts = urlsplit(ws_url)
+    ws_origin = "%s://%s" % (parts.scheme, parts.netloc)  # a source with a path would match that path only
     return "; ".join([
         "default-src 'none'",
         "script-src 'self'",

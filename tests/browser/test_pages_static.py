@@ -25,13 +25,13 @@ def test_page_has_no_inline_code_and_a_self_only_csp(name):
 
     assert "<style" not in text, "styles are static files"
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), "every script is a static file"
-    for kind, names in (("script", re.findall(r'<script defer src="/static/([^"]+)"></script>', text)),
-                        ("style", re.findall(r'<link rel="stylesheet" href="/static/([^"]+)">', text))):
+    for kind, names in (("script", re.findall(r'<script defer src="static/([^"]+)"></script>', text)),
+                        ("style", re.findall(r'<link rel="stylesheet" href="static/([^"]+)">', text))):
         assert names, kind
         for asset_name in names:
             assert assets.find(asset_name) is not None, asset_name
     # Anything the CSP would block, or that would leave the machine, must not be there at all.
-    assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)=\"(?!data:|/static/)", text)
+    assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)=\"(?!data:|static/)", text)
     assert not re.search(r"\son[a-z]+=", text), "inline event handlers are blocked by the CSP"
     assert not re.search(r"\sstyle=", text), "style attributes are blocked by the CSP"
     assert not re.search(r"https?://(?!127\.0\.0\.1)", text.replace(WS_URL, "")), "no external URL"
@@ -46,7 +46,7 @@ def test_page_has_no_inline_code_and_a_self_only_csp(name):
 
 def test_status_loads_the_views_then_its_own_script_all_deferred_and_has_their_mount_points():
     text = pages.render("status", ws_url=WS_URL)[0].decode("utf-8")
-    assert re.findall(r'<script defer src="/static/([^"]+)"></script>', text) == STATUS_SCRIPTS
+    assert re.findall(r'<script defer src="static/([^"]+)"></script>', text) == STATUS_SCRIPTS
     for mount in ('<section class="panel" id="board-panel" aria-labelledby="h-board">',
                   '<section class="panel" id="epics-panel" aria-labelledby="h-epics">',
                   '<section class="panel" id="flow-panel" aria-labelledby="h-flow">',

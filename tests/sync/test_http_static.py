@@ -114,7 +114,7 @@ def test_the_pages_csp_allows_scripts_and_styles_from_self_only_with_no_hash(api
 def test_every_file_the_pages_load_is_served(api):
     for path in ("/status", "/sync-status"):
         text = api.get(path).body.decode("utf-8")
-        names = re.findall(r'(?:src|href)="/static/([^"]+)"', text)
+        names = re.findall(r'(?:src|href)="static/([^"]+)"', text)
         assert names
         for name in names:
             assert api.get("/static/" + name).status == 200, name

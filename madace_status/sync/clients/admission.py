@@ -5,29 +5,50 @@ from __future__ import annotations
 
 from typing import Callable
 
-from madace_status.security import Credentials, HostPolicy, request_host, token_matches
+from madace_status.forwarded import ProxyTrust, PublicView
+from madace_status.security import BadHost, Credentials, HostPolicy, request_host, token_matches
 from madace_status.sync.clients.subscribers import SubscriptionError, parse_since, parse_topics, parse_workflows
 from madace_status.websocket import HandshakeError, Request
 
-__all__ = ["WEBSOCKET_PATHS", "check_handshake"]
+__all__ = ["WEBSOCKET_PATH", "WEBSOCKET_PATHS", "check_handshake", "public_view"]
 
-WEBSOCKET_PATHS = ("/", "/ws")
+WEBSOCKET_PATH = "/ws"  # on the WebSocket port, and under --base-path on the HTTP port
+WEBSOCKET_PATHS = ("/", WEBSOCKET_PATH)
+
+
+def public_view(request: Request, peer: object, proxy_trust: ProxyTrust) -> PublicView:
+    """How the client reached us: what a trusted proxy's forwarding headers say, else the request itself."""
+    headers = request.headers
+    try:
+        host = request_host(request.target, headers.get_all("Host"))
+    except BadHost:
+        host = None  # check_handshake refuses it
+    return proxy_trust.view(peer, host, headers.get_all("Forwarded"), headers.get_all("X-Forwarded-Proto"),
+                            headers.get_all("X-Forwarded-Host"), headers.get_all("X-Forwarded-For"))
 
 
 def check_handshake(request: Request, host_policy: HostPolicy, origin_allowed: Callable[[str], bool],
-                    token: str | None, credentials: Credentials | None) -> None:
-    """Raise HandshakeError unless `request` may connect: its host passes `host_policy` (403), its path is a
-    WebSocket endpoint (404), its Origin, if any, is allowed (403), it carries `token` (as `?token=`, a bearer
+                    token: str | None, credentials: Credentials | None, view: PublicView | None = None,
+                    base_path: str = "") -> None:
+    """Raise HandshakeError unless `request` may connect: its host (the public one `view` names behind a trusted
+    proxy) passes `host_policy` (403), its path is a WebSocket endpoint (`/`, `/ws`, or /ws under `base_path`;
+    404), its Origin, if any, is allowed or is the public origin (403), it carries `token` (as `?token=`, a bearer
     header, or the dashboard cookie `credentials` checks; 403) when there is one, and its subscription parameters
     are valid (400)."""
     # DNS rebinding, as on HTTP: the host of an absolute-form target is the one checked (RFC 9112 §3.2.2).
-    refusal = host_policy.refusal(request_host(request.target, request.headers.get_all("Host")))
+    try:
+        direct_host = request_host(request.target, request.headers.get_all("Host"))
+    except BadHost as error:
+        raise HandshakeError(str(error), status=400)
+    host = view.host if view is not None and view.proxied else direct_host
+    refusal = host_policy.refusal(host)
     if refusal is not None:
         raise HandshakeError(refusal, status=403)
-    if request.path not in WEBSOCKET_PATHS:
-        raise HandshakeError("no WebSocket endpoint at %s (use / or /ws)" % request.path[:80], status=404)
+    if request.path not in WEBSOCKET_PATHS and request.path != base_path + WEBSOCKET_PATH:
+        raise HandshakeError("no WebSocket endpoint at %s (use %s/ws)" % (request.path[:80], base_path), status=404)
     origin = request.origin
-    if origin is not None and not origin_allowed(origin):
+    public_origin = view.origin if view is not None and view.proxied else None
+    if origin is not None and origin != public_origin and not origin_allowed(origin):
         raise HandshakeError("origin %s is not allowed" % origin[:100], status=403)
     if token:
         offered = request.query_value("token")

@@ -101,7 +101,8 @@ class Client:
         self.snapshot_timer: asyncio.TimerHandle | None = None  # sends the coalesced snapshot when the rate allows
         self.snapshot_budget: TokenBucket | None = None  # the snapshot rate limit, made at the first request
         address = websocket.remote_address
-        self.remote = "%s:%s" % (address[0], address[1]) if address else ""
+        # host:port; a client a trusted proxy named has no port of ours to show (its address only).
+        self.remote = ("%s:%s" % (address[0], address[1]) if address[1] else str(address[0])) if address else ""
         # The permessage-deflate DeflateParams, None without.
         self.deflate: DeflateParams | None = websocket.connection.deflate
 

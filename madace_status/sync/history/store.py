@@ -13,7 +13,9 @@ file of ours with one link is read or appended to (`files.py`); anything else in
 A write that fails (a full disk) keeps its samples: the next write after a backoff (WRITE_RETRY_FIRST_S doubling
 to WRITE_RETRY_MAX_S) rewrites the whole file, and so does `close()`, whatever the backoff; `status()` says why
 the history is not being persisted meanwhile. One server at a time writes a project's history: the first takes
-the file's lock (`files.WriterLock`), a second reads the file at start and keeps its samples in memory only.
+the file's lock (`files.WriterLock`), a second reads the file at start and keeps its samples in memory only,
+trying the lock again at its new samples: when the writer is gone (a replica stopped), it takes over, and the file
+holds the first one's samples followed by its own.
 
 Writes run in the store's own writer thread (one, so they stay in order), never on the event loop: an append is
 one write() of a line under HISTORY_MAX_LINE_BYTES, but the cache directory may sit on a slow or network disk, and a
@@ -53,6 +55,7 @@ __all__ = [
 logger = logging.getLogger("madace_status.history")
 
 HISTORY_CLOSE_TIMEOUT_S = 2.0  # at shutdown, how long the last write may take
+TAKEOVER_RETRY_S = 1.0  # a server that does not write the history tries its lock again at most this often
 GIT_CACHE_SUFFIX = ".git-samples"  # beside the history file: the samples read from git, by commit id
 MAX_NAME_CHARS = 40  # of the project's name in the file name (the hash makes it unique)
 DIR_NAME = "madace_status"
@@ -118,6 +121,10 @@ class HistoryStore:
         self._retry_at = 0.0  # monotonic time before which no write is tried after a failure (close() aside)
         self._retry_s = 0.0
         self._writer_lock: history_files.WriterLock | None = None  # held while this store writes the file
+        # The file another server of the project writes: its lock is tried again (at most every TAKEOVER_RETRY_S,
+        # at a new sample) so that this one takes over when that server is gone (README, "Replicas").
+        self._standby_path: str | None = None
+        self._takeover_at = 0.0
         # The samples from git (sync/history/git.py), before the live ones; and what kept them from being read.
         self._backfill: list[Sample] = []
         self.git_warnings: list[str] = []
@@ -171,6 +178,8 @@ class HistoryStore:
                 self._writer_lock = lock
                 return True
             reason = "another server of this project writes it"
+            self._standby_path = path
+            self._takeover_at = time.monotonic() + TAKEOVER_RETRY_S
         except OSError as error:
             reason = "its lock %s cannot be used: %s" % (lock.path, error.strerror or error)
         logger.warning("history: %s: %s; this server keeps its samples in memory only", escape(path), escape(reason))
@@ -249,6 +258,8 @@ class HistoryStore:
         if sample is None:
             return False
         self._open_now()
+        if self._standby_path is not None:
+            self._try_takeover()
         with self._lock:
             if not self._log.add(sample):
                 return False
@@ -258,6 +269,32 @@ class HistoryStore:
             self._pending.append(sample)
             self._schedule()
         return True
+
+    def _try_takeover(self) -> None:
+        """Become the writer of the file another server wrote, once that server is gone: its samples are read from
+        the file, this one's newer samples follow them, and the whole file is written again."""
+        path, now = self._standby_path, time.monotonic()
+        if path is None or now < self._takeover_at:
+            return
+        self._takeover_at = now + TAKEOVER_RETRY_S
+        lock = history_files.WriterLock(path)
+        try:
+            if not lock.acquire():
+                return
+        except OSError:
+            return  # as at the start: memory only, said once then
+        with self._lock:
+            mine = list(self._log.samples)
+        self._load_from(path)  # what the last writer left
+        with self._lock:
+            last = self._log.samples[-1]["at"] if self._log.samples else ""
+            for sample in mine:
+                if sample["at"] > last:
+                    self._log.add(sample)
+            self._rewrite = True
+            self.path, self._writer_lock, self._standby_path, self._memory_only = path, lock, None, None
+            self._schedule()
+        logger.info("history: this server now writes %s (the server that wrote it is gone)", escape(path))
 
     def _schedule(self, force: bool = False) -> None:
         """Queue one write (under the lock); a write already queued takes the new samples too. After a failed write

@@ -20,7 +20,7 @@
   var STABLE_CONNECTION_MS = 10000; // a connection that lasted this long resets the backoff
   var WELCOME_TIMEOUT_MS = 10000;   // a socket that opens but never says hello is given up
   var SSE_AFTER_REFUSALS = 2;       // WebSocket handshakes refused while the API answers: use the event stream
-  var EVENTS_PATH = "/api/events?source=web-ui";
+  var EVENTS_PATH = "api/events?source=web-ui";
   var WS_URL_FROM_PAGE = D.meta("madace-ws-url");
   // Whether the server was started with a token: the page then explains a refused request as a token problem.
   var TOKEN_REQUIRED = D.meta("madace-token-required") === "true";
@@ -96,7 +96,7 @@
     if (conn.mode === "connected" || conn.mode === "auth" || conn.mode === "closed") { clearLater("poll"); return; }
     page.loadStatus().then(function () {
       if (conn.mode === "offline") {
-        return api("/api/sync").then(function (info) {
+        return api("api/sync").then(function (info) {
           if (info && info.running && conn.mode === "offline") attempt();
         });
       }
@@ -135,7 +135,7 @@
     if (conn.attempting || conn.mode === "auth" || conn.mode === "closed" || conn.mode === "connected") return;
     conn.attempting = true;
     setMode(conn.everConnected ? "reconnecting" : "connecting");
-    api("/api/sync").then(function (info) {
+    api("api/sync").then(function (info) {
       conn.attempting = false;
       if (conn.mode !== "reconnecting" && conn.mode !== "connecting") return;
       if (!info || !info.running) { conn.failures = 0; setMode("offline"); return; }
@@ -260,7 +260,7 @@
         conn.useStream = true;  // the HTTP port answers (attempt() asked /api/sync): its event stream may pass
       }
       if (conn.refusedBeforeOpen >= 3) {
-        api("/api/sync").then(function (info) {
+        api("api/sync").then(function (info) {
           if (info && info.running && conn.refusedBeforeOpen >= 3 && conn.mode !== "connected") {
             showProblem("The sync service refuses this page's WebSocket connection.",
               "The server answers HTTP requests but not the WebSocket handshake at " + conn.wsUrl +

@@ -86,6 +86,7 @@
   function ApiError(status, code, message, body) {
     this.status = status; this.code = code; this.message = message; this.body = body;
   }
+  // `path` is relative ("api/status"): it resolves under the page's own directory, so --base-path needs nothing here.
   function api(path, options) {
     return fetch(path, Object.assign({ credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } }, options || {}))
       .then(function (response) {

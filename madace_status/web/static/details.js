@@ -207,7 +207,7 @@
 
   // `live`: a reload for an event or a reconnection; if the server cannot answer it, what is shown stays.
   function load(D, type, id, mine, live) {
-    D.api("/api/status/" + type + "/" + encodeURIComponent(id)).then(function (body) {
+    D.api("api/status/" + type + "/" + encodeURIComponent(id)).then(function (body) {
       if (mine !== request) return;
       var envelope = (body && body.result) || {};
       var data = envelope.data || {};

@@ -76,7 +76,7 @@
     if (section) section.setAttribute("aria-busy", "true");
     function done() { if (mine === request && section) section.removeAttribute("aria-busy"); }
     var since = range.days ? "&since=" + new Date(Date.now() - range.days * DAY_MS).toISOString().slice(0, 10) : "";
-    D.api("/api/history?limit=" + HISTORY_FETCH_LIMIT + since).then(function (body) {
+    D.api("api/history?limit=" + HISTORY_FETCH_LIMIT + since).then(function (body) {
       if (mine !== request) return;
       done();
       var raw = body && Array.isArray(body.samples) ? body.samples : [];

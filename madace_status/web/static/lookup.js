@@ -57,7 +57,7 @@
     var mine = ++lookupCounter;
     if (target.problem) { showResult(problemCard("Cannot look that up", target.problem)); return; }
     result.setAttribute("aria-busy", "true");
-    api("/api/status/" + target.type + "/" + encodeURIComponent(target.id)).then(function (body) {
+    api("api/status/" + target.type + "/" + encodeURIComponent(target.id)).then(function (body) {
       if (mine !== lookupCounter) return;
       showResult(entityCard(body.result));
     }, function (error) {

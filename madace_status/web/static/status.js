@@ -282,13 +282,13 @@
 
   function loadStatus() {
     var version = model.version;
-    return api("/api/status").then(function (document_) {
+    return api("api/status").then(function (document_) {
       if (model.version === version) applyStatusEnvelope(document_);
       return true;
     });
   }
   function loadActivity() {
-    return api("/api/activity?brief=1&limit=" + ACTIVITY_FETCH_LIMIT).then(function (body) {
+    return api("api/activity?brief=1&limit=" + ACTIVITY_FETCH_LIMIT).then(function (body) {
       if (body && Array.isArray(body.events)) addToFeed(body.events);
     });
   }

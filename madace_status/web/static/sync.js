@@ -54,7 +54,7 @@
     // Anti-CSRF (as Jupyter's _xsrf): the cookie alone does not authorise a write; the server put this
     // page's token in <meta name="madace-csrf"> and wants it back in this header on POST /api/sync.
     if (method !== "GET") options.headers["X-Madace-CSRF"] = document.querySelector('meta[name="madace-csrf"]').content;
-    return fetch("/api/sync", options).then(function (response) {
+    return fetch("api/sync", options).then(function (response) {
       return response.json().catch(function () { return null; }).then(function (document_) {
         return { status: response.status, body: document_ || {} };
       });

@@ -16,6 +16,7 @@ from madace_status.project.model import Project, Story
 from madace_status.sync.history.samples import (HISTORY_MAX_LINE_BYTES, HISTORY_READ_MAX_BYTES, HistoryLog,
                                                 encode_sample, parse_history, parse_line, sample_of)
 from madace_status.sync.history import files as history_files
+from madace_status.sync.history import store as store_module
 from madace_status.sync.history.store import HistoryStore, cache_directory, history_file_name
 
 STATES = ("BACKLOG", "TODO", "IN_PROGRESS", "DONE")
@@ -379,6 +380,29 @@ def test_a_second_server_of_the_same_project_keeps_memory_only_and_says_so(root,
     third = open_store(root, environ)  # the writer is gone: the lock is free again
     assert third.status() == {"persisted": True, "reason": None}
     third.close()
+
+
+def test_when_the_writer_is_gone_a_reader_takes_over_with_both_servers_samples(root, environ, monkeypatch, caplog):
+    # Replicas (README, "Replicas"): one writes, the others read; when the writer stops, another one writes on.
+    caplog.set_level(logging.INFO, "madace_status.history")
+    monkeypatch.setattr(store_module, "TAKEOVER_RETRY_S", 0.0)
+    first = open_store(root, environ)
+    first.record(board(done=1), now=1_000.0)
+    assert first.flush()
+    second = open_store(root, environ)
+    second.record(board(done=2), now=1_001.0)  # the writer is alive: memory only
+    assert second.status()["persisted"] is False
+    first.record(board(done=3), now=1_002.0)
+    assert first.close()
+    second.record(board(done=4), now=1_003.0)  # the lock is free now: this one writes from here on
+    assert second.flush() and second.status() == {"persisted": True, "reason": None}
+    assert "now writes" in caplog.text
+    # The file: what the first wrote, then the second's samples newer than those (done=2 is older than 3).
+    assert [s["counts"]["DONE"] for s in file_samples(second)] == [1, 3, 4]
+    assert [s["counts"]["DONE"] for s in second.samples()] == [1, 3, 4]
+    second.record(board(done=5), now=1_004.0)
+    assert second.close()
+    assert [s["counts"]["DONE"] for s in file_samples(second)] == [1, 3, 4, 5]
 
 
 def test_the_writer_lock_is_held_across_processes(root, environ):
