@@ -42,7 +42,8 @@ def _add_status_parser(commands: Any) -> None:
         "Every option can also be set by an environment variable (the option wins):\n"
         "  MADACE_STATUS_ROOT, MADACE_STATUS_STATE_DIR (list separated by %r), MADACE_STATUS_STATUS_FILE,\n"
         "  MADACE_STATUS_EPICS_DIR, MADACE_STATUS_FORMAT, MADACE_STATUS_ASCII (1/true/yes/on);\n"
-        "  with --watch: MADACE_STATUS_INTERVAL, MADACE_STATUS_SERVER, MADACE_STATUS_TOKEN, MADACE_STATUS_WATCHER.\n\n"
+        "  with --watch: MADACE_STATUS_INTERVAL, MADACE_STATUS_SERVER, MADACE_STATUS_TOKEN, MADACE_STATUS_WATCHER,\n"
+        "  MADACE_STATUS_CAFILE (or SSL_CERT_FILE).\n\n"
         "Exit codes: 0 found, 1 not found, 2 usage error or unrecognised ENTITY, 3 project unreadable."
         % os.pathsep,
     )
@@ -61,6 +62,9 @@ def _add_status_parser(commands: Any) -> None:
     status.add_argument("--server", metavar="URL", default=None,
                         help="sync server for --watch (default: ws://127.0.0.1:3001)")
     status.add_argument("--token", metavar="T", default=None, help="token for the sync server")
+    status.add_argument("--cafile", metavar="FILE", default=None,
+                        help="PEM certificates a wss:// or https:// --server is checked against (default: the "
+                        "system's, or SSL_CERT_FILE)")
     status.add_argument("--exit-status", action="store_true", default=None,
                         help="with --watch: exit when the workflow finishes, 0 if it completed, 1 if it failed (a "
                         "story: when DONE; the summary: when every workflow finished, 1 if one failed)")

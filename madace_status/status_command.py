@@ -28,7 +28,7 @@ __all__ = ["StatusSettings", "WATCH_ONLY_OPTIONS", "refuse_watch_only_options", 
 
 # Options (argparse destinations) that only the live view reads; their variables may be set for every run, so only
 # the command line is checked.
-WATCH_ONLY_OPTIONS = ("interval", "server", "token", "watcher", "exit_status", "until", "timeout")
+WATCH_ONLY_OPTIONS = ("interval", "server", "token", "watcher", "exit_status", "until", "timeout", "cafile")
 HISTORY_ENTITY = "history"  # `status history`: the flow history, not a project entity
 
 

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import signal
+import ssl
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO
 from urllib.parse import urlsplit
@@ -271,7 +272,10 @@ class LiveView:
         try:
             websocket = await connect(self._url(), authorization=self.settings.authorization(),
                                       headers=[("User-Agent", "madace-status/%s" % __version__)],
-                                      open_timeout=HANDSHAKE_TIMEOUT_S)
+                                      open_timeout=HANDSHAKE_TIMEOUT_S, ssl_context=self.settings.ssl_context())
+        except ssl.SSLCertVerificationError as error:  # will not mend by itself: say so and stop
+            self.stop(ExitCode.USAGE, self.settings.certificate_message(error))
+            return None
         except HandshakeError as error:
             if error.status in _HTTP_FATAL:
                 self.stop(ExitCode.USAGE, self.settings.refusal_message(error.status, error.reason))
@@ -299,7 +303,11 @@ class LiveView:
         self._stream_open_at = None
         try:
             await read_event_stream(self.settings.server, events_path(self.settings.server, query), headers,
-                                    HANDSHAKE_TIMEOUT_S, self._stream_idle_timeout, self._on_stream_message)
+                                    HANDSHAKE_TIMEOUT_S, self._stream_idle_timeout, self._on_stream_message,
+                                    self.settings.ssl_context())
+        except ssl.SSLCertVerificationError as error:
+            self.stop(ExitCode.USAGE, self.settings.certificate_message(error))
+            return None
         except StreamRefused as error:
             if error.status in _HTTP_FATAL:
                 self.stop(ExitCode.USAGE, self.settings.refusal_message(error.status, error.reason))

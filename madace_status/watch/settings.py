@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import ssl
 from typing import Mapping, Optional, Sequence, Tuple, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -34,11 +35,12 @@ class WatchSettings:
     """--interval, --server, --token and --watcher, from the command line first, then MADACE_STATUS_* variables.
     `watcher` is the offline fallback's change detector, chosen as `serve --watcher` chooses its own."""
 
-    __slots__ = ("interval", "server", "token", "watcher", "server_chosen", "exit_status", "until", "timeout")
+    __slots__ = ("interval", "server", "token", "watcher", "server_chosen", "exit_status", "until", "timeout",
+                 "cafile")
 
     def __init__(self, interval: float = DEFAULT_INTERVAL_S, server: str = DEFAULT_SERVER, token: Optional[str] = None,
                  watcher: str = "auto", server_chosen: bool = False, exit_status: bool = False,
-                 until: Optional[str] = None, timeout: Optional[float] = None) -> None:
+                 until: Optional[str] = None, timeout: Optional[float] = None, cafile: Optional[str] = None) -> None:
         self.interval = interval
         self.server = server
         self.token = token
@@ -49,6 +51,16 @@ class WatchSettings:
         self.exit_status = exit_status
         self.until = until
         self.timeout = timeout
+        self.cafile = cafile  # --cafile: the certificates a wss:// or https:// server is checked against
+
+    def ssl_context(self) -> Optional[ssl.SSLContext]:
+        """The TLS context for the server: --cafile's certificates, else None (the system's, and SSL_CERT_FILE)."""
+        return ssl.create_default_context(cafile=self.cafile) if self.cafile else None
+
+    def certificate_message(self, error: Exception) -> str:
+        """What the user is told when the server's certificate is not trusted."""
+        return ("the certificate of %s is not trusted (%s): pass the certificate that signed it with --cafile FILE "
+                "(or %sCAFILE, or SSL_CERT_FILE)" % (self.server, escape(str(error), MAX_REASON_SHOWN), ENV_PREFIX))
 
     def authorization(self) -> Optional[str]:
         """The `Authorization` header for the token, when a header can carry it."""
@@ -97,7 +109,14 @@ class WatchSettings:
                 raise UsageError("--timeout only applies with --exit-status or --until")
             if not (math.isfinite(timeout) and timeout > 0):
                 raise UsageError("--timeout must be a number of seconds above 0 (got %s)" % timeout)
-        return cls(interval, server, token, watcher, chosen_server is not None, exit_status, until, timeout)
+        cafile = text_setting(getattr(args, "cafile", None), "CAFILE", environ)
+        if cafile is not None:
+            try:
+                ssl.create_default_context(cafile=cafile)
+            except (OSError, ssl.SSLError) as error:
+                raise UsageError("--cafile %s cannot be read as PEM certificates: %s"
+                                 % (shown(cafile), getattr(error, "strerror", None) or error))
+        return cls(interval, server, token, watcher, chosen_server is not None, exit_status, until, timeout, cafile)
 
 
 def check_server_url(url: str) -> None:

@@ -4,9 +4,12 @@ checks the answer and then runs the protocol (protocol.py) (README, "The WebSock
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from madace_status.websocket import deflate
+
+if TYPE_CHECKING:
+    import ssl
 from madace_status.websocket.errors import HandshakeError
 from madace_status.websocket.handshake import ClientHandshake, Header
 from madace_status.websocket.protocol import HANDSHAKE_TIMEOUT_S, MessageCallback, WebSocket, WebSocketCallback
@@ -60,18 +63,21 @@ async def connect(url: str, *, origin: str | None = None, authorization: str | N
                   headers: Iterable[Header] = (), on_message: MessageCallback | None = None,
                   on_close: WebSocketCallback | None = None, max_message_bytes: int = CLIENT_MAX_MESSAGE_BYTES,
                   open_timeout: float = HANDSHAKE_TIMEOUT_S, compression: bool = True,
-                  compress_min_bytes: int = deflate.MIN_COMPRESS_BYTES) -> ClientWebSocket:
+                  compress_min_bytes: int = deflate.MIN_COMPRESS_BYTES,
+                  ssl_context: ssl.SSLContext | None = None) -> ClientWebSocket:
     """Open a WebSocket connection to `url` (ws://host:port/path?query).
 
     Raises ValueError for a malformed URL, OSError when the TCP connection fails, HandshakeError when the
     server refuses or answers wrongly (its `status` is the HTTP status, 0 for no valid answer), and
     HandshakeError after `open_timeout` seconds without an answer. `compression` offers permessage-deflate.
+    A wss:// URL is verified with `ssl_context`, else with the system's certificates (and SSL_CERT_FILE).
     """
     handshake = ClientHandshake(url, origin=origin, authorization=authorization, extra_headers=headers,
                                 compression=compression, compress_min_bytes=compress_min_bytes)
-    ssl_context = None
-    if handshake.secure:
-        import ssl
+    if not handshake.secure:
+        ssl_context = None
+    elif ssl_context is None:
+        import ssl  # only for wss:// (a `status` that never connects does not load it)
         ssl_context = ssl.create_default_context()
     loop = asyncio.get_running_loop()
 

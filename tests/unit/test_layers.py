@@ -26,6 +26,7 @@ ALLOWED = {
     "madace_status.logsafe": (),
     "madace_status.security": (),
     "madace_status.forwarded": (),
+    "madace_status.deploy": (),
     "madace_status.project": (),
     "madace_status.websocket": ("madace_status.logsafe",),
     "madace_status.sync": ("madace_status.choices", "madace_status.logsafe", "madace_status.security",

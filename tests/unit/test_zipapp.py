@@ -49,7 +49,7 @@ def test_the_pages_their_assets_and_the_demo_tree_come_out_of_the_archive(pyz):
              "assert assets.find('no-such-file.js') is None; "
              "print(len(assets.find('dashboard-core.js').body), len(assets.find('dashboard.css').body)); "
              "print(sorted(name for name in tree.sample_files() if name.endswith('.state.json'))); "
-             "print(b'"static/dashboard-core.js' in pages.render('status', 'ws://127.0.0.1:3001/ws')[0])")
+             "print(b'src=\"static/dashboard-core.js' in pages.render('status', 'ws://127.0.0.1:3001/ws')[0])")
     result = run(pyz, "-c", probe, pyz)
     assert result.returncode == 0, result.stderr
     sizes, state_files, has_page = result.stdout.splitlines()
