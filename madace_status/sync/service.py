@@ -37,7 +37,7 @@ from madace_status.sync.detect.sources import ProjectSources, ReadScope
 from madace_status.sync.detect.watch_select import SAFETY_RESCAN_S, ChangeSignal
 from madace_status.sync.detect.watcher import Changes, PollingWatcher, project_watcher
 from madace_status.sync.events import diff_projects, snapshot_data
-from madace_status.sync.history.store import HistoryStore
+from madace_status.sync.history.store import TAKEOVER_RETRY_S, HistoryStore
 from madace_status.sync.stopped import STOPPED_MAX_CONNECTIONS, hold_stopped_port
 from madace_status.websocket import InboundLimits, Listening, Server, ServerWebSocket, serve
 
@@ -118,6 +118,7 @@ class SyncService:
         self._confirm: ReadScope | None = None  # (state files or None, stories?, epics?) to read again next poll
         self._failed_looks = 0  # in a row
         self._git_backfill: asyncio.Future[int] | None = None  # the flow history read from git, at the first start
+        self._takeover_task: asyncio.Task[None] | None = None  # waits to write the history another server writes
 
     async def adopt_websocket(self, sock: socket.socket, received: bytes) -> None:
         """A WebSocket upgrade the HTTP port received (GET /ws): served as if it had come to the WebSocket port."""
@@ -185,6 +186,8 @@ class SyncService:
         self._poll_task = loop.create_task(self._poll_forever())
         if self.history is not None:
             self.history.record(self.project)  # kept only when the flow differs from the last stored sample
+            if self.history.standby:
+                self._takeover_task = loop.create_task(self._wait_to_write_history(self.history))
             if self._git_backfill is None:  # once per process: the history before this server, read off the loop
                 self._git_backfill = loop.run_in_executor(None, self.history.backfill_from_git, self.paths.root,
                                                           self.paths.status_file_in_use())
@@ -204,6 +207,9 @@ class SyncService:
         if self._poll_task is not None:
             self._poll_task.cancel()
             self._poll_task = None
+        if self._takeover_task is not None:
+            self._takeover_task.cancel()
+            self._takeover_task = None
         await self._finish_reading()
         self._close_backend()
         if self.hub is not None:
@@ -213,6 +219,14 @@ class SyncService:
         if hold_port and not self.one_port:  # with one port the HTTP server answers 503 itself
             self._stopped_responder = await hold_stopped_port(self.host, self.ws_port)
         logger.info("sync service stopped")
+
+    async def _wait_to_write_history(self, history: HistoryStore) -> None:
+        """While another server of the project writes the flow history, try its lock every TAKEOVER_RETRY_S, off
+        the loop: when that server is gone (a replica stopped), this one writes on (README, "Replicas")."""
+        assert self.loop is not None  # set by start()
+        while history.standby:
+            await asyncio.sleep(TAKEOVER_RETRY_S)
+            await self.loop.run_in_executor(None, history.try_takeover)
 
     async def _finish_reading(self) -> None:
         """Let a read in progress end before a restart resets what it writes into (bounded by READ_DRAIN_S)."""

@@ -55,7 +55,7 @@ __all__ = [
 logger = logging.getLogger("madace_status.history")
 
 HISTORY_CLOSE_TIMEOUT_S = 2.0  # at shutdown, how long the last write may take
-TAKEOVER_RETRY_S = 1.0  # a server that does not write the history tries its lock again at most this often
+TAKEOVER_RETRY_S = 1.0  # how often a server that does not write the history tries its lock again
 GIT_CACHE_SUFFIX = ".git-samples"  # beside the history file: the samples read from git, by commit id
 MAX_NAME_CHARS = 40  # of the project's name in the file name (the hash makes it unique)
 DIR_NAME = "madace_status"
@@ -121,10 +121,9 @@ class HistoryStore:
         self._retry_at = 0.0  # monotonic time before which no write is tried after a failure (close() aside)
         self._retry_s = 0.0
         self._writer_lock: history_files.WriterLock | None = None  # held while this store writes the file
-        # The file another server of the project writes: its lock is tried again (at most every TAKEOVER_RETRY_S,
-        # at a new sample) so that this one takes over when that server is gone (README, "Replicas").
+        # The file another server of the project writes: the sync service tries its lock again every
+        # TAKEOVER_RETRY_S (try_takeover) so that this one writes on when that server is gone (README, "Replicas").
         self._standby_path: str | None = None
-        self._takeover_at = 0.0
         # The samples from git (sync/history/git.py), before the live ones; and what kept them from being read.
         self._backfill: list[Sample] = []
         self.git_warnings: list[str] = []
@@ -179,7 +178,6 @@ class HistoryStore:
                 return True
             reason = "another server of this project writes it"
             self._standby_path = path
-            self._takeover_at = time.monotonic() + TAKEOVER_RETRY_S
         except OSError as error:
             reason = "its lock %s cannot be used: %s" % (lock.path, error.strerror or error)
         logger.warning("history: %s: %s; this server keeps its samples in memory only", escape(path), escape(reason))
@@ -258,8 +256,6 @@ class HistoryStore:
         if sample is None:
             return False
         self._open_now()
-        if self._standby_path is not None:
-            self._try_takeover()
         with self._lock:
             if not self._log.add(sample):
                 return False
@@ -270,19 +266,24 @@ class HistoryStore:
             self._schedule()
         return True
 
-    def _try_takeover(self) -> None:
-        """Become the writer of the file another server wrote, once that server is gone: its samples are read from
-        the file, this one's newer samples follow them, and the whole file is written again."""
-        path, now = self._standby_path, time.monotonic()
-        if path is None or now < self._takeover_at:
-            return
-        self._takeover_at = now + TAKEOVER_RETRY_S
+    @property
+    def standby(self) -> bool:
+        """True while another server of the project writes the file and this one could take over."""
+        return self._standby_path is not None
+
+    def try_takeover(self) -> bool:
+        """Become the writer of the file another server wrote, once that server is gone (True then): its samples
+        are read from the file, this one's newer samples follow them, and the whole file is written again. Reads
+        the file: call it off the event loop."""
+        path = self._standby_path
+        if path is None:
+            return False
         lock = history_files.WriterLock(path)
         try:
             if not lock.acquire():
-                return
+                return False
         except OSError:
-            return  # as at the start: memory only, said once then
+            return False  # as at the start: memory only, said once then
         with self._lock:
             mine = list(self._log.samples)
         self._load_from(path)  # what the last writer left
@@ -295,6 +296,7 @@ class HistoryStore:
             self.path, self._writer_lock, self._standby_path, self._memory_only = path, lock, None, None
             self._schedule()
         logger.info("history: this server now writes %s (the server that wrote it is gone)", escape(path))
+        return True
 
     def _schedule(self, force: bool = False) -> None:
         """Queue one write (under the lock); a write already queued takes the new samples too. After a failed write

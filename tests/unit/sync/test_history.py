@@ -16,7 +16,6 @@ from madace_status.project.model import Project, Story
 from madace_status.sync.history.samples import (HISTORY_MAX_LINE_BYTES, HISTORY_READ_MAX_BYTES, HistoryLog,
                                                 encode_sample, parse_history, parse_line, sample_of)
 from madace_status.sync.history import files as history_files
-from madace_status.sync.history import store as store_module
 from madace_status.sync.history.store import HistoryStore, cache_directory, history_file_name
 
 STATES = ("BACKLOG", "TODO", "IN_PROGRESS", "DONE")
@@ -382,19 +381,19 @@ def test_a_second_server_of_the_same_project_keeps_memory_only_and_says_so(root,
     third.close()
 
 
-def test_when_the_writer_is_gone_a_reader_takes_over_with_both_servers_samples(root, environ, monkeypatch, caplog):
+def test_when_the_writer_is_gone_a_reader_takes_over_with_both_servers_samples(root, environ, caplog):
     # Replicas (README, "Replicas"): one writes, the others read; when the writer stops, another one writes on.
     caplog.set_level(logging.INFO, "madace_status.history")
-    monkeypatch.setattr(store_module, "TAKEOVER_RETRY_S", 0.0)
     first = open_store(root, environ)
     first.record(board(done=1), now=1_000.0)
     assert first.flush()
     second = open_store(root, environ)
     second.record(board(done=2), now=1_001.0)  # the writer is alive: memory only
-    assert second.status()["persisted"] is False
+    assert second.status()["persisted"] is False and second.standby and not second.try_takeover()
     first.record(board(done=3), now=1_002.0)
     assert first.close()
-    second.record(board(done=4), now=1_003.0)  # the lock is free now: this one writes from here on
+    second.record(board(done=4), now=1_003.0)
+    assert second.try_takeover() and not second.standby  # the lock is free now: this one writes from here on
     assert second.flush() and second.status() == {"persisted": True, "reason": None}
     assert "now writes" in caplog.text
     # The file: what the first wrote, then the second's samples newer than those (done=2 is older than 3).
