@@ -85,6 +85,11 @@ missing=""
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 # git: the flow history is read from it (tests/sync/test_history_git.py builds real repositories)
 command -v git >/dev/null 2>&1 || missing="$missing git"
+# nginx, caddy and openssl: tests/deploy and tests/browser run the shipped proxy configurations for real, over TLS
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing="$missing nginx"
+[ -x /usr/bin/caddy ] || command -v caddy >/dev/null 2>&1 || missing="$missing caddy"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"  # checks the shipped units offline
 [ -z "$missing" ] || apt_install $missing
 
 # PyPy is supported too: the package's unit tests also run on Debian's pypy3 (Python 3.9).

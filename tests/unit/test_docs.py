@@ -152,9 +152,9 @@ def variables_the_package_reads():
     return found - {ENV_PREFIX}
 
 
-# Flags the README gives to other programs than ours: the benchmark scripts, mypy and git.
+# Flags the README gives to other programs than ours: the benchmark scripts, mypy, git and systemctl.
 OTHER_PROGRAMS_FLAGS = {"--backends", "--clients", "--files", "--minutes", "--seed", "--strict", "--help", "--follow",
-                        "--batch"}
+                        "--batch", "--now"}
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 
 
