@@ -12,18 +12,24 @@ import re
 
 TYPE_CHECKING = False  # mypy reads True; `typing` is not imported at run time
 if TYPE_CHECKING:
-    from typing import Iterable, Optional, Sequence, Union
+    from typing import Iterable, List, Optional, Protocol, Sequence, Union
+
+    class HeaderLines(Protocol):
+        """Request headers as both servers hold them: every line of a name (None or [] when there is none)."""
+
+        def get_all(self, name: str) -> Optional[List[str]]: ...
 
     Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
     Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
-__all__ = ["TRUST_PROXY_FLAG", "MAX_FORWARDED_CHARS", "PublicView", "ProxyTrust", "parse_networks",
+__all__ = ["TRUST_PROXY_FLAG", "MAX_FORWARDED_CHARS", "FORWARDING_HEADERS", "PublicView", "ProxyTrust", "parse_networks",
            "normalise_base_path", "host_name"]
 
 TRUST_PROXY_FLAG = "--trust-proxy"
 MAX_FORWARDED_CHARS = 4096  # of one forwarding header: more is a peer's padding, not a proxy's
 MAX_BASE_PATH_CHARS = 200
 SCHEMES = ("http", "https")
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-For")
 # A host as a Host header carries it: a DNS name or an IPv4 literal, or an IPv6 literal in brackets; then a port.
 _HOST = re.compile(r"\A(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253})(?::[0-9]{1,5})?\Z")
 _HOST_NAME = re.compile(r"\A(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d+)?\Z")
@@ -102,15 +108,16 @@ class ProxyTrust:
         address = _address(peer[0] if isinstance(peer, tuple) and peer else peer)
         return address is not None and any(address in network for network in self.networks)
 
-    def view(self, peer: object, host: Optional[str], forwarded: Sequence[str], forwarded_proto: Sequence[str],
-             forwarded_host: Sequence[str], forwarded_for: Sequence[str]) -> PublicView:
-        """The public view of a request from `peer` whose Host is `host`, with the values of its `Forwarded`,
-        `X-Forwarded-Proto`, `-Host` and `-For` headers (each as every header line of that name). `Forwarded`
-        wins over the X- headers; a value that is malformed is ignored, as if absent."""
+    def view(self, peer: object, host: Optional[str], headers: HeaderLines) -> PublicView:
+        """The public view of a request from `peer` whose host is `host`, given its `headers`: their `Forwarded`,
+        `X-Forwarded-Proto`, `-Host` and `-For` lines are read only when `peer` is trusted. `Forwarded` wins over
+        the X- headers; a value that is malformed is ignored, as if absent."""
         peer_text = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")
         direct = PublicView("http", host, peer_text)
         if not self.networks or not self.trusts(peer):
             return direct
+        forwarded, forwarded_proto, forwarded_host, forwarded_for = (
+            headers.get_all(name) or [] for name in FORWARDING_HEADERS)
         scheme, public_host, client = "http", host, peer_text
         element = _last_forwarded_element(forwarded)
         if element:

@@ -79,7 +79,7 @@ class Nginx:
         with open(os.path.join(directory, "site.conf"), "w") as handle:
             handle.write(site_text)
         user = "user root;\n" if os.geteuid() == 0 else ""  # workers keep the test's own files readable
-        main = (user + "daemon off;\nworker_processes 1;\nworker_rlimit_nofile 8192;\npid {d}/nginx.pid;\n"
+        main = (user + "daemon off;\nworker_processes auto;\nworker_rlimit_nofile 8192;\npid {d}/nginx.pid;\n"
                 "error_log {d}/error.log info;\nevents {{ worker_connections 4096; }}\n"
                 "http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n"
                 "  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n"

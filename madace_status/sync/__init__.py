@@ -19,6 +19,7 @@ from madace_status.sync.service import DEFAULT_WS_PORT, POLL_INTERVAL_S, SyncSer
 
 __all__ = [
     "DEFAULT_WS_PORT", "HEARTBEAT_S", "HISTORY_MAX_SAMPLES", "MAX_STREAMS", "POLL_INTERVAL_S", "SAFETY_RESCAN_S",
-    "WEBSOCKET_PATH",    "ChangeSignal", "HistorySample", "HistoryStore", "Replica", "ReplicaOutOfStep", "SubscriptionError", "SyncService",
-    "parse_message", "parse_topics", "parse_workflows", "project_watcher", "read_history",
+    "WEBSOCKET_PATH", "ChangeSignal", "HistorySample", "HistoryStore", "Replica", "ReplicaOutOfStep",
+    "SubscriptionError", "SyncService", "parse_message", "parse_topics", "parse_workflows", "project_watcher",
+    "read_history",
 ]

@@ -204,9 +204,7 @@ class DashboardHandler(TimedRequestHandler):
         except BadHost as error:
             logger.info("refused %s from %s: %s", escape(self.command), self.address_string(), error)
             raise ApiError(400, "BAD_REQUEST", str(error))
-        self.view = view = self.app.proxy_trust.view(
-            self.client_address, host, headers.get_all("Forwarded") or [], headers.get_all("X-Forwarded-Proto") or [],
-            headers.get_all("X-Forwarded-Host") or [], headers.get_all("X-Forwarded-For") or [])
+        self.view = view = self.app.proxy_trust.view(self.client_address, host, headers)
         host = view.host
         reason = self.app.host_policy.refusal(host, http_11=self.request_version != "HTTP/1.0")
         if reason is not None:

@@ -21,6 +21,7 @@ import json
 import os
 import random
 import select
+import ssl
 import sys
 import tempfile
 import threading
@@ -88,7 +89,7 @@ def reference_main(path, inotify=False):
 
 # -- a client process -----------------------------------------------------------------------------------------
 
-def clients_main(port, count):
+def clients_main(port, count, path="/ws", ssl_context=None):
     """`--role fanout-clients --port P --clients N`: prints `ready OPENED FAILED`, then answers `reset` →
     `reset`, and `wait TIMEOUT` → `done RECEIVED LATEST EARLIEST` (clients that got a state_updated since the
     reset; the latest and earliest monotonic time of their first one).
@@ -96,21 +97,22 @@ def clients_main(port, count):
     The clients are the instrument, so they are as lean as Python allows: blocking handshakes one after the
     other, then one bare `select.epoll` loop over every socket and stdin — one recv() per readable socket, the
     frames scanned in place (`_serve_bench.next_frame`), pings answered. An asyncio Protocol per client cost
-    ~38 µs of CPU per client and message, more than the server's own send, on the same two cores."""
+    ~38 µs of CPU per client and message, more than the server's own send, on the same two cores. `path` and
+    `ssl_context` (TLS sockets, decrypted by OpenSSL in C): for a server behind a proxy (proxy_latency.py)."""
     bench.raise_nofile(count + 256)
-    request = bench.handshake_request("127.0.0.1", port)
+    request = bench.handshake_request("127.0.0.1", port, path)
     sockets, buffers, failures = [], [], 0
     for _ in range(count):
         try:
-            sockets.append(_handshake(port, request, buffers))
+            sockets.append(_handshake(port, request, buffers, ssl_context))
         except (OSError, ValueError):
             failures += 1
     print("ready %d %d" % (len(sockets), failures), flush=True)
     _serve_commands(sockets, buffers)
 
 
-def _handshake(port, request, buffers):
-    sock, rest = bench.upgraded_socket(port, request)
+def _handshake(port, request, buffers, ssl_context=None):
+    sock, rest = bench.upgraded_socket(port, request, ssl_context=ssl_context)
     sock.setblocking(False)
     buffers.append(rest)  # the welcome may have come with the response
     return sock
@@ -148,7 +150,9 @@ def _serve_commands(sockets, buffers):
             sock = sockets[index]
             try:
                 data = sock.recv(RECV_BYTES)
-            except BlockingIOError:
+                while isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted already: no epoll event
+                    data += sock.recv(RECV_BYTES)
+            except (BlockingIOError, ssl.SSLWantReadError):
                 continue
             except OSError:
                 data = b""

@@ -237,10 +237,12 @@ def handshake_request(host, port, path="/ws", offer=None):
             % (path, host, port, HANDSHAKE_KEY, extension)).encode()
 
 
-def upgraded_socket(port, request, timeout=20):
+def upgraded_socket(port, request, timeout=20, ssl_context=None):
     """A blocking socket to 127.0.0.1:`port` past the 101 answering `request`: (socket, bytes that came after
-    the response). ConnectionError, with the status line, for any other answer."""
+    the response). ConnectionError, with the status line, for any other answer. With `ssl_context`: over TLS."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if ssl_context is not None:
+        sock = ssl_context.wrap_socket(sock, server_hostname="127.0.0.1")
     try:
         sock.sendall(request)
         head = b""
@@ -354,7 +356,7 @@ class RawClient(asyncio.Protocol):
 
 
 async def open_raw_clients(host, port, count, on_text, concurrency=200, path="/ws", source_hosts=None,
-                           retries=3, offer=None):
+                           retries=3, offer=None, ssl_context=None):
     """Open `count` RawClient connections, at most `concurrency` handshakes at a time; returns the clients
     (fewer when some fail) and the failures. `source_hosts`: local addresses to bind, in turn (None: let
     connect() choose, which is much faster than bind(port 0) once thousands of sockets exist)."""
@@ -371,7 +373,7 @@ async def open_raw_clients(host, port, count, on_text, concurrency=200, path="/w
                 try:
                     local = {"local_addr": (source_hosts[index % len(source_hosts)], 0)} if source_hosts else {}
                     await loop.create_connection(lambda: RawClient(request, on_text, opened, index), host, port,
-                                                 **local)
+                                                 ssl=ssl_context, **local)
                     client = await asyncio.wait_for(opened, 20)
                     clients.append(client)
                     return
@@ -581,12 +583,14 @@ def forward_stdin_commands(loop, commands):
     threading.Thread(target=read_stdin, daemon=True).start()
 
 
-def bench_clients_main(port, count, marker=b'"state_updated"', concurrency=200, offer=None):
+def bench_clients_main(port, count, marker=b'"state_updated"', concurrency=200, offer=None, path="/ws",
+                       ssl_context=None):
     """`--role clients`: opens `count` RawClient connections to 127.0.0.1:`port`, prints `ready OPENED FAILED`,
     then answers stdin commands: `reset` → zero the marker counts; `wait K TIMEOUT` → `done MIN TOTAL
     LAST_MONOTONIC FIRST_MONOTONIC` (of the marker messages since the reset) once every client counted K
     markers (or at the timeout); `quit`. With an `offer` (permessage-deflate) payloads may be compressed, so
-    every text message counts (after a reset only broadcasts arrive)."""
+    every text message counts (after a reset only broadcasts arrive). `path` and `ssl_context` (TLS): for a
+    server behind a proxy."""
     if offer:
         marker = None
     raise_nofile(count + 256)
@@ -606,7 +610,7 @@ def bench_clients_main(port, count, marker=b'"state_updated"', concurrency=200, 
                     first[0] = last[0]
 
         clients, failures = await open_raw_clients("127.0.0.1", port, count, on_text, concurrency=concurrency,
-                                                   offer=offer)
+                                                   offer=offer, path=path, ssl_context=ssl_context)
         print("ready %d %d %s" % (len(clients), len(failures), (failures[:1] or [""])[0].replace(" ", "_")),
               flush=True)
 

@@ -1,6 +1,6 @@
 """Clients that follow a project through a proxy in front of replicas, as the dashboard and `status --watch` do:
 each keeps a replica (sync.replica's rules) and, when its connection drops, reconnects through the proxy with its
-position (runId + since) after a short jittered wait. Used by test_replicas.py and tests/benchmarks/failover.py.
+position (runId + since) after a short jittered wait. Used by test_replicas.py, which prints the reconnect times.
 
 A client's reconnect time is from the moment its connection dropped to the first snapshot (a resync from the new
 replica) or replayed event that makes it live again."""

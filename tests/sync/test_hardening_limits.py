@@ -239,7 +239,8 @@ def test_slow_bodies_take_no_thread_and_are_closed_at_their_deadline(project, se
             sock = socket.create_connection(("127.0.0.1", server.http_port), timeout=WAIT_S)
             sock.sendall(b"POST /api/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{\"action\":")
             stalled.append(sock)
-        assert healthz(server).startswith(b"HTTP/1.0 200 ")
+        answer = healthz(server)
+        assert answer.startswith(b"HTTP/1.0 200 "), server.stderr_text[-3000:]
         assert thread_count(pid) <= threads_before + 2
         for sock in stalled:
             answer = read_to_eof(sock)

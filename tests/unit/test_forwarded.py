@@ -12,8 +12,17 @@ PROXY = ("127.0.0.1", 51000)
 TRUST = ProxyTrust(parse_networks(["127.0.0.1", "10.0.0.0/8"]))
 
 
+class Headers:
+    def __init__(self, **lines):
+        self.lines = lines
+
+    def get_all(self, name):
+        return self.lines.get(name)
+
+
 def view(peer=PROXY, host="127.0.0.1:3000", forwarded=(), proto=(), fhost=(), ffor=(), trust=TRUST):
-    return trust.view(peer, host, list(forwarded), list(proto), list(fhost), list(ffor))
+    return trust.view(peer, host, Headers(**{"Forwarded": list(forwarded), "X-Forwarded-Proto": list(proto),
+                                             "X-Forwarded-Host": list(fhost), "X-Forwarded-For": list(ffor)}))
 
 
 def test_a_trusted_proxy_names_the_scheme_host_and_client():

@@ -23,8 +23,7 @@ def public_view(request: Request, peer: object, proxy_trust: ProxyTrust) -> Publ
         host = request_host(request.target, headers.get_all("Host"))
     except BadHost:
         host = None  # check_handshake refuses it
-    return proxy_trust.view(peer, host, headers.get_all("Forwarded"), headers.get_all("X-Forwarded-Proto"),
-                            headers.get_all("X-Forwarded-Host"), headers.get_all("X-Forwarded-For"))
+    return proxy_trust.view(peer, host, headers)
 
 
 def check_handshake(request: Request, host_policy: HostPolicy, origin_allowed: Callable[[str], bool],

@@ -13,9 +13,9 @@ file of ours with one link is read or appended to (`files.py`); anything else in
 A write that fails (a full disk) keeps its samples: the next write after a backoff (WRITE_RETRY_FIRST_S doubling
 to WRITE_RETRY_MAX_S) rewrites the whole file, and so does `close()`, whatever the backoff; `status()` says why
 the history is not being persisted meanwhile. One server at a time writes a project's history: the first takes
-the file's lock (`files.WriterLock`), a second reads the file at start and keeps its samples in memory only,
-trying the lock again at its new samples: when the writer is gone (a replica stopped), it takes over, and the file
-holds the first one's samples followed by its own.
+the file's lock (`files.WriterLock`), a second reads the file at start and keeps its samples in memory only; its
+sync service tries the lock again every TAKEOVER_RETRY_S (`try_takeover`): when the writer is gone (a replica
+stopped), it takes over, and the file holds the first one's samples followed by its own.
 
 Writes run in the store's own writer thread (one, so they stay in order), never on the event loop: an append is
 one write() of a line under HISTORY_MAX_LINE_BYTES, but the cache directory may sit on a slow or network disk, and a
@@ -262,8 +262,9 @@ class HistoryStore:
             if self._log.over:
                 self._log.halve()
                 self._rewrite = True
-            self._pending.append(sample)
-            self._schedule()
+            if self.path is not None:  # in memory only, the log is all there is: nothing waits for the file
+                self._pending.append(sample)
+                self._schedule()
         return True
 
     @property
@@ -284,15 +285,20 @@ class HistoryStore:
                 return False
         except OSError:
             return False  # as at the start: memory only, said once then
+        try:  # what the last writer left (read outside the lock: a sample recorded meanwhile is merged below)
+            data = history_files.read_capped(path, HISTORY_READ_MAX_BYTES)
+            theirs = parse_history(data)[0] if len(data) <= HISTORY_READ_MAX_BYTES else []
+        except OSError:
+            theirs = []
         with self._lock:
-            mine = list(self._log.samples)
-        self._load_from(path)  # what the last writer left
-        with self._lock:
-            last = self._log.samples[-1]["at"] if self._log.samples else ""
-            for sample in mine:
-                if sample["at"] > last:
-                    self._log.add(sample)
-            self._rewrite = True
+            log = HistoryLog(theirs, self._log.max_samples)
+            last = theirs[-1]["at"] if theirs else ""
+            for sample in self._log.samples:
+                if sample["at"] > last:  # ours after theirs, in order; the same flow twice is kept once
+                    log.add(sample)
+            if log.over:
+                log.halve()
+            self._log, self._pending, self._rewrite = log, [], True
             self.path, self._writer_lock, self._standby_path, self._memory_only = path, lock, None, None
             self._schedule()
         logger.info("history: this server now writes %s (the server that wrote it is gone)", escape(path))

@@ -362,6 +362,15 @@ def test_a_full_disk_is_tried_again_after_the_backoff_not_at_every_sample(root, 
     store.close()
 
 
+def test_in_memory_only_nothing_piles_up_for_a_file_that_is_never_written(root, environ):
+    # --no-history, the demo, or a replica that does not write: the capped log is all that is held.
+    store = HistoryStore.for_project(root, enabled=False, environ=environ, max_samples=8)
+    for done in range(100):
+        store.record(board(done=done), now=1_000.0 + done)
+    assert len(store.samples()) <= 8 and store._pending == []
+    store.close()
+
+
 def test_a_second_server_of_the_same_project_keeps_memory_only_and_says_so(root, environ, caplog):
     caplog.set_level(logging.INFO, "madace_status.history")
     first = open_store(root, environ)
