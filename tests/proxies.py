@@ -44,6 +44,17 @@ def wait_for_port(port, process=None, timeout=START_TIMEOUT_S, what="proxy"):
             time.sleep(0.02)
 
 
+def stop_process(process, signum, timeout=10):
+    """`signum`, then SIGKILL if `process` has not exited within `timeout` seconds."""
+    if process.poll() is None:
+        process.send_signal(signum)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
 def make_certificate(directory):
     """(certificate path, key path): a self-signed certificate for madace.test, localhost and 127.0.0.1."""
     cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
@@ -66,14 +77,29 @@ def shipped_config(name, **values):
     return result.stdout
 
 
-class Nginx:
+class _ProxyProcess:
+    """A proxy started by a test: its log file, and how it is stopped."""
+
+    stop_signal = signal.SIGTERM
+    log_path = ""
+    process: subprocess.Popen
+
+    def log(self):
+        with open(self.log_path, errors="replace") as handle:
+            return handle.read()
+
+    def stop(self):
+        stop_process(self.process, self.stop_signal)
+
+
+class Nginx(_ProxyProcess):
     """nginx in the foreground with the shipped site file included in a minimal main configuration of the test's
     own (pid, logs and temporary files in `directory`)."""
 
     def __init__(self, directory, site_text, port):
         self.directory = directory
         self.port = port
-        self.error_log = os.path.join(directory, "error.log")
+        self.log_path = self.error_log = os.path.join(directory, "error.log")
         for folder in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(directory, folder), exist_ok=True)
         with open(os.path.join(directory, "site.conf"), "w") as handle:
@@ -91,24 +117,13 @@ class Nginx:
                               capture_output=True, text=True, timeout=30)
         assert test.returncode == 0, "nginx -t refused the shipped configuration: %s" % test.stderr
         self.process = subprocess.Popen([NGINX, "-p", directory, "-e", self.error_log, "-c", self.config],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # -e: the log file
         wait_for_port(port, self.process, what="nginx")
 
-    def log(self):
-        with open(self.error_log, errors="replace") as handle:
-            return handle.read()
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # graceful: the workers finish, then exit
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+    stop_signal = signal.SIGQUIT  # nginx's graceful stop: the workers finish, then exit
 
 
-class Caddy:
+class Caddy(_ProxyProcess):
     """Caddy in the foreground with the shipped Caddyfile after a global block of the test's own (no admin
     endpoint, no certificate automation, its state in `directory`)."""
 
@@ -125,18 +140,8 @@ class Caddy:
                                         stdout=self._log, stderr=subprocess.STDOUT)
         wait_for_port(port, self.process, what="caddy")
 
-    def log(self):
-        with open(self.log_path, errors="replace") as handle:
-            return handle.read()
-
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        super().stop()
         self._log.close()
 
 

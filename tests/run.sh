@@ -7,7 +7,8 @@ set -eu
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 venv="$repo/tests/.venv"
-venv39="$repo/tests/.venv39"
+# The 3.9 and PyPy venvs live inside the main one: rebuilt with it, and one directory for tools to skip.
+venv39="$venv/py39"
 python=${PYTHON:-python3}
 
 # kosoku (the Autobahn runner) needs Python 3.10+; the package itself is checked on 3.9 below.
@@ -94,7 +95,7 @@ command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"  # chec
 
 # PyPy is supported too: the package's unit tests also run on Debian's pypy3 (Python 3.9).
 command -v pypy3 >/dev/null 2>&1 || apt_install pypy3
-venvpypy="$repo/tests/.venvpypy"
+venvpypy="$venv/pypy"
 if [ ! -x "$venvpypy/bin/python" ] || [ "$(cat "$venvpypy/.stamp" 2>/dev/null)" != "$(stamp)" ]; then
     echo "== creating $venvpypy (PyPy) for the unit tests"
     rm -rf "$venvpypy"

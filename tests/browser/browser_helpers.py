@@ -4,6 +4,7 @@ that records every request, WebSocket, console message and live timer.
 Nothing here sleeps to hope something happened: `wait_until` polls a condition with a deadline.
 """
 
+import contextlib
 import json
 import os
 import queue
@@ -29,6 +30,24 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 SERVER_START_TIMEOUT_S = 15.0
+
+
+@contextlib.contextmanager
+def launched_chromium(extra_args=()):
+    """Debian's Chromium, headless, through Playwright (never `playwright install`), closed on the way out."""
+    from playwright import sync_api  # a test extra: tests/run.sh installs it
+    if not os.access(CHROMIUM, os.X_OK):
+        raise AssertionError("%s is missing (tests/run.sh installs it with apt-get install chromium)" % CHROMIUM)
+    playwright = sync_api.sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=CHROMIUM_ARGS + list(extra_args))
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        playwright.stop()
 STATE_DIR = os.path.join("madace-data", "workflow-states")
 STATUS_FILE = os.path.join("docs", "workflow-status.md")
 

@@ -10,27 +10,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # so test modules can `import browser_helpers` whatever pytest's import mode
     sys.path.insert(0, HERE)
 
-from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, PROBE_SCRIPT, SAMPLE_PROJECT, PageRecorder,  # noqa: E402
-                             SampleProject, ServeProcess)
-
-from playwright import sync_api  # noqa: E402  (a test extra: tests/run.sh installs it)
+from browser_helpers import (PROBE_SCRIPT, SAMPLE_PROJECT, PageRecorder, SampleProject, ServeProcess,  # noqa: E402
+                             launched_chromium)
 
 
 @pytest.fixture(scope="module")
 def browser():
     # Per module, not per session: Playwright's sync API keeps an event loop running in this thread until it
     # stops, and the asyncio.run() of every later test module would fail while it runs.
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail("%s is missing (tests/run.sh installs it with apt-get install chromium)" % CHROMIUM)
-    playwright = sync_api.sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-    finally:
-        playwright.stop()
+    with launched_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

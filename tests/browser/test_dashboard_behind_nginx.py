@@ -6,26 +6,17 @@ import os
 from urllib.parse import urlsplit
 
 import pytest
-from playwright import sync_api
 from playwright.sync_api import expect
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS
+from browser_helpers import launched_chromium
 from proxies import BASE_PATH, PUBLIC_NAME, Nginx, free_port, make_certificate, proxied_serve_flags, shipped_config
 
 
 @pytest.fixture(scope="module")
 def browser():
     """Chromium that resolves madace.test to this machine, as a team's DNS would resolve the proxy's name."""
-    playwright = sync_api.sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + [
-            "--host-resolver-rules=MAP %s 127.0.0.1" % PUBLIC_NAME])
-        try:
-            yield browser
-        finally:
-            browser.close()
-    finally:
-        playwright.stop()
+    with launched_chromium(["--host-resolver-rules=MAP %s 127.0.0.1" % PUBLIC_NAME]) as browser:
+        yield browser
 
 
 @pytest.fixture

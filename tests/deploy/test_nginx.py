@@ -6,7 +6,6 @@ with the certificate given by --cafile or SSL_CERT_FILE (and a clear refusal wit
 import asyncio
 import http.client
 import json
-import os
 
 import pytest
 import websockets
