@@ -4,6 +4,7 @@ at the end of the test."""
 
 import os
 import sys
+import tempfile
 
 import pytest
 
@@ -56,12 +57,11 @@ def proxied_serve(project, stopper):
 def nginx_in_front(certificate, stopper, tmp_path):
     """nginx_in_front(config name, **placeholders) → Nginx listening with TLS on a free port, from the shipped
     configuration `name` (nginx or nginx-replicas)."""
-    def start(name="nginx", **values):
-        port = free_port()
+    def start(name="nginx", port=None, **values):
+        port = port or free_port()
         values = dict(dict(SERVER_NAME=PUBLIC_NAME, LISTEN="127.0.0.1:%d" % port, CERT=certificate[0],
                            KEY=certificate[1], BASE_PATH=BASE_PATH), **values)
-        directory = str(tmp_path / ("nginx-%d" % port))
-        os.makedirs(directory)
+        directory = tempfile.mkdtemp(prefix="nginx-", dir=str(tmp_path))
         return stopper(Nginx(directory, shipped_config(name, **values), port))
     return start
 

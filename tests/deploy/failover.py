@@ -26,6 +26,7 @@ class FollowingClient:
         self.dropped_at = None  # when the first connection dropped (monotonic)
         self.back_at = None  # when it was live again after that
         self.connections = 0
+        self.snapshots = 0  # the first one at the first connection; a resumed one gets the missed events instead
         self.failure = None
         self.stopping = False
 
@@ -53,6 +54,7 @@ class FollowingClient:
         if message is None:
             return
         kind = message[0]
+        self.snapshots += kind == "snapshot"
         try:
             self.replica.receive(*message)
         except Exception as error:  # noqa: BLE001 — any failure to apply is what the test reports

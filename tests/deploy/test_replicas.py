@@ -2,7 +2,8 @@
 configuration over TLS, 300 clients following through it. One replica is stopped — SIGTERM in one run, SIGKILL in
 the other — and a change is made to the files during the switch: every client of that replica is live again within
 5 s, every client's replica equals a fresh read of the files, nothing is lost, and a surviving replica takes over
-writing the flow history. The reconnect times are printed."""
+writing the flow history. The reconnect times are printed. And when only the proxy restarts, the clients resume
+from the same server's ring: the change made meanwhile is replayed, with no snapshot."""
 
 import asyncio
 import signal
@@ -14,7 +15,7 @@ from failover import FollowingClient, percentile
 from proxies import BASE_PATH, client_ssl_context
 from settle_harness import first_difference, fresh_view, view_of
 from story_edits import move_story
-from sync_helpers import run
+from sync_helpers import WAIT_S, parse_prometheus, run
 
 CLIENTS = 300
 REPLICAS = 3
@@ -89,3 +90,50 @@ def test_a_stopped_replicas_clients_reconnect_to_another_and_converge(proxied_se
     while len(history_writers(survivors)) != 1:
         assert time.monotonic() < deadline, "no surviving replica took over the flow history"
         time.sleep(0.1)
+
+
+def test_clients_cut_off_by_a_proxy_restart_resume_from_the_same_server_with_nothing_lost(
+        proxied_serve, nginx_in_front, certificate, project):
+    # The stream is the same (one server, the same run): the clients resume from the ring, no snapshot needed.
+    server = proxied_serve()
+    upstream = "127.0.0.1:%d" % server.http_port
+    proxy = nginx_in_front(UPSTREAM=upstream)
+    url = "wss://127.0.0.1:%d%s/ws" % (proxy.port, BASE_PATH)
+    root = str(project.root)
+
+    async def scenario():
+        clients = [FollowingClient(url, client_ssl_context(certificate[0]), root) for _ in range(20)]
+        tasks = [asyncio.ensure_future(client.run()) for client in clients]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(client.live.wait() for client in clients)), 30)
+            proxy.stop_signal = signal.SIGTERM  # nginx's fast stop: every connection cut at once
+            await asyncio.to_thread(proxy.stop)
+            move_story(root, "STORY-V3-020")  # while no client is connected
+            await asyncio.to_thread(wait_for_seq, server, 1)
+            await asyncio.to_thread(nginx_in_front, port=proxy.port, UPSTREAM=upstream)
+            deadline = time.monotonic() + CONVERGE_S
+            expected = await asyncio.to_thread(fresh_view, root)
+            while any(first_difference(expected, view_of(client.replica.project())) for client in clients):
+                assert time.monotonic() < deadline, "the clients did not catch up through the new proxy"
+                await asyncio.sleep(0.05)
+            return clients
+        finally:
+            for client in clients:
+                client.stopping = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    clients = run(scenario, timeout=60)
+    assert all(client.connections == 2 and client.snapshots == 1 for client in clients), [
+        (client.connections, client.snapshots) for client in clients]
+    assert not [client.failure for client in clients if client.failure]
+    metrics = parse_prometheus(server.get(BASE_PATH + "/metrics").body.decode("utf-8"))[0]
+    assert metrics["madace_resyncs_total"] == 0
+
+
+def wait_for_seq(server, seq):
+    deadline = time.monotonic() + WAIT_S
+    while server.get_json(BASE_PATH + "/api/sync")["seq"] < seq:
+        assert time.monotonic() < deadline, "the server did not publish event %d" % seq
+        time.sleep(0.02)
