@@ -29,7 +29,7 @@ def history_writers(replicas):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_stopped_replicas_clients_reconnect_to_another_and_converge(proxied_serve, nginx_in_front, certificate,
-                                                                     project, signum):
+                                                                     project, signum, capsys):
     replicas = [proxied_serve() for _ in range(REPLICAS)]
     proxy = nginx_in_front("nginx-replicas", **{"REPLICA_%d" % (index + 1): "127.0.0.1:%d" % replica.http_port
                                                 for index, replica in enumerate(replicas)})
@@ -77,9 +77,10 @@ def test_a_stopped_replicas_clients_reconnect_to_another_and_converge(proxied_se
 
     clients, on_victim = run(scenario, timeout=150)
     times = [client.reconnect_s for client in clients if client.reconnect_s is not None]
-    print("\nfailover (%s) of 1 replica of %d, %d clients, %d reconnected: reconnect-and-converge p50 %.0f ms, "
-          "p90 %.0f ms, p99 %.0f ms, max %.0f ms" % (signal.Signals(signum).name, REPLICAS, CLIENTS, len(times),
-                                                     *(1000 * percentile(times, f) for f in (0.5, 0.9, 0.99, 1.0))))
+    with capsys.disabled():  # the figures, in the test command's own output
+        print("\nfailover (%s) of 1 replica of %d, %d clients, %d reconnected: reconnect-and-converge p50 %.0f ms, "
+              "p90 %.0f ms, p99 %.0f ms, max %.0f ms" % (signal.Signals(signum).name, REPLICAS, CLIENTS, len(times),
+                                                         *(1000 * percentile(times, f) for f in (0.5, 0.9, 0.99, 1.0))))
     assert len(times) == on_victim, "exactly the stopped replica's clients reconnected"
     assert max(times) <= LIVE_AGAIN_S
     assert not [client.failure for client in clients if client.failure]
