@@ -224,9 +224,15 @@ class SyncService:
         """While another server of the project writes the flow history, try its lock every TAKEOVER_RETRY_S, off
         the loop: when that server is gone (a replica stopped), this one writes on (README, "Replicas")."""
         assert self.loop is not None  # set by start()
+        failed = False
         while history.standby:
             await asyncio.sleep(TAKEOVER_RETRY_S)
-            await self.loop.run_in_executor(None, history.try_takeover)
+            try:
+                await self.loop.run_in_executor(None, history.try_takeover)
+            except Exception:  # noqa: BLE001 — a bug must not end the wait: said once, then tried again
+                if not failed:
+                    logger.exception("history: taking over the flow history failed; trying again")
+                failed = True
 
     async def _finish_reading(self) -> None:
         """Let a read in progress end before a restart resets what it writes into (bounded by READ_DRAIN_S)."""

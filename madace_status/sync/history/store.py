@@ -285,6 +285,15 @@ class HistoryStore:
                 return False
         except OSError:
             return False  # as at the start: memory only, said once then
+        try:
+            self._take_over(path, lock)
+        except BaseException:
+            lock.release()  # never held by a store that does not write: another server may take over
+            raise
+        logger.info("history: this server now writes %s (the server that wrote it is gone)", escape(path))
+        return True
+
+    def _take_over(self, path: str, lock: history_files.WriterLock) -> None:
         try:  # what the last writer left (read outside the lock: a sample recorded meanwhile is merged below)
             data = history_files.read_capped(path, HISTORY_READ_MAX_BYTES)
             theirs = parse_history(data)[0] if len(data) <= HISTORY_READ_MAX_BYTES else []
@@ -301,8 +310,6 @@ class HistoryStore:
             self._log, self._pending, self._rewrite = log, [], True
             self.path, self._writer_lock, self._standby_path, self._memory_only = path, lock, None, None
             self._schedule()
-        logger.info("history: this server now writes %s (the server that wrote it is gone)", escape(path))
-        return True
 
     def _schedule(self, force: bool = False) -> None:
         """Queue one write (under the lock); a write already queued takes the new samples too. After a failed write

@@ -16,6 +16,7 @@ from madace_status.project.model import Project, Story
 from madace_status.sync.history.samples import (HISTORY_MAX_LINE_BYTES, HISTORY_READ_MAX_BYTES, HistoryLog,
                                                 encode_sample, parse_history, parse_line, sample_of)
 from madace_status.sync.history import files as history_files
+from madace_status.sync.history import store as store_module
 from madace_status.sync.history.store import HistoryStore, cache_directory, history_file_name
 
 STATES = ("BACKLOG", "TODO", "IN_PROGRESS", "DONE")
@@ -411,6 +412,27 @@ def test_when_the_writer_is_gone_a_reader_takes_over_with_both_servers_samples(r
     second.record(board(done=5), now=1_004.0)
     assert second.close()
     assert [s["counts"]["DONE"] for s in file_samples(second)] == [1, 3, 4, 5]
+
+
+def test_a_takeover_that_fails_releases_the_lock_and_stays_a_reader(root, environ, monkeypatch):
+    first = open_store(root, environ)
+    first.record(board(done=1), now=1_000.0)
+    assert first.flush()
+    second = open_store(root, environ)
+    assert first.close() and second.standby
+
+    def broken(data):
+        raise RuntimeError("a bug while reading the file")
+
+    monkeypatch.setattr(store_module, "parse_history", broken)
+    with pytest.raises(RuntimeError):
+        second.try_takeover()
+    monkeypatch.undo()
+    assert second.standby and second.status()["persisted"] is False
+    third = open_store(root, environ)  # the lock was let go: the next one to try gets it
+    assert third.status() == {"persisted": True, "reason": None}
+    third.close()
+    second.close()
 
 
 def test_the_writer_lock_is_held_across_processes(root, environ):
