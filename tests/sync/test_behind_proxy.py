@@ -4,6 +4,7 @@ plays the proxy here (it connects from 127.0.0.1); tests/deploy runs real nginx 
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -131,3 +132,27 @@ def test_bad_values_are_one_clear_line_and_exit_2(project, flags, message):
                             text=True, timeout=30)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_behind_a_trusted_proxy_every_replica_takes_the_dashboards_cookie_and_csrf_token(project, serve):
+    # Replicas answer one public origin: a page served by one and its next request answered by another.
+    flags = ("--one-port", "--base-path", "/madace", "--trust-proxy", "127.0.0.1", "--token", "s3cret")
+    first, second = serve(project.root, *flags), serve(project.root, *flags)
+    set_cookie = first.get("/madace/status?token=s3cret").headers["set-cookie"]
+    assert set_cookie.startswith("madace_token_madace=") and "; Path=/madace/;" in set_cookie
+    cookie = {"Cookie": set_cookie.split(";", 1)[0]}
+    assert second.get("/madace/api/status", cookie).status == 200
+    assert second.get("/madace/api/status").status == 401
+    page = first.get("/madace/sync-status", cookie).body.decode()
+    csrf = re.search(r'<meta name="madace-csrf" content="([0-9a-f]+)">', page).group(1)
+    write = second.post_json("/madace/api/sync", {"action": "nope"}, dict(cookie, **{"X-Madace-CSRF": csrf}))
+    assert write.status == 400 and write.json()["code"] == "INVALID_ACTION"  # past the CSRF check, on the other one
+    assert second.post_json("/madace/api/sync", {"action": "nope"}, cookie).status == 403  # the cookie alone: no
+
+
+def test_without_a_trusted_proxy_the_cookie_stays_one_servers_own(project, serve):
+    first, second = (serve(project.root, "--token", "s3cret") for _ in range(2))
+    set_cookie = first.get("/status?token=s3cret").headers["set-cookie"]
+    assert set_cookie.startswith("madace_token_%d=" % first.http_port) and "; Path=/;" in set_cookie
+    forged = {"Cookie": set_cookie.split(";", 1)[0].replace(str(first.http_port), str(second.http_port))}
+    assert second.get("/api/status", forged).status == 401  # keyed by the first server's own run
