@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
     Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
-__all__ = ["TRUST_PROXY_FLAG", "MAX_FORWARDED_CHARS", "FORWARDING_HEADERS", "PublicView", "ProxyTrust", "parse_networks",
-           "normalise_base_path", "host_name"]
+__all__ = ["TRUST_PROXY_FLAG", "MAX_FORWARDED_CHARS", "FORWARDING_HEADERS", "PublicView", "ProxyTrust",
+           "parse_networks", "normalise_base_path", "host_name"]
 
 TRUST_PROXY_FLAG = "--trust-proxy"
 MAX_FORWARDED_CHARS = 4096  # of one forwarding header: more is a peer's padding, not a proxy's

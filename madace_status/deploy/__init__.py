@@ -60,7 +60,8 @@ def render(name: str, values: Optional[Mapping[str, str]] = None) -> str:
         raise ValueError("%s takes %s; not %s" % (name, ", ".join(placeholders(name)), ", ".join(unknown)))
     for key, value in given.items():
         if not VALUE.match(value):
-            raise ValueError("%s must be one word without spaces, quotes or any of ;{}$#\\ (got %r)" % (key, value[:80]))
+            raise ValueError("%s must be one word without spaces, quotes or any of ;{}$#\\ (got %r)"
+                             % (key, value[:80]))
     filled = dict(defaults(), **given)
     return PLACEHOLDER.sub(lambda match: filled[match.group(1)], template(name))
 

@@ -50,9 +50,10 @@ def test_caddy_passes_the_api_and_the_websocket_under_the_base_path(proxied_serv
 
 
 def unit_settings(text):
-    """The unit's Key=Value lines (the last of each key), comments and sections aside."""
+    """The unit's Key=Value lines (every value of each key), comments and sections aside; a line ending in a
+    backslash goes on in the next, as systemd reads it."""
     settings = {}
-    for line in text.splitlines():
+    for line in text.replace("\\\n", " ").splitlines():
         key, equals, value = line.partition("=")
         if equals and not line.startswith(("#", "[")):
             settings.setdefault(key.strip(), []).append(value.strip())
