@@ -60,7 +60,7 @@ async def read_event_stream(server: str, target: str, headers: List[Tuple[str, s
         if status != 200 or "text/event-stream" not in fields.lower():
             body = await asyncio.wait_for(reader.read(MAX_STREAM_HEAD_BYTES), open_timeout)
             raise StreamRefused(status, _error_of(body))
-        body_lines = _Body(reader, "transfer-encoding: chunked" in fields.lower())
+        body_lines = _Body(reader, _is_chunked(fields))
         data: List[str] = []
         while True:
             line = await asyncio.wait_for(body_lines.readline(), idle_timeout())
@@ -76,6 +76,15 @@ async def read_event_stream(server: str, target: str, headers: List[Tuple[str, s
             # id: lines are the replica's own position (runId and seq are in each message); comments keep alive
     finally:
         writer.close()
+
+
+def _is_chunked(fields: str) -> bool:
+    """Whether the response head's header fields say the body is in the chunked transfer coding."""
+    for line in fields.split("\r\n"):
+        name, colon, value = line.partition(":")
+        if colon and name.strip().lower() == "transfer-encoding":
+            return value.strip().lower().rsplit(",", 1)[-1].strip() == "chunked"  # chunked is always the last coding
+    return False
 
 
 class _Body:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from madace_status.watch.stream import _Body
+from madace_status.watch.stream import _Body, _is_chunked
 
 
 def lines_of(raw, chunked=True):
@@ -48,3 +48,11 @@ def test_a_long_line_in_many_small_chunks_is_read_in_linear_time():
     started = time.perf_counter()
     assert lines_of(raw) == [b"x" * 800_000 + b"\n"]
     assert time.perf_counter() - started < 5.0
+
+
+def test_the_chunked_coding_is_recognised_however_the_header_is_written():
+    assert _is_chunked("Content-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n")
+    assert _is_chunked("transfer-encoding:CHUNKED")
+    assert _is_chunked("Transfer-Encoding: gzip, chunked")
+    assert not _is_chunked("Content-Type: text/event-stream\r\nX-Note: Transfer-Encoding: chunked")
+    assert not _is_chunked("Transfer-Encoding: chunked, gzip")
