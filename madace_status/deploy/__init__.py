@@ -69,14 +69,17 @@ def render(name: str, values: Optional[Mapping[str, str]] = None) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     """Print a configuration; exit 2 with one line for a usage error."""
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-h", "--help"):
+    if not args:
+        print("madace_status.deploy: name a configuration; %s" % USAGE, file=sys.stderr)
+        return 2
+    if args[0] in ("-h", "--help"):
         print(USAGE)
         for key, (file_name, what) in CONFIGS.items():
             print("  %-16s %-24s %s" % (key, file_name, what))
         print("Placeholders not given take these values:")
         for key, value in defaults().items():
             print("  %s=%s" % (key, value))
-        return 0 if args else 2
+        return 0
     name, pairs = args[0], args[1:]
     if name not in CONFIGS:
         print("madace_status.deploy: no configuration %r; %s" % (name[:80], USAGE), file=sys.stderr)
