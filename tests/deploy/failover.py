@@ -6,6 +6,7 @@ A client's reconnect time is from the moment its connection dropped to the first
 replica) or replayed event that makes it live again."""
 
 import asyncio
+import contextlib
 import random
 import time
 
@@ -67,6 +68,21 @@ class FollowingClient:
     @property
     def reconnect_s(self):
         return None if self.dropped_at is None or self.back_at is None else self.back_at - self.dropped_at
+
+
+@contextlib.asynccontextmanager
+async def following(count, url, ssl_context, root):
+    """`count` FollowingClients running for the block; all stopped, and their tasks ended, on the way out."""
+    clients = [FollowingClient(url, ssl_context, root) for _ in range(count)]
+    tasks = [asyncio.ensure_future(client.run()) for client in clients]
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            client.stopping = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def percentile(values, fraction):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from failover import FollowingClient, percentile
+from failover import following, percentile
 from proxies import BASE_PATH, client_ssl_context
 from settle_harness import first_difference, fresh_view, view_of
 from story_edits import move_story
@@ -41,10 +41,7 @@ def test_a_stopped_replicas_clients_reconnect_to_another_and_converge(proxied_se
     root = str(project.root)
 
     async def scenario():
-        context = client_ssl_context(certificate[0])
-        clients = [FollowingClient(url, context, root) for _ in range(CLIENTS)]
-        tasks = [asyncio.ensure_future(client.run()) for client in clients]
-        try:
+        async with following(CLIENTS, url, client_ssl_context(certificate[0]), root) as clients:
             await asyncio.wait_for(asyncio.gather(*(client.live.wait() for client in clients)), 60)
             counts = await asyncio.to_thread(lambda: [replica.get_json(BASE_PATH + "/api/sync")["clientCount"]
                                                       for replica in replicas])
@@ -68,12 +65,6 @@ def test_a_stopped_replicas_clients_reconnect_to_another_and_converge(proxied_se
                     sum(map(bool, differences)), next(d for d in differences if d))
                 await asyncio.sleep(0.1)
             return clients, on_victim
-        finally:
-            for client in clients:
-                client.stopping = True
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     clients, on_victim = run(scenario, timeout=150)
     times = [client.reconnect_s for client in clients if client.reconnect_s is not None]
@@ -103,9 +94,7 @@ def test_clients_cut_off_by_a_proxy_restart_resume_from_the_same_server_with_not
     root = str(project.root)
 
     async def scenario():
-        clients = [FollowingClient(url, client_ssl_context(certificate[0]), root) for _ in range(20)]
-        tasks = [asyncio.ensure_future(client.run()) for client in clients]
-        try:
+        async with following(20, url, client_ssl_context(certificate[0]), root) as clients:
             await asyncio.wait_for(asyncio.gather(*(client.live.wait() for client in clients)), 30)
             proxy.stop_signal = signal.SIGTERM  # nginx's fast stop: every connection cut at once
             await asyncio.to_thread(proxy.stop)
@@ -118,12 +107,6 @@ def test_clients_cut_off_by_a_proxy_restart_resume_from_the_same_server_with_not
                 assert time.monotonic() < deadline, "the clients did not catch up through the new proxy"
                 await asyncio.sleep(0.05)
             return clients
-        finally:
-            for client in clients:
-                client.stopping = True
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     clients = run(scenario, timeout=60)
     assert all(client.connections == 2 and client.snapshots == 1 for client in clients), [
