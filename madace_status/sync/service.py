@@ -269,8 +269,8 @@ class SyncService:
 
     def _check_request(self, websocket: ServerWebSocket) -> tuple[()]:
         view = public_view(websocket.request, websocket.remote_address, self.proxy_trust)
-        check_handshake(websocket.request, self._host_policy(),
-                        lambda origin: self.allowed_origin(origin, self.http_port), self.token, self.credentials, view,
+        check_handshake(websocket.request, view, self._host_policy(),
+                        lambda origin: self.allowed_origin(origin, self.http_port), self.token, self.credentials,
                         self.base_path)
         if view.proxied:  # the client's own address, for /api/sync and the log lines from here on
             websocket.remote_address = (view.client, 0)

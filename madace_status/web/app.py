@@ -12,8 +12,7 @@ import socket
 import time
 from typing import Any, Callable, Container, Coroutine, Dict, Iterable, List, Optional, Tuple
 
-from madace_status.forwarded import PublicView, ProxyTrust, host_name
-
+from madace_status.forwarded import ProxyTrust, PublicView, host_name
 from madace_status.project.loader import ProjectPaths, ProjectUnreadable, load_project
 from madace_status.project.model import Project
 from madace_status.project.render.envelope import utc_timestamp

@@ -47,6 +47,7 @@ REFUSALS = [
     ("header-over-8-kib", dict(extra_lines=["X-Big: " + "a" * (8 * 1024 + 1)]), 431),
     ("over-100-headers", dict(extra_lines=["X-Extra-%d: 1" % i for i in range(101)]), 431),
     ("foreign-origin", dict(extra_lines=["Origin: http://evil.example"]), 403),
+    ("two-host-headers", dict(extra_lines=["Host: other.example"]), 400),  # the host cannot be told: not a 500
 ]
 
 

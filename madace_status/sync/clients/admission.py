@@ -17,36 +17,31 @@ WEBSOCKET_PATHS = ("/", WEBSOCKET_PATH)
 
 
 def public_view(request: Request, peer: object, proxy_trust: ProxyTrust) -> PublicView:
-    """How the client reached us: what a trusted proxy's forwarding headers say, else the request itself."""
+    """How the client reached us: what a trusted proxy's forwarding headers say, else the request itself. The host
+    of an absolute-form target is the request's (RFC 9112 §3.2.2); two Host headers are a HandshakeError (400)."""
     headers = request.headers
     try:
         host = request_host(request.target, headers.get_all("Host"))
-    except BadHost:
-        host = None  # check_handshake refuses it
+    except BadHost as error:
+        raise HandshakeError(str(error), status=400)
     return proxy_trust.view(peer, host, headers)
 
 
-def check_handshake(request: Request, host_policy: HostPolicy, origin_allowed: Callable[[str], bool],
-                    token: str | None, credentials: Credentials | None, view: PublicView | None = None,
+def check_handshake(request: Request, view: PublicView, host_policy: HostPolicy,
+                    origin_allowed: Callable[[str], bool], token: str | None, credentials: Credentials | None,
                     base_path: str = "") -> None:
-    """Raise HandshakeError unless `request` may connect: its host (the public one `view` names behind a trusted
-    proxy) passes `host_policy` (403), its path is a WebSocket endpoint (`/`, `/ws`, or /ws under `base_path`;
-    404), its Origin, if any, is allowed or is the public origin (403), it carries `token` (as `?token=`, a bearer
-    header, or the dashboard cookie `credentials` checks; 403) when there is one, and its subscription parameters
-    are valid (400)."""
-    # DNS rebinding, as on HTTP: the host of an absolute-form target is the one checked (RFC 9112 §3.2.2).
-    try:
-        direct_host = request_host(request.target, request.headers.get_all("Host"))
-    except BadHost as error:
-        raise HandshakeError(str(error), status=400)
-    host = view.host if view is not None and view.proxied else direct_host
-    refusal = host_policy.refusal(host)
+    """Raise HandshakeError unless `request`, seen as `view` (public_view), may connect: its host (the public one
+    behind a trusted proxy) passes `host_policy` (403), its path is a WebSocket endpoint (`/`, `/ws`, or /ws under
+    `base_path`; 404), its Origin, if any, is allowed or is the public origin (403), it carries `token` (as
+    `?token=`, a bearer header, or the dashboard cookie `credentials` checks; 403) when there is one, and its
+    subscription parameters are valid (400)."""
+    refusal = host_policy.refusal(view.host)  # DNS rebinding, as on HTTP
     if refusal is not None:
         raise HandshakeError(refusal, status=403)
     if request.path not in WEBSOCKET_PATHS and request.path != base_path + WEBSOCKET_PATH:
         raise HandshakeError("no WebSocket endpoint at %s (use %s/ws)" % (request.path[:80], base_path), status=404)
     origin = request.origin
-    public_origin = view.origin if view is not None and view.proxied else None
+    public_origin = view.origin if view.proxied else None
     if origin is not None and origin != public_origin and not origin_allowed(origin):
         raise HandshakeError("origin %s is not allowed" % origin[:100], status=403)
     if token:
