@@ -6,8 +6,11 @@
 set -eu
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-venv="$repo/tests/.venv"
-# The 3.9 and PyPy venvs live inside the main one: rebuilt with it, and one directory for tools to skip.
+# The venvs hold third-party code, which has no place in the checkout: they live in the user's cache, one set per
+# checkout, and tests/.venv is a link to them (so `tests/.venv/bin/python …`, as the READMEs write it, works).
+# The 3.9 and PyPy venvs live inside the main one: rebuilt with it.
+venv="${XDG_CACHE_HOME:-$HOME/.cache}/madace-status-tests/$(printf '%s' "$repo" | cksum | cut -d' ' -f1)/venv"
+link="$repo/tests/.venv"
 venv39="$venv/py39"
 python=${PYTHON:-python3}
 
@@ -22,6 +25,7 @@ stamp() { { cat pyproject.toml; echo "$VENV_LAYOUT"; } | cksum | cut -d' ' -f1; 
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$(stamp)" ]; then
     echo "== creating $venv and installing .[test]"
     rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
     # Build from a scratch copy so the checkout gets no build/ or *.egg-info litter.
@@ -31,6 +35,10 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$(st
     rm -rf "$build"
     stamp > "$venv/.stamp"
 fi
+if [ -e "$link" ] && [ ! -L "$link" ]; then
+    rm -rf "$link"  # an earlier layout's venv inside the checkout
+fi
+ln -sfn "$venv" "$link"
 # The installed copy (for the console script) follows the checkout: reinstall it when the package changed.
 package_stamp() { find madace_status -type f ! -name '*.pyc' -exec cksum {} + | sort | cksum | cut -d' ' -f1; }
 if [ "$(cat "$venv/.package-stamp" 2>/dev/null)" != "$(package_stamp)" ]; then
